@@ -1,0 +1,103 @@
+"""one_store: the Convex programming model, embedded in Python on SQLite.
+
+Declare tables with validators and indexes, write queries, mutations and actions as
+plain Python functions, and run them against a local file (or memory). Every
+mutation is one SQLite transaction; every call returns a ``returns`` ``Result``.
+
+Example:
+    >>> from one_store import Store, define_schema, define_table, mutation, query, v
+    >>> schema = define_schema({"agents": define_table({"name": v.string()})})
+    >>> @mutation(args={"name": v.string()})
+    ... def create(ctx, args):
+    ...     return ctx.db.insert("agents", {"name": args["name"]})
+    >>> store = Store.memory(schema)
+    >>> store.mutation(create, {"name": 3}).failure().code
+    'ArgsInvalid'
+"""
+
+from .context import ActionCtx, MutationCtx, QueryCtx
+from .errors import (
+    ArgsInvalid,
+    Busy,
+    ContextError,
+    ConvexError,
+    DefinitionError,
+    DocumentInvalid,
+    DocumentNotFound,
+    FunctionNotFound,
+    HandlerError,
+    InvalidCursor,
+    InvalidId,
+    InvalidIndexRange,
+    LimitExceeded,
+    NotUnique,
+    OneStoreError,
+    Problem,
+    Rejected,
+    ReturnsInvalid,
+    SchemaError,
+    SchemaMismatchError,
+    StorageError,
+    ValueInvalid,
+)
+from .functions import (
+    FunctionSpec,
+    action,
+    http_action,
+    internal_action,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+)
+from .schema import Schema, TableDefinition, define_schema, define_table
+from .store import Store
+from .validators import Validator, v
+from .values import UNSET, Value
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UNSET",
+    "ActionCtx",
+    "ArgsInvalid",
+    "Busy",
+    "ContextError",
+    "ConvexError",
+    "DefinitionError",
+    "DocumentInvalid",
+    "DocumentNotFound",
+    "FunctionNotFound",
+    "FunctionSpec",
+    "HandlerError",
+    "InvalidCursor",
+    "InvalidId",
+    "InvalidIndexRange",
+    "LimitExceeded",
+    "MutationCtx",
+    "NotUnique",
+    "OneStoreError",
+    "Problem",
+    "QueryCtx",
+    "Rejected",
+    "ReturnsInvalid",
+    "Schema",
+    "SchemaError",
+    "SchemaMismatchError",
+    "StorageError",
+    "Store",
+    "TableDefinition",
+    "Validator",
+    "Value",
+    "ValueInvalid",
+    "action",
+    "define_schema",
+    "define_table",
+    "http_action",
+    "internal_action",
+    "internal_mutation",
+    "internal_query",
+    "mutation",
+    "query",
+    "v",
+]

@@ -1,0 +1,513 @@
+"""The ``ctx`` handed to handlers: QueryCtx, MutationCtx, ActionCtx and their ``db``.
+
+- :class:`QueryCtx`: ``db`` (a :class:`DatabaseReader`), ``auth``, ``now()``, ``random``,
+  ``run_query``.
+- :class:`MutationCtx`: ``db`` (a :class:`DatabaseWriter`), ``scheduler``, ``auth``,
+  ``now()``, ``random``, ``run_query``, ``run_mutation`` (a sub-transaction).
+- :class:`ActionCtx`: ``run_query`` / ``run_mutation`` / ``run_action`` (each its own
+  transaction, each returning a ``Result``), ``scheduler``, ``auth``, ``http``; no ``db``.
+
+Every read and write goes through a :class:`Transaction`, which enforces Convex's
+per-transaction limits and hands out ``_creationTime`` values.
+"""
+
+from __future__ import annotations
+
+import random as random_module
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from returns.result import Result
+
+from .errors import (
+    ContextError,
+    DocumentInvalid,
+    DocumentNotFound,
+    InvalidId,
+    LimitExceeded,
+    Problem,
+    ProblemError,
+)
+from .ids import IdGenerator, id_error, table_number_of
+from .query import Query
+from .schema import Schema
+from .storage import Storage, TableLayout
+from .validators import error_text
+from .values import (
+    MAX_DOCUMENT_NESTING,
+    MAX_DOCUMENT_SIZE,
+    UNSET,
+    Document,
+    InvalidValue,
+    Value,
+    check_value,
+    convex_size,
+    loads,
+    nesting,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_WRITES = 16_000
+MAX_DOCS_READ = 32_000
+MAX_BYTES_READ = 16 * 1024 * 1024
+MAX_BYTES_WRITTEN = 16 * 1024 * 1024
+SYSTEM_FIELDS = ("_id", "_creationTime")
+# _id (32-char ID) and _creationTime (float) in Convex's size formula.
+_SYSTEM_FIELDS_SIZE = (3 + 1 + 34) + (13 + 1 + 9)
+
+
+class Transaction:
+    """One function execution's view of storage: limits, creation times, ID making."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        schema: Schema | None,
+        now_ms: float,
+        ids: IdGenerator,
+        writable: bool,
+    ) -> None:
+        self.storage = storage
+        self.schema = schema
+        self.now_ms = now_ms
+        self.ids = ids
+        self.writable = writable
+        self.writes = 0
+        self.bytes_written = 0
+        self.docs_read = 0
+        self.bytes_read = 0
+        self.inserted = False
+        self._next_creation_time: float | None = None
+        self.on_commit: list[Callable[[], None]] = []
+
+    # ---------------------------------------------------------------- limits
+
+    def count_read(self, size: int) -> None:
+        """Count one scanned document of ``size`` bytes against the read limits."""
+        self.docs_read += 1
+        self.bytes_read += size
+        if self.docs_read > MAX_DOCS_READ:
+            raise ProblemError(
+                LimitExceeded(
+                    "documentsRead",
+                    MAX_DOCS_READ,
+                    f"Too many documents read in a single function execution (limit: {MAX_DOCS_READ}).",
+                )
+            )
+        if self.bytes_read > MAX_BYTES_READ:
+            raise ProblemError(
+                LimitExceeded(
+                    "bytesRead",
+                    MAX_BYTES_READ,
+                    f"Too many bytes read in a single function execution (limit: {MAX_BYTES_READ} bytes).",
+                )
+            )
+
+    def count_write(self, size: int) -> None:
+        """Count one document write of ``size`` bytes against the write limits."""
+        self.writes += 1
+        self.bytes_written += size
+        if self.writes > MAX_WRITES:
+            raise ProblemError(
+                LimitExceeded(
+                    "writes",
+                    MAX_WRITES,
+                    f"Too many writes in a single function execution (limit: {MAX_WRITES})",
+                )
+            )
+        if self.bytes_written > MAX_BYTES_WRITTEN:
+            raise ProblemError(
+                LimitExceeded(
+                    "bytesWritten",
+                    MAX_BYTES_WRITTEN,
+                    "Too many bytes written in a single function execution (limit: 16 MiB)",
+                )
+            )
+
+    # ---------------------------------------------------------------- helpers
+
+    def creation_time(self) -> float:
+        """The next ``_creationTime``: strictly increasing within and across transactions."""
+        import math
+
+        if self._next_creation_time is None:
+            self._next_creation_time = self.storage.next_creation_time(self.now_ms)
+        value = self._next_creation_time
+        self._next_creation_time = math.nextafter(value, math.inf)
+        self.inserted = True
+        self.last_creation_time = value
+        return value
+
+    def resolve(self, number: int) -> str | None:
+        """Table number -> user table name (for ``v.id`` checks)."""
+        name = self.storage.table_of(number)
+        return name if name is not None and not name.startswith("_") else None
+
+
+def _decode_body(txn: Transaction, body: str) -> Document:
+    txn.count_read(len(body))
+    return loads(body)  # type: ignore[no-any-return]
+
+
+class DatabaseReader:
+    """``ctx.db`` in queries: ``get``, ``query``, ``normalize_id``, ``system``."""
+
+    def __init__(self, txn: Transaction, system: bool = False) -> None:
+        self._txn = txn
+        self._system = system
+
+    # ----- used by Query
+    def layout(self, table: str) -> TableLayout | None:
+        """The storage layout of ``table`` (None when it does not exist yet)."""
+        return self._txn.storage.layouts.get(table)
+
+    def execute(self, sql: str, params: list[Any]) -> Any:
+        """Run a query's SQL."""
+        return self._txn.storage.execute(sql, params)
+
+    def read_row(self, body: str) -> Document:
+        """Decode a scanned row, counting it against the read limits."""
+        return _decode_body(self._txn, body)
+
+    # ----- public
+    def _check_table_access(self, table: str) -> None:
+        if table.startswith("_") and not self._system:
+            raise ContextError(
+                "System tables can only be accessed from db.system.query() / db.system.get()."
+            )
+        if self._system and not table.startswith("_"):
+            raise ContextError(
+                f"db.system can only read system tables (_scheduled_functions, _storage), not {table!r}."
+            )
+
+    def query(self, table: str) -> Query:
+        """Start a query over ``table`` (by ``_creationTime`` until ``with_index``)."""
+        if not isinstance(table, str):
+            raise ContextError(f"db.query() takes a table name, got {table!r}")
+        self._check_table_access(table)
+        return Query(self, table)
+
+    def _locate(self, doc_id: object, method: str) -> tuple[TableLayout | None, str]:
+        if not isinstance(doc_id, str):
+            raise ProblemError(
+                InvalidId(
+                    repr(doc_id),
+                    f"Invalid argument `id` for `db.{method}`: expected a string ID, got {doc_id!r}",
+                )
+            )
+        number = table_number_of(doc_id)
+        if number is None:
+            error = id_error(doc_id) or "Unable to decode ID"
+            raise ProblemError(
+                InvalidId(doc_id, f"Invalid argument `id` for `db.{method}`: {error}")
+            )
+        table = self._txn.storage.table_of(number)
+        if table is not None:
+            self._check_table_access(table)
+        return (None if table is None else self._txn.storage.layouts[table]), doc_id
+
+    def get(self, doc_id: str) -> Document | None:
+        """The document with this ID, or None (deleted, or an unknown table)."""
+        layout, doc_id = self._locate(doc_id, "get")
+        if layout is None:
+            return None
+        text = self._txn.storage.get_text(layout, doc_id)
+        return None if text is None else _decode_body(self._txn, text)
+
+    def normalize_id(self, table: str, doc_id: str) -> str | None:
+        """``doc_id`` if it is a valid ID of ``table``, else None."""
+        number = table_number_of(doc_id)
+        layout = self._txn.storage.layouts.get(table)
+        if number is None or layout is None or layout.number != number:
+            return None
+        return doc_id
+
+    @property
+    def system(self) -> DatabaseReader:
+        """Read-only access to system tables (``_scheduled_functions``, ``_storage``)."""
+        return DatabaseReader(self._txn, system=True)
+
+
+class DatabaseWriter(DatabaseReader):
+    """``ctx.db`` in mutations: the reader plus ``insert``, ``patch``, ``replace``, ``delete``."""
+
+    def _table_for_write(self, table: str) -> TableLayout:
+        if not isinstance(table, str):
+            raise ContextError(f"db.insert() takes a table name, got {table!r}")
+        if table.startswith("_"):
+            raise ContextError("System tables (prefixed with `_`) are read-only.")
+        layout = self._txn.storage.layouts.get(table)
+        if layout is None:  # Convex creates a table on first insert
+            from .values import identifier_error
+
+            error = identifier_error(table, "Table name")
+            if error is not None:
+                raise ContextError(error)
+            schema = self._txn.schema
+            definition = schema.tables.get(table) if schema else None
+            layout = self._txn.storage.ensure_table(table, definition)
+        return layout
+
+    def _checked(
+        self, table: str, body: object, system: Mapping[str, Value]
+    ) -> Document:
+        """Validate a document body for ``table``; return the full stored document."""
+        if not isinstance(body, dict):
+            raise ProblemError(
+                DocumentInvalid(
+                    table, "", f"Value must be an Object, got {type(body).__name__}"
+                )
+            )
+        fields: dict[str, Any] = {}
+        for key, value in body.items():
+            if isinstance(key, str) and key.startswith("_"):
+                if key in SYSTEM_FIELDS:
+                    if value is UNSET or value == system.get(key):
+                        continue
+                    raise ProblemError(
+                        DocumentInvalid(
+                            table,
+                            f".{key}",
+                            f"Provided {key} {value!r} doesn't match the document's {key} "
+                            f"{system.get(key)!r}: system fields cannot be written.",
+                        )
+                    )
+                raise ProblemError(
+                    DocumentInvalid(
+                        table,
+                        f".{key}",
+                        f"Field '{key}' starts with an underscore, which is only allowed for system fields like '_id'",
+                    )
+                )
+            fields[key] = value
+        schema = self._txn.schema
+        definition = schema.tables.get(table) if schema else None
+        try:
+            if (
+                definition is not None
+                and schema is not None
+                and schema.schema_validation
+            ):
+                checked = definition.document.check(fields, self._txn.resolve)
+            else:
+                checked = check_value(fields)
+        except InvalidValue as e:
+            raise ProblemError(
+                DocumentInvalid(table, e.path_text(), error_text(e))
+            ) from None
+        depth = nesting(checked)
+        if depth > MAX_DOCUMENT_NESTING:
+            raise ProblemError(
+                DocumentInvalid(
+                    table,
+                    "",
+                    f"Document is too nested (nested {depth} levels deep > maximum nesting {MAX_DOCUMENT_NESTING})",
+                )
+            )
+        size = convex_size(checked) + _SYSTEM_FIELDS_SIZE
+        if size > MAX_DOCUMENT_SIZE:
+            raise ProblemError(
+                DocumentInvalid(
+                    table, "", f"Value is too large ({size} > maximum size 1 MiB)"
+                )
+            )
+        self._txn.count_write(size)
+        return {**system, **checked}
+
+    def insert(self, table: str, document: Mapping[str, Any]) -> str:
+        """Insert a document; return its new ID."""
+        self._require_writable()
+        layout = self._table_for_write(table)
+        if isinstance(document, dict):
+            for key in SYSTEM_FIELDS:
+                if key in document:
+                    raise ProblemError(
+                        DocumentInvalid(
+                            table,
+                            f".{key}",
+                            f"Field '{key}' is a system field and cannot be set on insert",
+                        )
+                    )
+        created = self._txn.creation_time()
+        doc_id = self._txn.ids.new(layout.number, self._txn.now_ms)
+        doc = self._checked(table, document, {"_id": doc_id, "_creationTime": created})
+        self._txn.storage.insert(layout, doc)
+        return doc_id
+
+    def _existing(
+        self, doc_id: str, method: str, operation: str
+    ) -> tuple[TableLayout, Document]:
+        self._require_writable()
+        layout, doc_id = self._locate(doc_id, method)
+        if layout is None or layout.name.startswith("_"):
+            if layout is None:
+                raise ProblemError(DocumentNotFound(doc_id, operation))
+            raise ContextError("System tables (prefixed with `_`) are read-only.")
+        current = self.get(doc_id)
+        if current is None:
+            raise ProblemError(DocumentNotFound(doc_id, operation))
+        return layout, current
+
+    def patch(self, doc_id: str, fields: Mapping[str, Any]) -> None:
+        """Shallow-merge ``fields`` into a document; ``UNSET`` removes a field."""
+        layout, current = self._existing(doc_id, "patch", "Update")
+        if not isinstance(fields, Mapping):
+            raise ProblemError(
+                DocumentInvalid(
+                    layout.name,
+                    "",
+                    f"patch() takes an object of fields, got {type(fields).__name__}",
+                )
+            )
+        merged = {k: v for k, v in current.items() if k not in SYSTEM_FIELDS}
+        for key, value in fields.items():
+            if value is UNSET:
+                merged.pop(key, None)
+            elif key not in SYSTEM_FIELDS:
+                merged[key] = value
+            elif value != current[key]:
+                merged[key] = value  # let _checked report the mismatch
+        system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
+        doc = self._checked(layout.name, merged, system)
+        self._txn.storage.update(layout, doc)
+
+    def replace(self, doc_id: str, document: Mapping[str, Any]) -> None:
+        """Replace a document's fields entirely (system fields are kept)."""
+        layout, current = self._existing(doc_id, "replace", "Replace")
+        system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
+        doc = self._checked(layout.name, document, system)
+        self._txn.storage.update(layout, doc)
+
+    def delete(self, doc_id: str) -> None:
+        """Delete a document."""
+        layout, current = self._existing(doc_id, "delete", "Delete")
+        self._txn.count_write(0)
+        self._txn.storage.delete(layout, str(current["_id"]))
+
+    def _require_writable(self) -> None:
+        if not self._txn.writable:
+            raise ContextError("Writes are not allowed in a query: use a mutation.")
+
+
+class Auth:
+    """``ctx.auth``: the caller's identity (set with ``store.with_identity``)."""
+
+    def __init__(self, identity: Mapping[str, Any] | None) -> None:
+        self._identity = dict(identity) if identity is not None else None
+
+    def get_user_identity(self) -> dict[str, Any] | None:
+        """The identity dict (``subject``, ``issuer``, ``tokenIdentifier``, ...) or None."""
+        return None if self._identity is None else dict(self._identity)
+
+
+Runner = Callable[[str, object, object], Result[Any, Problem]]
+
+
+class BaseCtx:
+    """What every context has: ``auth``, ``now()``, ``random``, ``run_query``."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        auth: Auth,
+        now_ms: float,
+        rng: random_module.Random,
+    ) -> None:
+        self._runner = runner
+        self.auth = auth
+        self._now = now_ms
+        self.random = rng
+
+    def now(self) -> float:
+        """Milliseconds since the epoch, frozen when the function started."""
+        return self._now
+
+    def run_query(self, fn: object, args: object = None) -> Result[Any, Problem]:
+        """Run a query (function or ``"file:name"`` path); returns a Result."""
+        return self._runner("query", fn, args)
+
+
+class QueryCtx(BaseCtx):
+    """The context of a query: a read-only ``db`` at one snapshot."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        auth: Auth,
+        now_ms: float,
+        rng: random_module.Random,
+        txn: Transaction,
+    ) -> None:
+        super().__init__(runner, auth, now_ms, rng)
+        self.db: DatabaseReader = DatabaseReader(txn)
+
+    @property
+    def scheduler(self) -> Any:
+        """Queries cannot schedule."""
+        raise ContextError(
+            "ctx.scheduler is not available in a query: use a mutation or an action."
+        )
+
+
+class MutationCtx(BaseCtx):
+    """The context of a mutation: ``db`` writer, ``scheduler``, ``run_mutation``."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        auth: Auth,
+        now_ms: float,
+        rng: random_module.Random,
+        txn: Transaction,
+        scheduler: Any,
+    ) -> None:
+        super().__init__(runner, auth, now_ms, rng)
+        self.db: DatabaseWriter = DatabaseWriter(txn)
+        self.scheduler = scheduler
+
+    def run_mutation(self, fn: object, args: object = None) -> Result[Any, Problem]:
+        """Run a mutation inside this one, as a sub-transaction (its writes roll back alone on Failure)."""
+        return self._runner("mutation", fn, args)
+
+
+class ActionCtx(BaseCtx):
+    """The context of an action: ``run_query/run_mutation/run_action``, no ``db``."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        auth: Auth,
+        now_ms: float,
+        rng: random_module.Random,
+        scheduler: Any,
+        http: httpx.Client | None,
+    ) -> None:
+        super().__init__(runner, auth, now_ms, rng)
+        self.scheduler = scheduler
+        self._http = http
+
+    @property
+    def db(self) -> Any:
+        """Actions have no ``db``: read and write through ``run_query``/``run_mutation``."""
+        raise ContextError(
+            "ctx.db is not available in an action: use ctx.run_query / ctx.run_mutation."
+        )
+
+    @property
+    def http(self) -> httpx.Client:
+        """The outbound HTTP client (inject one with ``Store.open(..., http=...)``)."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(timeout=30.0)
+        return self._http
+
+    def run_mutation(self, fn: object, args: object = None) -> Result[Any, Problem]:
+        """Run a mutation in its own transaction; earlier ones stay committed."""
+        return self._runner("mutation", fn, args)
+
+    def run_action(self, fn: object, args: object = None) -> Result[Any, Problem]:
+        """Run another action."""
+        return self._runner("action", fn, args)

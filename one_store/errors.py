@@ -1,0 +1,413 @@
+"""Problems (expected outcomes, returned in ``Failure``) and exceptions (misuse).
+
+Problem values, each a frozen attrs class with a stable ``code`` and a human
+``message`` (named after RFC 7807 problem details)::
+
+    Problem
+    ├── ArgsInvalid(path, message)              bad function arguments
+    ├── ValueInvalid(path, message)             Validator.validate() said no
+    ├── ReturnsInvalid(path, message)           the handler returned a bad value
+    ├── DocumentInvalid(table, path, message)   a write broke the schema or a limit
+    ├── DocumentNotFound(id)                    patch/replace/delete of a missing doc
+    ├── InvalidId(id, message)                  a string that is not an ID of that table
+    ├── InvalidIndexRange(index, field, message)
+    ├── NotUnique(table, ids)                   unique() saw more than one document
+    ├── InvalidCursor(cursor, message)
+    ├── LimitExceeded(limit, value)             a per-transaction limit
+    ├── Rejected(data)                          the handler raised ConvexError(data)
+    ├── HandlerError(exception)                 an unexpected exception in user code
+    ├── FunctionNotFound(path, suggestions)
+    ├── Busy(message)                           write lock not obtained in busy_timeout
+    └── StorageError(message)                   disk full, corrupt file, I/O error
+
+Exceptions (library misuse, raised at once, never turned into a Failure)::
+
+    OneStoreError
+    ├── SchemaError(OneStoreError, ValueError)          bad schema definition
+    ├── SchemaMismatchError(OneStoreError, ValueError)  stored data breaks a new schema
+    ├── ContextError(OneStoreError, RuntimeError)       ctx misuse (db in an action,
+    │                                                   a write inside a query, ...)
+    └── DefinitionError(OneStoreError, TypeError)       bad function definition
+
+``ConvexError(data)`` is raised *by handlers* to reject with data; the store turns it
+into ``Failure(Rejected(data))``. ``ProblemError`` is what ``.unwrap()``-style helpers
+raise to carry a Problem through an action.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import TypeAlias
+
+from attrs import frozen
+
+from .values import Value
+
+
+def _short(data: object) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return json.dumps(data, default=repr)
+    except (TypeError, ValueError):
+        return repr(data)
+
+
+@frozen
+class ArgsInvalid:
+    """A function's arguments do not match its ``args`` validator."""
+
+    path: str
+    message: str
+    code = "ArgsInvalid"
+
+    def __str__(self) -> str:
+        return f"ArgumentValidationError: {self.message}"
+
+
+@frozen
+class ValueInvalid:
+    """A value does not match a validator (``Validator.validate``)."""
+
+    path: str
+    message: str
+    code = "ValueInvalid"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class ReturnsInvalid:
+    """A handler's return value does not match its ``returns`` validator."""
+
+    path: str
+    message: str
+    code = "ReturnsInvalid"
+
+    def __str__(self) -> str:
+        return f"ReturnsValidationError: {self.message}"
+
+
+@frozen
+class DocumentInvalid:
+    """A document written to ``table`` breaks its schema or a document limit."""
+
+    table: str
+    path: str
+    message: str
+    code = "DocumentInvalid"
+
+    def __str__(self) -> str:
+        return (
+            f'Failed to insert or update a document in table "{self.table}" '
+            f"because it does not match the schema: {self.message}"
+        )
+
+
+@frozen
+class DocumentNotFound:
+    """``patch``/``replace``/``delete`` named a document that does not exist."""
+
+    id: str
+    operation: str = "Update"
+    code = "DocumentNotFound"
+
+    @property
+    def message(self) -> str:
+        """Convex's text: ``Update on nonexistent document ID <id>``."""
+        return f"{self.operation} on nonexistent document ID {self.id}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class InvalidId:
+    """A string that is not a (valid) ID, or an ID of another table."""
+
+    id: str
+    message: str
+    code = "InvalidId"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class InvalidIndexRange:
+    """An index name or range expression that Convex would refuse."""
+
+    index: str
+    field: str | None
+    message: str
+    code = "InvalidIndexRange"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class NotUnique:
+    """``unique()`` found more than one document."""
+
+    table: str
+    ids: tuple[str, ...]
+    code = "NotUnique"
+
+    @property
+    def message(self) -> str:
+        """Convex's text for ``unique()`` with several results."""
+        return (
+            f"unique() query returned more than one result from table {self.table}:\n"
+            f" [{', '.join(self.ids)}, ...]"
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class InvalidCursor:
+    """A pagination cursor that is garbage or belongs to another query."""
+
+    cursor: str | None
+    message: str
+    code = "InvalidCursor"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class LimitExceeded:
+    """A per-transaction limit (writes, documents read, bytes read/written, ...)."""
+
+    limit: str
+    value: int
+    message: str = ""
+    code = "LimitExceeded"
+
+    def __str__(self) -> str:
+        return self.message or f"Too many {self.limit} (limit: {self.value})"
+
+
+@frozen
+class Rejected:
+    """The handler raised ``ConvexError(data)`` (or returned ``Failure(Rejected(...))``)."""
+
+    data: Value
+    code = "Rejected"
+
+    @property
+    def message(self) -> str:
+        """``data`` itself when it is a string, else its JSON form."""
+        return _short(self.data)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen(eq=False)
+class HandlerError:
+    """An unexpected exception in handler code; the original is attached."""
+
+    exception: BaseException
+    function: str | None = None
+    code = "HandlerError"
+
+    @property
+    def message(self) -> str:
+        """``Uncaught <Type>: <text>``, as a Convex dev deployment prints it."""
+        return f"Uncaught {type(self.exception).__name__}: {self.exception}"
+
+    @property
+    def traceback(self) -> str:
+        """The formatted traceback of the original exception."""
+        return "".join(traceback.format_exception(self.exception))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, HandlerError)
+            and type(other.exception) is type(self.exception)
+            and other.exception.args == self.exception.args
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self.exception), self.exception.args))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class FunctionNotFound:
+    """No public function at ``path`` (internal functions count as missing remotely)."""
+
+    path: str
+    suggestions: tuple[str, ...] = ()
+    code = "FunctionNotFound"
+
+    @property
+    def message(self) -> str:
+        """Convex's text, with close matches when there are any."""
+        text = f"Could not find public function for '{self.path}'."
+        if self.suggestions:
+            text += " Did you mean: " + ", ".join(self.suggestions) + "?"
+        return text
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class Busy:
+    """The write lock was not obtained within ``busy_timeout``; safe to retry."""
+
+    message: str = "database is locked: another writer held the lock past busy_timeout"
+    code = "Busy"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@frozen
+class StorageError:
+    """SQLite could not do the work: disk full, corrupt file, I/O error."""
+
+    message: str
+    code = "StorageError"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+Problem: TypeAlias = (
+    ArgsInvalid
+    | ValueInvalid
+    | ReturnsInvalid
+    | DocumentInvalid
+    | DocumentNotFound
+    | InvalidId
+    | InvalidIndexRange
+    | NotUnique
+    | InvalidCursor
+    | LimitExceeded
+    | Rejected
+    | HandlerError
+    | FunctionNotFound
+    | Busy
+    | StorageError
+)
+"""The closed union of everything a ``Failure`` from one_store can hold."""
+
+PROBLEM_TYPES: tuple[type, ...] = (
+    ArgsInvalid,
+    ValueInvalid,
+    ReturnsInvalid,
+    DocumentInvalid,
+    DocumentNotFound,
+    InvalidId,
+    InvalidIndexRange,
+    NotUnique,
+    InvalidCursor,
+    LimitExceeded,
+    Rejected,
+    HandlerError,
+    FunctionNotFound,
+    Busy,
+    StorageError,
+)
+
+
+def is_problem(value: object) -> bool:
+    """Whether ``value`` is one of the Problem classes."""
+    return isinstance(value, PROBLEM_TYPES)
+
+
+class OneStoreError(Exception):
+    """Base of the exceptions one_store raises for misuse of the library."""
+
+    code = "OneStoreError"
+
+
+class SchemaError(OneStoreError, ValueError):
+    """A schema definition Convex would refuse (raised at definition time)."""
+
+    code = "SchemaError"
+
+
+class SchemaMismatchError(OneStoreError, ValueError):
+    """Documents in the file do not match the schema given to ``Store.open``."""
+
+    code = "SchemaMismatchError"
+
+    def __init__(self, message: str, offending: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.offending = offending
+
+
+class ContextError(OneStoreError, RuntimeError):
+    """A context used outside its rules (``ctx.db`` in an action, a write in a query)."""
+
+    code = "ContextError"
+
+
+class DefinitionError(OneStoreError, TypeError):
+    """A function definition one_store cannot run (bad validators, bad handler)."""
+
+    code = "DefinitionError"
+
+
+class ConvexError(Exception):
+    """Raise inside a handler to reject with ``data``: the call returns ``Failure(Rejected(data))``.
+
+    Example:
+        >>> try:
+        ...     raise ConvexError({"code": "taken"})
+        ... except ConvexError as e:
+        ...     e.data
+        {'code': 'taken'}
+    """
+
+    def __init__(self, data: Value) -> None:
+        super().__init__(_short(data))
+        self.data = data
+
+
+class ProblemError(Exception):
+    """Carries a Problem out of handler code (e.g. ``.unwrap()`` inside an action)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+__all__ = [
+    "PROBLEM_TYPES",
+    "ArgsInvalid",
+    "Busy",
+    "ContextError",
+    "ConvexError",
+    "DefinitionError",
+    "DocumentInvalid",
+    "DocumentNotFound",
+    "FunctionNotFound",
+    "HandlerError",
+    "InvalidCursor",
+    "InvalidId",
+    "InvalidIndexRange",
+    "LimitExceeded",
+    "NotUnique",
+    "OneStoreError",
+    "Problem",
+    "ProblemError",
+    "Rejected",
+    "ReturnsInvalid",
+    "SchemaError",
+    "SchemaMismatchError",
+    "StorageError",
+    "ValueInvalid",
+    "is_problem",
+]

@@ -1,0 +1,152 @@
+"""Convex-format document IDs.
+
+Layout (BE ``crates/value/src/id_v6.rs``): ``varint(table_number)`` + 16-byte internal
+id + 2-byte footer, where the footer is Fletcher-16 (modulus 256) over everything
+before it, XOR version 0, little-endian. The text form is lowercase Crockford
+base32, MSB-first, no padding; decoding is strict (the string must re-encode to
+itself). User tables are numbered from 10001, so their IDs are 32 characters.
+
+The internal id is 14 random bytes + 2 bytes of days since the epoch (big-endian),
+as Convex's transaction id generator does.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Final
+
+ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+_DECODE: Final = {c: i for i, c in enumerate(ALPHABET)}
+FIRST_USER_TABLE_NUMBER: Final = 10001
+INTERNAL_ID_LEN: Final = 16
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes) -> tuple[int, int] | None:
+    n = shift = 0
+    for i, byte in enumerate(data[:5]):
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return n, i + 1
+    return None
+
+
+def _fletcher16(data: bytes) -> int:
+    c0 = c1 = 0
+    for byte in data:
+        c0 = (c0 + byte) % 256
+        c1 = (c1 + c0) % 256
+    return (c1 << 8) | c0
+
+
+def _b32encode(data: bytes) -> str:
+    bits = int.from_bytes(data, "big")
+    nbits = len(data) * 8
+    nchars = (nbits + 4) // 5
+    bits <<= nchars * 5 - nbits
+    return "".join(
+        ALPHABET[(bits >> (5 * (nchars - 1 - i))) & 31] for i in range(nchars)
+    )
+
+
+def _b32decode(text: str) -> bytes | None:
+    nbytes = len(text) * 5 // 8
+    bits = 0
+    for c in text:
+        d = _DECODE.get(c)
+        if d is None:
+            return None
+        bits = (bits << 5) | d
+    extra = len(text) * 5 - nbytes * 8
+    if bits & ((1 << extra) - 1):
+        return None  # non-canonical: padding bits set
+    return (bits >> extra).to_bytes(nbytes, "big")
+
+
+def encode_id(table_number: int, raw: bytes | None = None) -> str:
+    """Encode an ID for ``table_number`` around a 16-byte internal id (random if None).
+
+    Example:
+        >>> len(encode_id(10001))
+        32
+    """
+    if raw is None:
+        raw = os.urandom(14) + b"\x00\x00"
+    if len(raw) != INTERNAL_ID_LEN:
+        raise ValueError(f"internal id must be {INTERNAL_ID_LEN} bytes")
+    body = _varint(table_number) + raw
+    return _b32encode(body + _fletcher16(body).to_bytes(2, "little"))
+
+
+class IdGenerator:
+    """Makes IDs with Convex's internal-id layout: random bytes + days since epoch."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        # A seed makes IDs replay identically in tests; otherwise use the OS source.
+        self._urandom = os.urandom if seed is None else random.Random(seed).randbytes
+
+    def new(self, table_number: int, now_ms: float) -> str:
+        """A fresh ID for ``table_number`` created at ``now_ms``."""
+        days = int(now_ms // 86_400_000) & 0xFFFF
+        return encode_id(table_number, self._urandom(14) + days.to_bytes(2, "big"))
+
+
+def id_error(text: object) -> str | None:
+    """Why ``text`` is not a well-formed ID (Convex's decode error text), or None."""
+    if not isinstance(text, str):
+        return "Unable to decode ID: IDs are strings"
+    decoded = _decode(text)
+    return decoded if isinstance(decoded, str) else None
+
+
+def _decode(text: str) -> tuple[int, bytes] | str:
+    if len(text) not in (31, 32, 34, 36, 37):
+        return f"Unable to decode ID: Invalid ID length {len(text)}"
+    data = _b32decode(text)
+    if data is None:
+        return "Unable to decode ID: ID wasn't valid base32"
+    number = _read_varint(data)
+    if number is None or number[0] == 0:
+        return "Unable to decode ID: Invalid table number"
+    table_number, used = number
+    if len(data) != used + INTERNAL_ID_LEN + 2:
+        return f"Unable to decode ID: Invalid ID length {len(text)}"
+    found = int.from_bytes(data[-2:], "little")
+    expected = _fletcher16(data[:-2])
+    if found != expected:
+        return f"Unable to decode ID: Invalid ID version {found} (expected {expected})"
+    return table_number, data[used:-2]
+
+
+def decode_id(text: str) -> tuple[int, bytes] | None:
+    r"""Decode an ID into ``(table_number, internal_id)``; None if malformed.
+
+    Example:
+        >>> decode_id(encode_id(10017, bytes(16)))
+        (10017, b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00')
+    """
+    if not isinstance(text, str):
+        return None
+    decoded = _decode(text)
+    return None if isinstance(decoded, str) else decoded
+
+
+def table_number_of(text: object) -> int | None:
+    """The table number inside an ID string, or None when it is not a valid ID."""
+    if not isinstance(text, str) or len(text) not in (31, 32, 34, 36, 37):
+        return None
+    decoded = _decode(text)
+    return None if isinstance(decoded, str) else decoded[0]

@@ -1,0 +1,631 @@
+"""SQLite storage: the only module that speaks SQL.
+
+Layout (version 1), readable by any SQLite tool:
+
+- ``_one_store_meta(key, value)``: layout version, schema fingerprint, the last
+  ``_creationTime`` handed out (so it keeps increasing across processes).
+- ``_one_store_tables(name, number, indexes)``: every table with its ID table number
+  and its index definitions (JSON), so a file opened without a schema still knows
+  its indexes.
+- one SQLite table per Convex table, named as the table:
+  ``_id TEXT PRIMARY KEY, _creationTime REAL, _body TEXT`` (the whole document as
+  JSON, system fields included, so a read is a single ``json.loads``) and one BLOB
+  column ``_k_<index>`` per index (``by_creation_time`` and every user index) holding
+  the order-preserving key of :func:`one_store.values.sort_key` over the index
+  fields, ``_creationTime`` and ``_id``, with a real SQLite index on it;
+  ``by_id`` uses the primary key.
+- one FTS5 table ``<table>$search$<index>`` per search index: the text, and the
+  filter fields' sort keys as UNINDEXED columns; its rowid is the document's rowid.
+
+Hot paths (get/insert/update/delete/range scans) go straight to the ``sqlite3``
+connection with fixed SQL text (sqlite3 caches the prepared statements); sqlite-utils
+would add 2-3x per call. sqlite-utils is used where it is the better tool: DDL
+introspection at open time.
+
+A :class:`Storage` is thread-safe: one connection, one re-entrant lock held for the
+length of each transaction. Processes serialise writers through SQLite's own lock
+(``BEGIN IMMEDIATE`` waits up to ``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from attrs import define
+
+from . import ids
+from .errors import Busy, Problem, StorageError
+from .schema import Index, Schema, SearchIndex, TableDefinition
+from .values import Document, dumps, key_function, loads, sort_key
+
+LAYOUT_VERSION = 1
+META = "_one_store_meta"
+TABLES = "_one_store_tables"
+SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
+
+
+class StorageFailure(Exception):  # noqa: N818 - internal signal carrying a Problem
+    """SQLite refused the work; ``problem`` is ``Busy`` or ``StorageError``."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def classify(error: sqlite3.Error) -> Problem:
+    """Map a sqlite3 error to the Problem a caller can act on."""
+    text = str(error)
+    if isinstance(error, sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text
+    ):
+        return Busy()
+    return StorageError(f"SQLite error: {text}")
+
+
+def quote(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def key_column(index_name: str) -> str:
+    """The BLOB column holding an index's keys."""
+    return f"_k_{index_name}"
+
+
+def search_table(table: str, index_name: str) -> str:
+    """The FTS5 table behind a search index."""
+    return f"{table}$search${index_name}"
+
+
+@define
+class SearchLayout:
+    """How one search index is stored."""
+
+    index: SearchIndex
+    fts: str
+    text_path: tuple[str, ...]
+    filter_paths: tuple[tuple[str, ...], ...]
+
+    def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The FTS row for ``doc``, or None when its search field is not a string."""
+        from .values import get_path
+
+        text = get_path(doc, self.text_path)
+        if not isinstance(text, str):
+            return None
+        return (text, *(sort_key(get_path(doc, p)) for p in self.filter_paths))
+
+
+@define
+class TableLayout:
+    """Prepared SQL and key functions for one table."""
+
+    name: str
+    number: int
+    indexes: dict[str, Index]
+    search: dict[str, SearchLayout]
+    key_fns: list[tuple[str, Callable[[dict[str, Any]], bytes]]]
+    insert_sql: str
+    update_sql: str
+    get_sql: str
+    delete_sql: str
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        number: int,
+        indexes: tuple[Index, ...],
+        search: tuple[SearchIndex, ...] = (),
+    ) -> TableLayout:
+        """Compute SQL text and key functions for a table and its indexes."""
+        by_name = {i.name: i for i in indexes}
+        keyed = [i for i in indexes if i.name != "by_id"]
+        key_fns = [
+            (i.name, key_function(tuple(tuple(f.split(".")) for f in i.key_fields)))
+            for i in keyed
+        ]
+        t = quote(name)
+        cols = ["_id", "_creationTime", "_body"] + [key_column(i.name) for i in keyed]
+        marks = ",".join("?" * len(cols))
+        sets = ",".join(f"{quote(c)}=?" for c in cols[1:])
+        searches = {
+            s.name: SearchLayout(
+                s,
+                search_table(name, s.name),
+                tuple(s.search_field.split(".")),
+                tuple(tuple(f.split(".")) for f in s.filter_fields),
+            )
+            for s in search
+        }
+        return cls(
+            name=name,
+            number=number,
+            indexes=by_name,
+            search=searches,
+            key_fns=key_fns,
+            insert_sql=f"INSERT INTO {t} ({','.join(map(quote, cols))}) VALUES ({marks})",
+            update_sql=f"UPDATE {t} SET {sets} WHERE _id=?",
+            get_sql=f"SELECT _body FROM {t} WHERE _id=?",
+            delete_sql=f"DELETE FROM {t} WHERE _id=?",
+        )
+
+    def row(self, doc: Document) -> list[Any]:
+        """Column values for ``doc`` in the order of ``insert_sql``."""
+        return [
+            doc["_id"],
+            doc["_creationTime"],
+            dumps(doc),
+            *[fn(doc) for _, fn in self.key_fns],
+        ]
+
+
+class Storage:
+    """A SQLite file (or memory) holding Convex tables. Thread-safe.
+
+    Args:
+        path: a file path, or ``":memory:"``.
+        busy_timeout: seconds to wait for another writer's lock before ``Busy``.
+        synchronous: SQLite ``synchronous`` setting for WAL files (``"NORMAL"``
+            survives process crashes; ``"FULL"`` also survives power loss).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        self.path = str(path)
+        self.lock = threading.RLock()
+        try:
+            self.connection = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # guarded by self.lock
+                cached_statements=512,
+            )
+            self._configure(synchronous)
+            self.layouts: dict[str, TableLayout] = {}
+            self.numbers: dict[int, str] = {}
+            self._last_creation_time = 0.0
+            self._data_version = -1
+            self._bootstrap()
+        except sqlite3.Error as e:
+            raise StorageFailure(classify(e)) from e
+
+    def _configure(self, synchronous: str) -> None:
+        c = self.connection
+        if self.path != ":memory:":
+            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageFailure(StorageError(f"could not enable WAL (got {mode})"))
+        c.execute(f"PRAGMA synchronous={synchronous}")
+        c.execute("PRAGMA foreign_keys=OFF")
+
+    # ------------------------------------------------------------------ layout
+
+    def _bootstrap(self) -> None:
+        c = self.connection
+        with self.write():
+            c.execute(
+                f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT)"
+            )
+            c.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLES} (name TEXT PRIMARY KEY, "
+                "number INTEGER NOT NULL UNIQUE, indexes TEXT NOT NULL)"
+            )
+            version = self._meta("layout_version")
+            if version is None:
+                self._set_meta("layout_version", str(LAYOUT_VERSION))
+            elif int(version) > LAYOUT_VERSION:
+                raise StorageFailure(
+                    StorageError(
+                        f"file layout version {version} is newer than this one_store "
+                        f"({LAYOUT_VERSION}); upgrade one_store"
+                    )
+                )
+            self._load_layouts()
+
+    def _meta(self, key: str) -> str | None:
+        row = self.connection.execute(
+            f"SELECT value FROM {META} WHERE key=?", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.connection.execute(
+            f"INSERT INTO {META}(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    def _load_layouts(self) -> None:
+        self.layouts.clear()
+        self.numbers.clear()
+        for name, number, spec in self.connection.execute(
+            f"SELECT name, number, indexes FROM {TABLES}"
+        ):
+            data = json.loads(spec)
+            indexes = tuple(
+                Index(i["name"], tuple(i["fields"])) for i in data["indexes"]
+            )
+            search = tuple(
+                SearchIndex(s["name"], s["searchField"], tuple(s["filterFields"]))
+                for s in data.get("search", [])
+            )
+            self.layouts[name] = TableLayout.build(name, number, indexes, search)
+            self.numbers[number] = name
+
+    @staticmethod
+    def _spec(indexes: tuple[Index, ...], search: tuple[SearchIndex, ...]) -> str:
+        return json.dumps(
+            {
+                "indexes": [
+                    {"name": i.name, "fields": list(i.fields)} for i in indexes
+                ],
+                "search": [
+                    {
+                        "name": s.name,
+                        "searchField": s.search_field,
+                        "filterFields": list(s.filter_fields),
+                    }
+                    for s in search
+                ],
+            }
+        )
+
+    def tables(self) -> list[str]:
+        """Names of the user tables in the file (system tables excluded)."""
+        return sorted(n for n in self.layouts if not n.startswith("_"))
+
+    def table_number(self, table: str) -> int:
+        """The ID table number of ``table`` (KeyError if there is no such table)."""
+        return self.layouts[table].number
+
+    def table_of(self, number: int) -> str | None:
+        """The table an ID's table number belongs to, or None."""
+        return self.numbers.get(number)
+
+    def ensure_table(
+        self,
+        name: str,
+        definition: TableDefinition | None = None,
+        number: int | None = None,
+    ) -> TableLayout:
+        """Create ``name`` (inside the current write transaction) if it does not exist."""
+        layout = self.layouts.get(name)
+        if layout is not None:
+            return layout
+        if number is None:
+            number = (
+                SYSTEM_TABLE_NUMBERS.get(name)
+                or max(
+                    [ids.FIRST_USER_TABLE_NUMBER - 1]
+                    + [n for n in self.numbers if n >= ids.FIRST_USER_TABLE_NUMBER]
+                )
+                + 1
+            )
+        if number in self.numbers:
+            raise StorageFailure(
+                StorageError(
+                    f"table number {number} is already used by {self.numbers[number]!r}"
+                )
+            )
+        indexes = (
+            definition.all_indexes()
+            if definition
+            else TableDefinition(_any()).all_indexes()
+        )
+        search = definition.search_indexes if definition else ()
+        c = self.connection
+        c.execute(
+            f"CREATE TABLE {quote(name)} (_id TEXT PRIMARY KEY NOT NULL, "
+            "_creationTime REAL NOT NULL, _body TEXT NOT NULL)"
+        )
+        c.execute(
+            f"INSERT INTO {TABLES}(name, number, indexes) VALUES (?, ?, ?)",
+            (name, number, self._spec(indexes, search)),
+        )
+        for index in indexes:
+            self._add_index_column(name, index)
+        for s in search:
+            self._create_search(name, s)
+        layout = TableLayout.build(name, number, indexes, search)
+        self.layouts[name] = layout
+        self.numbers[number] = name
+        return layout
+
+    def _add_index_column(self, table: str, index: Index) -> None:
+        if index.name == "by_id":
+            return
+        col = key_column(index.name)
+        self.connection.execute(
+            f"ALTER TABLE {quote(table)} ADD COLUMN {quote(col)} BLOB"
+        )
+        self.connection.execute(
+            f"CREATE INDEX {quote(f'{table}${index.name}')} ON {quote(table)}({quote(col)})"
+        )
+
+    def _create_search(self, table: str, index: SearchIndex) -> None:
+        filters = "".join(f", f{i} UNINDEXED" for i in range(len(index.filter_fields)))
+        self.connection.execute(
+            f"CREATE VIRTUAL TABLE {quote(search_table(table, index.name))} USING "
+            f"fts5(text{filters}, tokenize='unicode61 remove_diacritics 0')"
+        )
+
+    def sync_schema(self, schema: Schema) -> list[tuple[str, Document]]:
+        """Bring the file's tables and indexes in line with ``schema``.
+
+        New tables and indexes are created and back-filled; removed indexes are
+        dropped. Runs in the caller's write transaction. Returns the documents that
+        violate the new validators (checked by the caller), as ``(table, doc)``.
+        """
+        changed: list[tuple[str, TableDefinition]] = []
+        for name, definition in schema.tables.items():
+            layout = self.layouts.get(name)
+            if layout is None:
+                self.ensure_table(name, definition)
+                continue
+            changed.append((name, definition))
+            self._migrate_indexes(name, definition)
+        self._load_layouts()
+        return [(name, doc) for name, _ in changed for doc in self.scan(name)]
+
+    def _migrate_indexes(self, name: str, definition: TableDefinition) -> None:
+        layout = self.layouts[name]
+        wanted = {i.name: i for i in definition.all_indexes()}
+        c = self.connection
+        for old_name, old in layout.indexes.items():
+            if wanted.get(old_name) != old:
+                c.execute(f"DROP INDEX IF EXISTS {quote(f'{name}${old_name}')}")
+                c.execute(
+                    f"ALTER TABLE {quote(name)} DROP COLUMN {quote(key_column(old_name))}"
+                )
+        new_indexes = [i for n, i in wanted.items() if layout.indexes.get(n) != i]
+        for index in new_indexes:
+            self._add_index_column(name, index)
+        wanted_search = {s.name: s for s in definition.search_indexes}
+        for old_name, s in layout.search.items():
+            if wanted_search.get(old_name) != s.index:
+                c.execute(f"DROP TABLE {quote(s.fts)}")
+        new_search = [
+            s
+            for n, s in wanted_search.items()
+            if n not in layout.search or layout.search[n].index != s
+        ]
+        for s in new_search:
+            self._create_search(name, s)
+        c.execute(
+            f"UPDATE {TABLES} SET indexes=? WHERE name=?",
+            (self._spec(definition.all_indexes(), definition.search_indexes), name),
+        )
+        if new_indexes or new_search:
+            fresh = TableLayout.build(
+                name, layout.number, definition.all_indexes(), definition.search_indexes
+            )
+            self._backfill(
+                fresh, {i.name for i in new_indexes}, {s.name for s in new_search}
+            )
+
+    def _backfill(
+        self, layout: TableLayout, indexes: set[str], search: set[str]
+    ) -> None:
+        fns = [(n, fn) for n, fn in layout.key_fns if n in indexes]
+        c = self.connection
+        t = quote(layout.name)
+        for rowid, body in list(c.execute(f"SELECT rowid, _body FROM {t}")):
+            doc = loads(body)
+            if fns:
+                sets = ",".join(f"{quote(key_column(n))}=?" for n, _ in fns)
+                c.execute(
+                    f"UPDATE {t} SET {sets} WHERE rowid=?",
+                    [fn(doc) for _, fn in fns] + [rowid],
+                )
+            for name in search:
+                self._search_insert(layout.search[name], rowid, doc)
+
+    def _search_insert(self, s: SearchLayout, rowid: int, doc: dict[str, Any]) -> None:
+        row = s.row(doc)
+        if row is None:  # the search field is not a string: not indexed, as Convex
+            return
+        columns = "".join(f", f{i}" for i in range(len(row) - 1))
+        marks = ",".join("?" * (len(row) + 1))
+        self.connection.execute(
+            f"INSERT INTO {quote(s.fts)}(rowid, text{columns}) VALUES ({marks})",
+            (rowid, *row),
+        )
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back."""
+        with self.lock:
+            c = self.connection
+            try:
+                c.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise StorageFailure(classify(e)) from e
+            try:
+                yield
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                c.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._rollback()
+                raise StorageFailure(classify(e)) from e
+
+    transaction = write
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        """A read transaction: every read inside sees one snapshot."""
+        with self.lock:
+            c = self.connection
+            if c.in_transaction:  # nested inside a write: same snapshot already
+                yield
+                return
+            try:
+                c.execute("BEGIN")
+            except sqlite3.Error as e:
+                raise StorageFailure(classify(e)) from e
+            try:
+                yield
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        c = self.connection
+        if c.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("ROLLBACK")
+        # DDL may have been rolled back with it: re-read what really exists.
+        with contextlib.suppress(sqlite3.Error):
+            self._load_layouts()
+
+    def next_creation_time(self, now_ms: float) -> float:
+        """Base ``_creationTime`` for a write transaction that just began."""
+        version = self.connection.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:  # another connection committed: re-read
+            self._data_version = version
+            stored = self._meta("last_creation_time")
+            if stored is not None:
+                self._last_creation_time = max(self._last_creation_time, float(stored))
+        return max(math.nextafter(self._last_creation_time, math.inf), now_ms)
+
+    def record_creation_time(self, last: float) -> None:
+        """Persist the last ``_creationTime`` handed out (in the current transaction)."""
+        self._set_meta("last_creation_time", repr(last))
+        self._last_creation_time = last
+
+    def note_rollback(self, last_known: float) -> None:
+        """Forget creation times handed out by a transaction that rolled back."""
+        self._last_creation_time = last_known
+
+    @property
+    def last_creation_time(self) -> float:
+        """The last ``_creationTime`` committed by this connection (or read from the file)."""
+        return self._last_creation_time
+
+    # ------------------------------------------------------------------ documents
+
+    def get(self, layout: TableLayout, doc_id: str) -> Document | None:
+        """Read one document by ID from its table."""
+        row = self.connection.execute(layout.get_sql, (doc_id,)).fetchone()
+        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+
+    def get_text(self, layout: TableLayout, doc_id: str) -> str | None:
+        """Read one document's stored JSON text."""
+        row = self.connection.execute(layout.get_sql, (doc_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def insert(self, layout: TableLayout, doc: Document) -> None:
+        """Insert a document (system fields set) and its index keys."""
+        cursor = self.connection.execute(layout.insert_sql, layout.row(doc))
+        for s in layout.search.values():
+            self._search_insert(s, cursor.lastrowid or 0, doc)
+
+    def update(self, layout: TableLayout, doc: Document) -> None:
+        """Overwrite a document (same ``_id``) and its index keys."""
+        row = layout.row(doc)
+        self.connection.execute(layout.update_sql, (*row[1:], row[0]))
+        if layout.search:
+            rowid = self._rowid(layout, str(doc["_id"]))
+            for s in layout.search.values():
+                self.connection.execute(
+                    f"DELETE FROM {quote(s.fts)} WHERE rowid=?", (rowid,)
+                )
+                self._search_insert(s, rowid, doc)
+
+    def delete(self, layout: TableLayout, doc_id: str) -> None:
+        """Delete a document and its index keys."""
+        if layout.search:
+            rowid = self._rowid(layout, doc_id)
+            for s in layout.search.values():
+                self.connection.execute(
+                    f"DELETE FROM {quote(s.fts)} WHERE rowid=?", (rowid,)
+                )
+        self.connection.execute(layout.delete_sql, (doc_id,))
+
+    def _rowid(self, layout: TableLayout, doc_id: str) -> int:
+        row = self.connection.execute(
+            f"SELECT rowid FROM {quote(layout.name)} WHERE _id=?", (doc_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any]) -> sqlite3.Cursor:
+        """Run one statement (used by the query compiler's SQL)."""
+        return self.connection.execute(sql, params)
+
+    # ------------------------------------------------------------------ bulk / tools
+
+    def scan(self, table: str) -> Iterator[Document]:
+        """Every document of ``table`` in ``_creationTime`` order."""
+        if table not in self.layouts:
+            return
+        sql = (
+            f"SELECT _body FROM {quote(table)} "
+            f"ORDER BY {quote(key_column('by_creation_time'))}"
+        )
+        for (body,) in self.connection.execute(sql):
+            yield loads(body)
+
+    def write_raw(self, table: str, doc: Document) -> None:
+        """Insert a document whose ``_id`` and ``_creationTime`` are given (imports).
+
+        The table is created when missing, with the number inside the ID.
+        """
+        number = ids.table_number_of(doc.get("_id"))
+        layout = self.layouts.get(table) or self.ensure_table(table, None, number)
+        self.insert(layout, doc)
+        created = doc.get("_creationTime")
+        if isinstance(created, float) and created > self._last_creation_time:
+            self.record_creation_time(created)
+
+    def clear(self, table: str) -> None:
+        """Delete every document of ``table`` (inside the caller's transaction)."""
+        layout = self.layouts.get(table)
+        if layout is None:
+            return
+        self.connection.execute(f"DELETE FROM {quote(table)}")
+        for s in layout.search.values():
+            self.connection.execute(f"DELETE FROM {quote(s.fts)}")
+
+    def count(self, table: str) -> int:
+        """Number of documents in ``table``."""
+        if table not in self.layouts:
+            return 0
+        row = self.connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
+        return int(row[0])
+
+    def utils(self) -> sqlite_utils.Database:
+        """A sqlite-utils view of the same connection (introspection, exports)."""
+        return sqlite_utils.Database(self.connection)
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        with self.lock:
+            with contextlib.suppress(sqlite3.Error):
+                if self.path != ":memory:":
+                    self.connection.execute("PRAGMA optimize")
+            self.connection.close()
+
+
+def _any() -> Any:
+    from .validators import v
+
+    return v.any()

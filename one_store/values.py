@@ -1,0 +1,548 @@
+"""Convex values in Python: the type mapping, limits, codecs and sort keys.
+
+This module is pure (no I/O). It holds:
+
+- the Python <-> Convex mapping of DESIGN.md §2 (``int`` is int64, never ``bool``;
+  ``float`` is float64 including NaN, ±inf and -0.0; ``bytes``; ``list``; ``dict``);
+- the limits of a value (array length, object fields, field names, nesting, size by
+  Convex's size formula);
+- the storage JSON codec: plain JSON, with tags only where JSON cannot say it
+  (``{"$bytes": base64}`` and ``{"$float": "NaN" | "Infinity" | "-Infinity"}``);
+  Python's ``json`` already keeps ``1`` and ``1.0`` apart, so int64 needs no tag;
+- Convex's ``convex_encoded_json`` wire codec (``$integer``, ``$float``, ``$bytes``);
+- sort-key bytes whose ``memcmp`` order is Convex's total order across types, so a
+  SQLite BLOB index orders documents exactly as Convex does.
+
+Errors inside the walkers are raised as :class:`InvalidValue`, which collects the
+path on its way out (no cost on the success path); callers turn it into a Problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from collections.abc import Callable
+from typing import Any, Final, TypeAlias, final
+
+Value: TypeAlias = (
+    bool | int | float | str | bytes | list["Value"] | dict[str, "Value"] | None
+)
+"""A Convex value as Python holds it."""
+
+Document: TypeAlias = dict[str, Value]
+"""A stored document: an object with ``_id`` and ``_creationTime``."""
+
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+MAX_ARRAY_LEN: Final = 8192
+MAX_OBJECT_FIELDS: Final = 1024
+MAX_FIELD_NAME_LEN: Final = 1024
+MAX_IDENTIFIER_LEN: Final = 64
+MAX_DOCUMENT_NESTING: Final = 16
+MAX_VALUE_NESTING: Final = 64
+MAX_DOCUMENT_SIZE: Final = 1 << 20
+MAX_VALUE_SIZE: Final = 1 << 25
+
+
+@final
+class _Unset:
+    """The type of :data:`UNSET`: Convex's ``undefined`` ("no value")."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+"""Convex's ``undefined``: removes a field in ``patch``; matches a missing field in
+index ranges and filters. Distinct from ``None`` (Convex's ``null``)."""
+
+
+class InvalidValue(Exception):  # noqa: N818 - internal signal, never escapes the library
+    """A value broke a rule; ``path`` is filled in as the error travels outwards."""
+
+    def __init__(self, message: str, path: list[str | int] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str | int] = path if path is not None else []
+
+    def at(self, segment: str | int) -> InvalidValue:
+        """Prepend one path segment (an object key or an array index) and return self."""
+        self.path.insert(0, segment)
+        return self
+
+    def path_text(self) -> str:
+        """The path in Convex's form: ``.a[0].b`` (empty for the value itself)."""
+        return format_path(self.path)
+
+
+def format_path(path: list[str | int] | tuple[str | int, ...]) -> str:
+    """Format path segments the way Convex prints them: ``.a.b[3].c``."""
+    return "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path)
+
+
+def type_name(value: object) -> str:
+    """Name a Python value's Convex type for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if value is UNSET:
+        return "undefined"
+    return f"Python {type(value).__name__}"
+
+
+def show(value: object, limit: int = 80) -> str:
+    """Render a value briefly for an error message (Convex's Display form)."""
+    if isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- names
+
+
+def field_name_error(name: object) -> str | None:
+    """Return why ``name`` cannot be an object key, or None if it can.
+
+    Convex's rule for any object key: a string of non-control ASCII (0x20-0x7E),
+    not starting with ``$``, at most 1024 characters.
+    """
+    if not isinstance(name, str):
+        return f"Field names must be strings, got {type_name(name)} {show(name)}."
+    if name.startswith("$"):
+        return f"Field name {name} starts with '$', which is reserved."
+    if len(name) > MAX_FIELD_NAME_LEN:
+        return f"Field name is too long ({len(name)} > maximum {MAX_FIELD_NAME_LEN})."
+    if not (name.isascii() and name.isprintable()):
+        bad = next(c for c in name if not (c.isascii() and c.isprintable()))
+        return f"Field name {name!r} has invalid character {bad!r}: field names may contain only non-control ASCII characters."
+    return None
+
+
+def identifier_error(name: object, what: str = "Identifier") -> str | None:
+    """Return why ``name`` is not a Convex identifier (table, index, field path part)."""
+    if not isinstance(name, str) or not name:
+        return f"{what} must be a non-empty string, got {show(name)}."
+    if len(name) > MAX_IDENTIFIER_LEN:
+        return (
+            f"{what} {name!r} is too long ({len(name)} > maximum {MAX_IDENTIFIER_LEN})."
+        )
+    first = name[0]
+    if not (first.isascii() and (first.isalpha() or first == "_")):
+        return f"{what} {name!r} must start with a letter or underscore."
+    if not all(c.isascii() and (c.isalnum() or c == "_") for c in name):
+        return f"{what} {name!r} may contain only letters, digits and underscores."
+    if set(name) == {"_"}:
+        return f"{what} {name!r} cannot consist only of underscores."
+    return None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_string(value: str) -> str:
+    """Check that a string is valid Unicode (no lone surrogates), as Convex requires."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidValue(
+                f"String contains an unpaired surrogate at position {e.start}; Convex strings must be valid Unicode."
+            ) from None
+    return value
+
+
+def check_int(value: int) -> int:
+    """Check an int64's range."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidValue(
+            f"Integer {value} does not fit into a 64-bit signed integer (int64)."
+        )
+    return value
+
+
+def check_value(value: object, depth: int = 0) -> Value:
+    """Check that ``value`` is a Convex value within limits; return it normalised.
+
+    Tuples become lists and ``bytearray``/``memoryview`` become ``bytes``.
+    ``UNSET`` inside an object drops the key (as JS ``undefined``); anywhere else it
+    is an error. Raises :class:`InvalidValue` with the path on failure.
+    """
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return check_int(value)
+    if isinstance(value, str):
+        return check_string(value)
+    if depth >= MAX_VALUE_NESTING:
+        raise InvalidValue(
+            f"Value is too nested (more than maximum nesting {MAX_VALUE_NESTING})."
+        )
+    if isinstance(value, dict):
+        return check_object(value, depth)
+    if isinstance(value, list | tuple):
+        return check_array(value, depth)
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if value is UNSET:
+        raise InvalidValue(
+            "UNSET (undefined) is not a valid Convex value here; it may only leave out an object field."
+        )
+    raise InvalidValue(
+        f"{type_name(value)} {show(value)} is not a supported Convex type "
+        "(null, bool, int, float, str, bytes, list, dict)."
+    )
+
+
+def check_array(value: list[Any] | tuple[Any, ...], depth: int) -> list[Value]:
+    """Check an array's length and elements."""
+    if len(value) > MAX_ARRAY_LEN:
+        raise InvalidValue(
+            f"Array length is too long ({len(value)} > maximum length {MAX_ARRAY_LEN})."
+        )
+    out: list[Value] = []
+    for i, item in enumerate(value):
+        try:
+            out.append(check_value(item, depth + 1))
+        except InvalidValue as e:
+            raise e.at(i) from None
+    return out
+
+
+def check_object(value: dict[Any, Any], depth: int) -> dict[str, Value]:
+    """Check an object's field count, field names and values."""
+    if len(value) > MAX_OBJECT_FIELDS:
+        raise InvalidValue(
+            f"Object has too many fields ({len(value)} > maximum number of fields {MAX_OBJECT_FIELDS})."
+        )
+    out: dict[str, Value] = {}
+    for key, item in value.items():
+        error = field_name_error(key)
+        if error is not None:
+            raise InvalidValue(error)
+        if item is UNSET:
+            continue
+        try:
+            out[key] = check_value(item, depth + 1)
+        except InvalidValue as e:
+            raise e.at(key) from None
+    return out
+
+
+def nesting(value: Value) -> int:
+    """Convex's nesting: scalars 0, arrays and objects 1 + the deepest child."""
+    if isinstance(value, dict):
+        return 1 + max((nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((nesting(v) for v in value), default=0)
+    return 0
+
+
+def convex_size(value: Value) -> int:
+    """Size of a value in bytes by Convex's formula (BE crates/value/src/size.rs)."""
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, int | float):
+        return 9
+    if isinstance(value, str):
+        return 2 + (len(value) if value.isascii() else len(value.encode("utf-8")))
+    if isinstance(value, bytes):
+        return 2 + len(value)
+    if isinstance(value, list):
+        return 2 + sum(convex_size(v) for v in value)
+    return 2 + sum(len(k) + 1 + convex_size(v) for k, v in value.items())
+
+
+# --------------------------------------------------------------------------- storage JSON
+
+_FLOAT_NAMES: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _default(obj: object) -> object:
+    if isinstance(obj, bytes):
+        return {"$bytes": base64.b64encode(obj).decode("ascii")}
+    raise TypeError(f"{type_name(obj)} is not a Convex value")
+
+
+_dumps_fast: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default
+).encode
+
+
+def _tag_special_floats(value: Value) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        name = (
+            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        )
+        return {"$float": name}
+    if isinstance(value, list):
+        return [_tag_special_floats(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _tag_special_floats(v) for k, v in value.items()}
+    return value
+
+
+def dumps(value: Value) -> str:
+    """Encode a checked value as the storage JSON text."""
+    try:
+        return _dumps_fast(value)
+    except ValueError:  # NaN or ±inf somewhere: tag them (rare path)
+        return _dumps_fast(_tag_special_floats(value))
+
+
+def _untag(obj: dict[str, Any]) -> object:
+    if len(obj) == 1:
+        if "$bytes" in obj:
+            return base64.b64decode(obj["$bytes"])
+        if "$float" in obj:
+            return _FLOAT_NAMES[obj["$float"]]
+    return obj
+
+
+_loads_plain: Final = json.JSONDecoder().decode
+_loads_tagged: Final = json.JSONDecoder(object_hook=_untag).decode
+
+
+def loads(text: str) -> Any:
+    """Decode storage JSON text; tags are only looked for when the text has one."""
+    # User keys never start with "$", so a text without '"$' has no tag to restore.
+    if '"$' in text:
+        return _loads_tagged(text)
+    return _loads_plain(text)
+
+
+# --------------------------------------------------------------------------- wire JSON
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def to_convex_json(value: Value) -> Any:
+    """Encode a value as Convex's ``convex_encoded_json`` (JS ``convexToJson``)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return {"$integer": _b64(struct.pack("<q", value))}
+    if isinstance(value, float):
+        if math.isfinite(value) and not (value == 0 and math.copysign(1, value) < 0):
+            return value
+        return {"$float": _b64(struct.pack("<d", value))}
+    if isinstance(value, bytes):
+        return {"$bytes": _b64(value)}
+    if isinstance(value, list):
+        return [to_convex_json(v) for v in value]
+    return {k: to_convex_json(v) for k, v in value.items()}
+
+
+def _unb64(text: object, size: int | None, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must hold a base64 string")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError(f"{what} holds malformed base64: {text!r}") from None
+    if size is not None and len(data) != size:
+        raise ValueError(f"{what} must decode to {size} bytes, got {len(data)}")
+    return data
+
+
+def from_convex_json(obj: Any) -> Value:
+    """Decode ``convex_encoded_json`` (JS ``jsonToConvex``): every JSON number is a float64.
+
+    Raises:
+        ValueError: on a malformed ``$`` tag or a key starting with ``$``.
+    """
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int | float):
+        return float(obj)
+    if isinstance(obj, list):
+        return [from_convex_json(v) for v in obj]
+    if isinstance(obj, dict):
+        if len(obj) == 1:
+            ((key, inner),) = obj.items()
+            if key == "$integer":
+                return int(struct.unpack("<q", _unb64(inner, 8, "$integer"))[0])
+            if key == "$float":
+                value = float(struct.unpack("<d", _unb64(inner, 8, "$float"))[0])
+                if math.isfinite(value) and not (
+                    value == 0 and math.copysign(1, value) < 0
+                ):
+                    raise ValueError(
+                        f"$float is only for NaN, ±Infinity and -0; got {value}"
+                    )
+                return value
+            if key == "$bytes":
+                return _unb64(inner, None, "$bytes")
+        out: dict[str, Value] = {}
+        for key, inner in obj.items():
+            if isinstance(key, str) and key.startswith("$"):
+                raise ValueError(
+                    f"Field name {key} starts with '$', which is reserved."
+                )
+            out[key] = from_convex_json(inner)
+        return out
+    raise ValueError(f"not a JSON value: {type(obj).__name__}")
+
+
+# --------------------------------------------------------------------------- sort keys
+
+# Type tags from BE crates/value/src/sorting.rs (reference §8): missing < null < int64
+# < float64 < false < true < string < bytes < array < object.
+TAG_UNDEFINED: Final = b"\x01"
+_NULL: Final = b"\x03"
+_INT_ZERO: Final = 0x08
+_FLOAT: Final = 0x0D
+_FALSE: Final = b"\x0e"
+_TRUE: Final = b"\x0f"
+_STRING: Final = b"\x10"
+_BYTES: Final = b"\x11"
+_ARRAY: Final = b"\x12"
+_OBJECT: Final = b"\x15"
+_END: Final = b"\x00"
+_SIGN: Final = 1 << 63
+_MASK: Final = (1 << 64) - 1
+_pack_q: Final = struct.Struct(">Q").pack
+_unpack_d_bits: Final = struct.Struct(">Q").unpack
+_pack_d: Final = struct.Struct(">d").pack
+
+
+def _escape(data: bytes) -> bytes:
+    # 0x00 ends a string, so a NUL inside becomes 0x00 0xFF (still sorts lowest).
+    return data.replace(b"\x00", b"\x00\xff") if b"\x00" in data else data
+
+
+def _int_key(value: int) -> bytes:
+    if value == 0:
+        return b"\x08"
+    for k, width in ((1, 1), (2, 2), (3, 4), (4, 8)):
+        span = 1 << (8 * width)
+        if 0 < value < span:
+            return bytes([_INT_ZERO + k]) + value.to_bytes(width, "big")
+        if -span <= value < 0:
+            return bytes([_INT_ZERO - k]) + (value + span).to_bytes(width, "big")
+    raise InvalidValue(f"Integer {value} does not fit into int64.")
+
+
+def _float_key(value: float) -> bytes:
+    (bits,) = _unpack_d_bits(_pack_d(value))
+    bits = bits ^ _MASK if bits & _SIGN else bits | _SIGN
+    return b"\x0d" + _pack_q(bits)
+
+
+def sort_key(value: object) -> bytes:
+    """Sort-key bytes of a value: ``memcmp`` order equals Convex's total order.
+
+    ``UNSET`` (a missing field) sorts first. Encodings are prefix-free, so the
+    concatenation of several keys orders as the tuple of their values.
+    """
+    if isinstance(value, str):
+        return _STRING + _escape(value.encode("utf-8")) + _END
+    if value is None:
+        return _NULL
+    if value is True:
+        return _TRUE
+    if value is False:
+        return _FALSE
+    if isinstance(value, int):
+        return _int_key(value)
+    if isinstance(value, float):
+        return _float_key(value)
+    if isinstance(value, bytes):
+        return _BYTES + _escape(value) + _END
+    if isinstance(value, list | tuple):
+        return _ARRAY + b"".join(sort_key(v) for v in value) + _END
+    if isinstance(value, dict):
+        parts = [
+            sort_key(k) + sort_key(v)
+            for k, v in sorted(value.items(), key=lambda kv: kv[0].encode("utf-8"))
+            if v is not UNSET
+        ]
+        return _OBJECT + b"".join(parts) + _END
+    if value is UNSET:
+        return TAG_UNDEFINED
+    raise InvalidValue(f"{type_name(value)} is not a Convex value and has no order.")
+
+
+def compare(a: object, b: object) -> int:
+    """Compare two values in Convex's total order: -1, 0 or 1."""
+    ka, kb = sort_key(a), sort_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def prefix_end(key: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with ``key``.
+
+    Returns None when no such string exists (``key`` is empty or all 0xFF).
+    """
+    stripped = key.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def get_path(document: dict[str, Any], path: tuple[str, ...]) -> object:
+    """Read a dotted field path from a document; a missing field gives ``UNSET``."""
+    value: object = document
+    for part in path:
+        if not isinstance(value, dict):
+            return UNSET
+        value = value.get(part, UNSET)
+    return value
+
+
+def key_function(
+    paths: tuple[tuple[str, ...], ...],
+) -> Callable[[dict[str, Any]], bytes]:
+    """Build ``doc -> key bytes`` for an index over ``paths`` (then ``_id``)."""
+    if all(len(p) == 1 for p in paths):
+        names = tuple(p[0] for p in paths)
+
+        def flat_key(doc: dict[str, Any]) -> bytes:
+            get = doc.get
+            return b"".join([sort_key(get(n, UNSET)) for n in names])
+
+        return flat_key
+
+    def nested_key(doc: dict[str, Any]) -> bytes:
+        return b"".join([sort_key(get_path(doc, p)) for p in paths])
+
+    return nested_key
