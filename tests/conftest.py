@@ -1,0 +1,61 @@
+"""Shared fixtures: a fresh in-memory store, a WAL file store, Hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from one_store import Store, define_schema, define_table, v
+from one_store.testing import FakeClock
+
+settings.register_profile(
+    "default",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("ci", parent=settings.get_profile("default"))
+settings.register_profile(
+    "long",
+    max_examples=2_000,
+    stateful_step_count=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+SCHEMA = define_schema(
+    {
+        "agents": define_table(
+            {
+                "name": v.string(),
+                "tags": v.optional(v.array(v.string())),
+                "score": v.optional(v.number()),
+            }
+        ).index("by_name", ["name"]),
+        "notes": define_table(),
+    }
+)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1_700_000_000_000.0)
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> Iterator[Store]:
+    """A fresh in-memory store with a small schema (sqlite-utils' fresh_db)."""
+    with Store.memory(SCHEMA, clock=clock, seed=0) as s:
+        yield s
+
+
+@pytest.fixture
+def file_store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    """A store in a WAL file."""
+    with Store.open(tmp_path / "test.db", schema=SCHEMA, clock=clock, seed=0) as s:
+        yield s
