@@ -8,7 +8,7 @@ holding the handler, its kind, its visibility and its validators. The spec is wh
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
+from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
 from attrs import frozen
 from returns.result import Result
@@ -40,7 +40,7 @@ class FunctionSpec(Generic[T]):
     @property
     def display_name(self) -> str:
         """The explicit ``name=`` or the handler's Python name."""
-        return self.name or getattr(self.handler, "__name__", "<function>")
+        return self.name or str(getattr(self.handler, "__name__", "<function>"))
 
     def __call__(self, ctx: Any, args: Any) -> Any:
         """Call the handler directly (no validation, no transaction): for unit tests."""
@@ -85,17 +85,6 @@ def _register(
     return wrap if handler is None else wrap(handler)
 
 
-class _Decorate(Generic[T]):
-    """Typing helper: what ``@mutation(args=...)`` returns."""
-
-    @overload
-    def __call__(self, fn: Callable[..., Result[T, Any]]) -> FunctionSpec[T]: ...
-    @overload
-    def __call__(self, fn: Callable[..., T]) -> FunctionSpec[T]: ...
-    def __call__(self, fn: Callable[..., Any]) -> FunctionSpec[Any]:
-        raise NotImplementedError  # pragma: no cover - typing only, never instantiated
-
-
 def _make(kind: Kind, visibility: Visibility) -> Any:
     def decorator(
         handler: Callable[..., Any] | None = None,
@@ -115,6 +104,17 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
     return decorator
 
 
+class _Wrap(Protocol):
+    """What ``@mutation(args=...)`` returns: a decorator keeping the return type."""
+
+    @overload
+    def __call__(
+        self, handler: Callable[..., Result[T, Any]], /
+    ) -> FunctionSpec[T]: ...
+    @overload
+    def __call__(self, handler: Callable[..., T], /) -> FunctionSpec[T]: ...
+
+
 # The decorators. Typed through overloads so that a handler returning
 # ``Result[T, P]`` gives ``FunctionSpec[T]`` just as one returning ``T`` does.
 class _Decorator:
@@ -123,7 +123,7 @@ class _Decorator:
         self.__doc__ = self._fn.__doc__
 
     @overload
-    def __call__(  # type: ignore[overload-overlap]
+    def __call__(
         self, handler: Callable[..., Result[T, Any]], /
     ) -> FunctionSpec[T]: ...
     @overload
@@ -131,11 +131,13 @@ class _Decorator:
     @overload
     def __call__(
         self,
+        handler: None = None,
+        /,
         *,
         args: ArgsSpec = None,
         returns: Validator | None = None,
         name: str | None = None,
-    ) -> Callable[[Callable[..., Any]], FunctionSpec[Any]]: ...
+    ) -> _Wrap: ...
     def __call__(
         self,
         handler: Callable[..., Any] | None = None,

@@ -138,8 +138,6 @@ def decode_id(text: str) -> tuple[int, bytes] | None:
         >>> decode_id(encode_id(10017, bytes(16)))
         (10017, b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00')
     """
-    if not isinstance(text, str):
-        return None
     decoded = _decode(text)
     return None if isinstance(decoded, str) else decoded
 

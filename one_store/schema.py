@@ -100,8 +100,10 @@ class TableDefinition:
 
     def index_names(self) -> tuple[str, ...]:
         """Names of every index of every kind (user-defined only)."""
-        return tuple(
-            i.name for i in (*self.indexes, *self.search_indexes, *self.vector_indexes)
+        return (
+            tuple(i.name for i in self.indexes)
+            + tuple(s.name for s in self.search_indexes)
+            + tuple(x.name for x in self.vector_indexes)
         )
 
     def index(self, name: str, fields: Iterable[str]) -> TableDefinition:
@@ -245,7 +247,7 @@ def define_table(
         validator = document
     else:
         validator = v.object(document)
-    kinds = (
+    kinds: list[str] = (
         [m.kind for m in validator.members]
         if validator.kind == "union"
         else [validator.kind]

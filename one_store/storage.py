@@ -400,12 +400,12 @@ class Storage:
             if wanted_search.get(old_name) != s.index:
                 c.execute(f"DROP TABLE {quote(s.fts)}")
         new_search = [
-            s
-            for n, s in wanted_search.items()
-            if n not in layout.search or layout.search[n].index != s
+            wanted
+            for n, wanted in wanted_search.items()
+            if n not in layout.search or layout.search[n].index != wanted
         ]
-        for s in new_search:
-            self._create_search(name, s)
+        for search_index in new_search:
+            self._create_search(name, search_index)
         c.execute(
             f"UPDATE {TABLES} SET indexes=? WHERE name=?",
             (self._spec(definition.all_indexes(), definition.search_indexes), name),
@@ -526,7 +526,7 @@ class Storage:
     def get(self, layout: TableLayout, doc_id: str) -> Document | None:
         """Read one document by ID from its table."""
         row = self.connection.execute(layout.get_sql, (doc_id,)).fetchone()
-        return None if row is None else loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else loads(row[0])
 
     def get_text(self, layout: TableLayout, doc_id: str) -> str | None:
         """Read one document's stored JSON text."""

@@ -300,7 +300,7 @@ class Store:
                 return Failure(
                     FunctionNotFound(fn, (f"{fn} is a {spec.kind}, not a {kind}",))
                 )
-            return found  # type: ignore[return-value]
+            return found
         if isinstance(fn, FunctionSpec):
             if fn.kind != kind:
                 raise ContextError(

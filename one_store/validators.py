@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
 from attrs import field, frozen
 from returns.result import Failure, Result, Success
@@ -312,13 +312,15 @@ def _compile_id(val: Validator) -> Check:
 def _compile_literal(val: Validator) -> Check:
     lit = val.literal
     lit_type = type(lit)
-    lit_sign = math.copysign(1, lit) if isinstance(lit, float) else 0
+    lit_sign = math.copysign(1.0, lit) if isinstance(lit, float) else 0.0
 
     def check_literal(x: Any, _r: Resolve) -> Any:
         if (
             type(x) is lit_type
             and x == lit
-            and (lit_type is not float or math.copysign(1, x) == lit_sign)
+            and (
+                lit_type is not float or math.copysign(1.0, cast(float, x)) == lit_sign
+            )
         ):
             return x
         raise InvalidValue(
