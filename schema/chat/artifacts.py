@@ -1,0 +1,60 @@
+"""Artifacts (plans, reports) produced in a thread; the backend creates them over HTTP."""
+
+from typing import Any
+
+from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
+
+from ._rules import by_thread, require_text, require_thread
+
+STATUS = v.union(v.literal("draft"), v.literal("final"), v.literal("superseded"))
+
+
+@mutation(args={"threadId": v.id("threads"), "type": v.string(), "content": v.string()})
+def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """Record an artifact as a draft; returns its ID.
+
+    This is the call the spec's backend makes fire-and-forget through
+    ``POST /api/mutation {"path": "artifacts:create", ...}``.
+    """
+    require_thread(ctx, args["threadId"])
+    now = ctx.now()
+    return ctx.db.insert(
+        "artifacts",
+        {
+            "threadId": args["threadId"],
+            "type": require_text(args["type"], "Artifact type"),
+            "content": args["content"],
+            "status": "draft",
+            "createdAt": now,
+            "updatedAt": now,
+        },
+    )
+
+
+@query(args={"artifactId": v.id("artifacts")})
+def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    return ctx.db.get(args["artifactId"])
+
+
+@query(args={"threadId": v.id("threads")}, name="listByThread")
+def list_by_thread(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The thread's artifacts, oldest first."""
+    return by_thread(ctx, "artifacts", args["threadId"]).collect()
+
+
+@mutation(
+    args={
+        "artifactId": v.id("artifacts"),
+        "content": v.optional(v.string()),
+        "status": v.optional(STATUS),
+    }
+)
+def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Change an artifact's content and/or status; a superseded one is frozen."""
+    artifact = ctx.db.get(args["artifactId"])
+    if artifact is None:
+        raise ConvexError("Artifact not found")
+    if artifact["status"] == "superseded":
+        raise ConvexError("A superseded artifact cannot be changed")
+    fields: dict[str, Any] = {k: args[k] for k in ("content", "status") if k in args}
+    ctx.db.patch(args["artifactId"], {**fields, "updatedAt": ctx.now()})

@@ -1,0 +1,61 @@
+"""HTTP routes for the backend (the spec's ``http.ts``), served by ``one-store serve``.
+
+``POST /artifacts`` and ``POST /messages`` take the same JSON as
+``artifacts:create`` / ``messages:send`` and answer ``{"id": ...}``;
+``GET /threads/<threadId>/messages`` answers the thread's messages, oldest first.
+A Failure is answered with status 400 and ``{"error": message}``.
+"""
+
+from typing import Any
+
+from returns.result import Failure, Result, Success
+
+from one_store import ActionCtx, HttpResponse, HttpRouter, http_action
+
+
+def _answer(result: Result[Any, Any], key: str) -> HttpResponse:
+    match result:
+        case Success(value):
+            return HttpResponse({key: value}, status=200)
+        case Failure(problem):
+            return HttpResponse({"error": problem.message}, status=400)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _json_object(request: Any) -> dict[str, Any] | None:
+    try:
+        body = request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@http_action
+def post_artifact(ctx: ActionCtx, request: Any) -> HttpResponse:
+    body = _json_object(request)
+    if body is None:
+        return HttpResponse({"error": "Body must be a JSON object"}, status=400)
+    return _answer(ctx.run_mutation("artifacts:create", body), "id")
+
+
+@http_action
+def post_message(ctx: ActionCtx, request: Any) -> HttpResponse:
+    body = _json_object(request)
+    if body is None:
+        return HttpResponse({"error": "Body must be a JSON object"}, status=400)
+    return _answer(ctx.run_mutation("messages:send", body), "id")
+
+
+@http_action
+def get_thread_messages(ctx: ActionCtx, request: Any) -> HttpResponse:
+    # /threads/<threadId>/messages
+    parts = request.url.split("?")[0].rstrip("/").split("/")
+    if len(parts) < 3 or parts[-1] != "messages":
+        return HttpResponse({"error": "Use /threads/<threadId>/messages"}, status=404)
+    return _answer(ctx.run_query("messages:list", {"threadId": parts[-2]}), "messages")
+
+
+http = HttpRouter()
+http.route(path="/artifacts", method="POST", handler=post_artifact)
+http.route(path="/messages", method="POST", handler=post_message)
+http.route(path_prefix="/threads/", method="GET", handler=get_thread_messages)

@@ -1,0 +1,96 @@
+"""Threads: a user's chat conversations (create, get, list, rename, archive, remove)."""
+
+from typing import Any
+
+from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
+
+from ._rules import by_thread, require_text, require_thread
+
+STATUS = v.union(v.literal("active"), v.literal("archived"))
+# Tables whose rows belong to one thread; `remove` deletes them with it.
+CHILD_TABLES = ("messages", "artifacts", "sessions", "toolCalls", "approvalRequests")
+
+
+@mutation(args={"userId": v.id("users"), "title": v.string()})
+def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    if ctx.db.get(args["userId"]) is None:
+        raise ConvexError("User not found")
+    now = ctx.now()
+    return ctx.db.insert(
+        "threads",
+        {
+            "userId": args["userId"],
+            "title": require_text(args["title"], "Thread title"),
+            "status": "active",
+            "createdAt": now,
+            "updatedAt": now,
+        },
+    )
+
+
+@query(args={"threadId": v.id("threads")})
+def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The thread, or None when there is none (as the spec's frontend expects)."""
+    return ctx.db.get(args["threadId"])
+
+
+@query(args={"userId": v.id("users"), "status": v.optional(STATUS)}, name="list")
+def list_threads(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """A user's threads, newest first; only those with ``status`` when given."""
+    user_id = args["userId"]
+    if "status" in args:
+        status = args["status"]
+        index = ctx.db.query("threads").with_index(
+            "by_user_status", lambda q: q.eq("userId", user_id).eq("status", status)
+        )
+    else:
+        index = ctx.db.query("threads").with_index(
+            "by_user", lambda q: q.eq("userId", user_id)
+        )
+    return index.order("desc").collect()
+
+
+@mutation(args={"threadId": v.id("threads"), "title": v.string()})
+def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Rename a thread."""
+    require_thread(ctx, args["threadId"], active=False)
+    ctx.db.patch(
+        args["threadId"],
+        {"title": require_text(args["title"], "Thread title"), "updatedAt": ctx.now()},
+    )
+
+
+@mutation(args={"threadId": v.id("threads")})
+def archive(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Archive a thread: it keeps its history but takes no new messages.
+
+    Archiving an archived thread changes nothing (idempotent, like a UI toggle).
+    """
+    thread = require_thread(ctx, args["threadId"], active=False)
+    if thread["status"] != "archived":
+        ctx.db.patch(args["threadId"], {"status": "archived", "updatedAt": ctx.now()})
+
+
+@mutation(args={"threadId": v.id("threads")})
+def unarchive(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Make an archived thread active again."""
+    thread = require_thread(ctx, args["threadId"], active=False)
+    if thread["status"] != "active":
+        ctx.db.patch(args["threadId"], {"status": "active", "updatedAt": ctx.now()})
+
+
+@mutation(args={"threadId": v.id("threads")})
+def remove(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    """Delete a thread and everything recorded in it, in one transaction.
+
+    Returns:
+        How many documents were deleted, the thread included.
+    """
+    require_thread(ctx, args["threadId"], active=False)
+    deleted = 0
+    for table in CHILD_TABLES:
+        for doc in by_thread(ctx, table, args["threadId"]).collect():
+            ctx.db.delete(str(doc["_id"]))
+            deleted += 1
+    ctx.db.delete(args["threadId"])
+    return deleted + 1

@@ -1,0 +1,138 @@
+"""Schema of the ONE agent/human system (spec 000, "Convex Mutations Reference").
+
+Every table carries an optional ``meta`` object for extensibility, as the spec asks
+("Use `meta` fields for extensibility"). Timestamps are milliseconds since the epoch
+(``ctx.now()``), the unit of ``Date.now()`` in the spec's TypeScript.
+"""
+
+from one_store import define_schema, define_table, v
+
+meta = v.optional(v.record(v.string(), v.any()))
+tags = v.optional(v.array(v.string()))
+
+step_status = v.union(
+    v.literal("pending"),
+    v.literal("running"),
+    v.literal("done"),
+    v.literal("failed"),
+)
+
+# One step of a flow. `name` is the step's key inside its flow (unique per flow);
+# `prerequisites` names the steps that must be done before this one may start.
+step = v.object(
+    {
+        "name": v.string(),
+        "instructions": v.string(),
+        "prerequisites": v.array(v.string()),
+        "status": v.optional(step_status),
+        "output": v.optional(v.string()),
+        "error": v.optional(v.string()),
+        "startedAt": v.optional(v.number()),
+        "completedAt": v.optional(v.number()),
+        "meta": meta,
+    }
+)
+
+flow_status = v.union(
+    v.literal("draft"),
+    v.literal("running"),
+    v.literal("completed"),
+    v.literal("failed"),
+)
+
+schema = define_schema(
+    {
+        "users": define_table(
+            {
+                "name": v.string(),
+                "email": v.optional(v.string()),
+                "createdAt": v.number(),
+                "meta": meta,
+            }
+        ).index("by_email", ["email"]),
+        "agents": define_table(
+            {
+                "name": v.string(),
+                "description": v.optional(v.string()),
+                "prompt": v.optional(v.string()),
+                "tags": tags,
+                "status": v.union(v.literal("active"), v.literal("archived")),
+                "createdBy": v.optional(v.id("users")),
+                "updatedBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.optional(v.number()),
+                "meta": meta,
+            }
+        )
+        .index("by_name", ["name"])
+        .index("by_status", ["status"]),
+        "lessons": define_table(
+            {
+                "title": v.string(),
+                "content": v.string(),
+                "agentId": v.optional(v.id("agents")),
+                "tags": tags,
+                "createdAt": v.number(),
+                "updatedAt": v.optional(v.number()),
+                "meta": meta,
+            }
+        ).index("by_agent", ["agentId"]),
+        "flows": define_table(
+            {
+                "name": v.string(),
+                "description": v.optional(v.string()),
+                "steps": v.array(step),
+                "status": flow_status,
+                "agentId": v.optional(v.id("agents")),
+                "createdAt": v.number(),
+                "updatedAt": v.optional(v.number()),
+                "meta": meta,
+            }
+        )
+        .index("by_name", ["name"])
+        .index("by_status", ["status"]),
+        "conversations": define_table(
+            {
+                "title": v.string(),
+                "status": v.union(v.literal("active"), v.literal("closed")),
+                "createdAt": v.number(),
+                "updatedAt": v.optional(v.number()),
+                "meta": meta,
+            }
+        ).index("by_status", ["status"]),
+        # A participant is an agent or a user taking part in one conversation.
+        "conversationParticipants": define_table(
+            {
+                "conversationId": v.id("conversations"),
+                "participantType": v.union(v.literal("agent"), v.literal("user")),
+                "agentId": v.optional(v.id("agents")),
+                "userId": v.optional(v.id("users")),
+                "displayName": v.string(),
+                "role": v.optional(v.string()),
+                "joinedAt": v.number(),
+                "meta": meta,
+            }
+        )
+        .index("by_conversation", ["conversationId"])
+        .index("by_conversation_agent", ["conversationId", "agentId"])
+        .index("by_conversation_user", ["conversationId", "userId"]),
+        "conversationMessages": define_table(
+            {
+                "conversationId": v.id("conversations"),
+                "authorParticipantId": v.id("conversationParticipants"),
+                "kind": v.union(v.literal("participant"), v.literal("system")),
+                "type": v.optional(v.string()),
+                "tags": tags,
+                "content": v.string(),
+                "createdAt": v.number(),
+                "meta": meta,
+            }
+        )
+        # _creationTime is appended to every index, so this index lists a
+        # conversation's messages in the order they were added.
+        .index("by_conversation", ["conversationId"])
+        .search_index(
+            "search_content", search_field="content", filter_fields=["conversationId"]
+        ),
+    }
+)
