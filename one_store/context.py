@@ -42,6 +42,7 @@ from .values import (
     Value,
     check_value,
     convex_size,
+    dumps,
     loads,
     nesting,
 )
@@ -81,6 +82,9 @@ class Transaction:
         self.inserted = False
         self._next_creation_time: float | None = None
         self.on_commit: list[Callable[[], None]] = []
+        # Documents this transaction read from storage, by identity: they are
+        # valid Convex values already, so returning them needs no second check.
+        self.trusted: dict[int, Document] = {}
 
     # ---------------------------------------------------------------- limits
 
@@ -140,6 +144,14 @@ class Transaction:
         self.last_creation_time = value
         return value
 
+    def check_result(self, value: object) -> Value:
+        """Check a handler's return value, skipping documents read from storage."""
+        if type(value) is dict and self.trusted.get(id(value)) is value:
+            return value
+        if type(value) is list:
+            return [self.check_result(item) for item in value]
+        return check_value(value)
+
     def resolve(self, number: int) -> str | None:
         """Table number -> user table name (for ``v.id`` checks)."""
         name = self.storage.table_of(number)
@@ -148,7 +160,9 @@ class Transaction:
 
 def _decode_body(txn: Transaction, body: str) -> Document:
     txn.count_read(len(body))
-    return loads(body)  # type: ignore[no-any-return]
+    doc: Document = loads(body)
+    txn.trusted[id(doc)] = doc
+    return doc
 
 
 class DatabaseReader:
@@ -252,7 +266,7 @@ class DatabaseWriter(DatabaseReader):
 
     def _checked(
         self, table: str, body: object, system: Mapping[str, Value]
-    ) -> Document:
+    ) -> tuple[Document, str]:
         """Validate a document body for ``table``; return the full stored document."""
         if not isinstance(body, dict):
             raise ProblemError(
@@ -297,7 +311,12 @@ class DatabaseWriter(DatabaseReader):
             raise ProblemError(
                 DocumentInvalid(table, e.path_text(), error_text(e))
             ) from None
-        depth = nesting(checked)
+        limit = definition.document.max_nesting if definition is not None else None
+        depth = (
+            limit
+            if limit is not None and limit <= MAX_DOCUMENT_NESTING
+            else nesting(checked)
+        )
         if depth > MAX_DOCUMENT_NESTING:
             raise ProblemError(
                 DocumentInvalid(
@@ -306,7 +325,13 @@ class DatabaseWriter(DatabaseReader):
                     f"Document is too nested (nested {depth} levels deep > maximum nesting {MAX_DOCUMENT_NESTING})",
                 )
             )
-        size = convex_size(checked) + _SYSTEM_FIELDS_SIZE
+        doc = {**system, **checked}
+        text = dumps(doc)
+        # Convex's size is at most 9 bytes per JSON character (a 1-char int is 9),
+        # so small documents skip the exact walk; the text length stands in for it.
+        size = len(text)
+        if 9 * size > MAX_DOCUMENT_SIZE:
+            size = convex_size(checked) + _SYSTEM_FIELDS_SIZE
         if size > MAX_DOCUMENT_SIZE:
             raise ProblemError(
                 DocumentInvalid(
@@ -314,7 +339,7 @@ class DatabaseWriter(DatabaseReader):
                 )
             )
         self._txn.count_write(size)
-        return {**system, **checked}
+        return doc, text
 
     def insert(self, table: str, document: Mapping[str, Any]) -> str:
         """Insert a document; return its new ID."""
@@ -332,8 +357,10 @@ class DatabaseWriter(DatabaseReader):
                     )
         created = self._txn.creation_time()
         doc_id = self._txn.ids.new(layout.number, self._txn.now_ms)
-        doc = self._checked(table, document, {"_id": doc_id, "_creationTime": created})
-        self._txn.storage.insert(layout, doc)
+        doc, text = self._checked(
+            table, document, {"_id": doc_id, "_creationTime": created}
+        )
+        self._txn.storage.insert(layout, doc, text)
         return doc_id
 
     def _existing(
@@ -370,15 +397,15 @@ class DatabaseWriter(DatabaseReader):
             elif value != current[key]:
                 merged[key] = value  # let _checked report the mismatch
         system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
-        doc = self._checked(layout.name, merged, system)
-        self._txn.storage.update(layout, doc)
+        doc, text = self._checked(layout.name, merged, system)
+        self._txn.storage.update(layout, doc, text)
 
     def replace(self, doc_id: str, document: Mapping[str, Any]) -> None:
         """Replace a document's fields entirely (system fields are kept)."""
         layout, current = self._existing(doc_id, "replace", "Replace")
         system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
-        doc = self._checked(layout.name, document, system)
-        self._txn.storage.update(layout, doc)
+        doc, text = self._checked(layout.name, document, system)
+        self._txn.storage.update(layout, doc, text)
 
     def delete(self, doc_id: str) -> None:
         """Delete a document."""
@@ -413,12 +440,20 @@ class BaseCtx:
         runner: Runner,
         auth: Auth,
         now_ms: float,
-        rng: random_module.Random,
+        seed: int,
     ) -> None:
         self._runner = runner
         self.auth = auth
         self._now = now_ms
-        self.random = rng
+        self._seed = seed
+        self._random: random_module.Random | None = None
+
+    @property
+    def random(self) -> random_module.Random:
+        """A random source seeded per call, so a replay with the same seed is identical."""
+        if self._random is None:  # built on first use: most handlers never need it
+            self._random = random_module.Random(self._seed)
+        return self._random
 
     def now(self) -> float:
         """Milliseconds since the epoch, frozen when the function started."""
@@ -437,10 +472,10 @@ class QueryCtx(BaseCtx):
         runner: Runner,
         auth: Auth,
         now_ms: float,
-        rng: random_module.Random,
+        seed: int,
         txn: Transaction,
     ) -> None:
-        super().__init__(runner, auth, now_ms, rng)
+        super().__init__(runner, auth, now_ms, seed)
         self.db: DatabaseReader = DatabaseReader(txn)
 
     @property
@@ -459,11 +494,11 @@ class MutationCtx(BaseCtx):
         runner: Runner,
         auth: Auth,
         now_ms: float,
-        rng: random_module.Random,
+        seed: int,
         txn: Transaction,
         scheduler: Any,
     ) -> None:
-        super().__init__(runner, auth, now_ms, rng)
+        super().__init__(runner, auth, now_ms, seed)
         self.db: DatabaseWriter = DatabaseWriter(txn)
         self.scheduler = scheduler
 
@@ -480,11 +515,11 @@ class ActionCtx(BaseCtx):
         runner: Runner,
         auth: Auth,
         now_ms: float,
-        rng: random_module.Random,
+        seed: int,
         scheduler: Any,
         http: httpx.Client | None,
     ) -> None:
-        super().__init__(runner, auth, now_ms, rng)
+        super().__init__(runner, auth, now_ms, seed)
         self.scheduler = scheduler
         self._http = http
 

@@ -12,12 +12,15 @@ as Convex's transaction id generator does.
 
 from __future__ import annotations
 
+import base64
+import functools
+import operator
 import os
 import random
 from typing import Final
 
 ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
-_DECODE: Final = {c: i for i, c in enumerate(ALPHABET)}
+_ALPHABET_SET: Final = frozenset(ALPHABET)
 FIRST_USER_TABLE_NUMBER: Final = 10001
 INTERNAL_ID_LEN: Final = 16
 
@@ -44,36 +47,37 @@ def _read_varint(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+_WEIGHTS: Final = {n: tuple(range(n, 0, -1)) for n in range(1, 32)}
+_RFC4648: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_TO_CROCKFORD: Final = str.maketrans(_RFC4648, ALPHABET)
+_FROM_CROCKFORD: Final = str.maketrans(ALPHABET, _RFC4648)
+
+
 def _fletcher16(data: bytes) -> int:
-    c0 = c1 = 0
-    for byte in data:
-        c0 = (c0 + byte) % 256
-        c1 = (c1 + c0) % 256
-    return (c1 << 8) | c0
+    # c0 = sum of bytes; c1 = sum of the running sums = sum((n - i) * byte_i),
+    # both mod 256: computed with C-level sums rather than a Python loop.
+    c0 = sum(data) & 0xFF
+    c1 = sum(map(operator.mul, data, _WEIGHTS[len(data)])) & 0xFF
+    c1 = int(sum(map(operator.mul, data, _WEIGHTS[len(data)]))) & 0xFF
 
 
 def _b32encode(data: bytes) -> str:
-    bits = int.from_bytes(data, "big")
-    nbits = len(data) * 8
-    nchars = (nbits + 4) // 5
-    bits <<= nchars * 5 - nbits
-    return "".join(
-        ALPHABET[(bits >> (5 * (nchars - 1 - i))) & 31] for i in range(nchars)
-    )
+    # RFC 4648 base32 is MSB-first 5-bit groups with zero padding bits, as
+    # Convex's; only the alphabet differs.
+    return base64.b32encode(data).decode("ascii").rstrip("=").translate(_TO_CROCKFORD)
 
 
 def _b32decode(text: str) -> bytes | None:
-    nbytes = len(text) * 5 // 8
-    bits = 0
-    for c in text:
-        d = _DECODE.get(c)
-        if d is None:
-            return None
-        bits = (bits << 5) | d
-    extra = len(text) * 5 - nbytes * 8
-    if bits & ((1 << extra) - 1):
+    if not set(text) <= _ALPHABET_SET:
+        return None
+    padded = text.translate(_FROM_CROCKFORD) + "=" * (-len(text) % 8)
+    try:
+        data = base64.b32decode(padded)
+    except ValueError:
+        return None
+    if _b32encode(data) != text:
         return None  # non-canonical: padding bits set
-    return (bits >> extra).to_bytes(nbytes, "big")
+    return data
 
 
 def encode_id(table_number: int, raw: bytes | None = None) -> str:
@@ -112,6 +116,7 @@ def id_error(text: object) -> str | None:
     return decoded if isinstance(decoded, str) else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _decode(text: str) -> tuple[int, bytes] | str:
     if len(text) not in (31, 32, 34, 36, 37):
         return f"Unable to decode ID: Invalid ID length {len(text)}"

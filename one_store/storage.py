@@ -158,12 +158,12 @@ class TableLayout:
             delete_sql=f"DELETE FROM {t} WHERE _id=?",
         )
 
-    def row(self, doc: Document) -> list[Any]:
-        """Column values for ``doc`` in the order of ``insert_sql``."""
+    def row(self, doc: Document, text: str | None = None) -> list[Any]:
+        """Column values for ``doc`` (JSON ``text`` if already encoded), as ``insert_sql``."""
         return [
             doc["_id"],
             doc["_creationTime"],
-            dumps(doc),
+            dumps(doc) if text is None else text,
             *[fn(doc) for _, fn in self.key_fns],
         ]
 
@@ -498,19 +498,33 @@ class Storage:
             self._load_layouts()
 
     def next_creation_time(self, now_ms: float) -> float:
-        """Base ``_creationTime`` for a write transaction that just began."""
+        """Base ``_creationTime`` for a write transaction that just began.
+
+        Strictly after every ``_creationTime`` in the file: this connection
+        remembers the last one it handed out, and when another connection has
+        committed since (``PRAGMA data_version`` moved) it re-reads the newest
+        document of every table through the ``by_creation_time`` index.
+        """
         version = self.connection.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:  # another connection committed: re-read
+        if version != self._data_version:
             self._data_version = version
-            stored = self._meta("last_creation_time")
-            if stored is not None:
-                self._last_creation_time = max(self._last_creation_time, float(stored))
+            self._last_creation_time = max(self._last_creation_time, self._newest())
         return max(math.nextafter(self._last_creation_time, math.inf), now_ms)
 
+    def _newest(self) -> float:
+        newest = 0.0
+        for name in self.layouts:
+            row = self.connection.execute(
+                f"SELECT _creationTime FROM {quote(name)} "
+                f"ORDER BY {quote(key_column('by_creation_time'))} DESC LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                newest = max(newest, float(row[0]))
+        return newest
+
     def record_creation_time(self, last: float) -> None:
-        """Persist the last ``_creationTime`` handed out (in the current transaction)."""
-        self._set_meta("last_creation_time", repr(last))
-        self._last_creation_time = last
+        """Remember the last ``_creationTime`` handed out by a committed transaction."""
+        self._last_creation_time = max(self._last_creation_time, last)
 
     def note_rollback(self, last_known: float) -> None:
         """Forget creation times handed out by a transaction that rolled back."""
@@ -533,15 +547,19 @@ class Storage:
         row = self.connection.execute(layout.get_sql, (doc_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def insert(self, layout: TableLayout, doc: Document) -> None:
+    def insert(
+        self, layout: TableLayout, doc: Document, text: str | None = None
+    ) -> None:
         """Insert a document (system fields set) and its index keys."""
-        cursor = self.connection.execute(layout.insert_sql, layout.row(doc))
+        cursor = self.connection.execute(layout.insert_sql, layout.row(doc, text))
         for s in layout.search.values():
             self._search_insert(s, cursor.lastrowid or 0, doc)
 
-    def update(self, layout: TableLayout, doc: Document) -> None:
+    def update(
+        self, layout: TableLayout, doc: Document, text: str | None = None
+    ) -> None:
         """Overwrite a document (same ``_id``) and its index keys."""
-        row = layout.row(doc)
+        row = layout.row(doc, text)
         self.connection.execute(layout.update_sql, (*row[1:], row[0]))
         if layout.search:
             rowid = self._rowid(layout, str(doc["_id"]))

@@ -12,7 +12,6 @@ import asyncio
 import difflib
 import inspect
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -430,11 +429,11 @@ class Store:
             return Failure(ArgsInvalid(e.path_text(), error_text(e)))
         return Success(checked)
 
-    def _next_rng(self) -> random.Random:
+    def _next_rng(self) -> int:
+        """The seed of the next call's ``ctx.random`` (store seed + call number)."""
         with self._counter_lock:
             self._calls += 1
-            call = self._calls
-        return random.Random(f"{self.seed}:{call}")
+            return (self.seed * 1_000_003 + self._calls) & 0xFFFFFFFFFFFFFFFF
 
     def _runner(self) -> Callable[[str, object, object], Result[Any, Problem]]:
         return lambda kind, fn, args: self._call(kind, fn, args)  # type: ignore[arg-type]
@@ -470,7 +469,7 @@ class Store:
                     ctx = QueryCtx(self._runner(), auth, now, rng, txn)
                 try:
                     value = spec.handler(ctx, args)
-                    outcome = self._finish(spec, value)
+                    outcome = self._finish(spec, value, txn)
                 except Exception as e:
                     if isinstance(e, OneStoreError):
                         raise
@@ -527,7 +526,7 @@ class Store:
         conn.execute("SAVEPOINT nested")
         try:
             value = spec.handler(ctx, args)
-            outcome = self._finish(spec, value)
+            outcome = self._finish(spec, value, outer)
         except Exception as e:
             if isinstance(e, OneStoreError):
                 raise
@@ -537,7 +536,9 @@ class Store:
         conn.execute("RELEASE nested")
         return outcome
 
-    def _finish(self, spec: FunctionSpec[Any], value: object) -> Result[Any, Problem]:
+    def _finish(
+        self, spec: FunctionSpec[Any], value: object, txn: Transaction | None = None
+    ) -> Result[Any, Problem]:
         """Check a handler's outcome: a Result or a plain value, against ``returns``."""
         if isinstance(value, Failure):
             problem = value.failure()
@@ -558,6 +559,8 @@ class Store:
         try:
             if spec.returns is not None:
                 value = spec.returns.check(value, self.storage.table_of)
+            elif txn is not None:
+                value = txn.check_result(value)
             else:
                 value = check_value(value)
         except InvalidValue as e:

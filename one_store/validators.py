@@ -89,6 +89,7 @@ class Validator:
     _compiled: list[Check] = field(
         factory=list, eq=False, hash=False, alias="_compiled"
     )
+    _memo: dict[str, Any] = field(factory=dict, eq=False, hash=False, alias="_memo")
 
     # ------------------------------------------------------------------ use
 
@@ -152,6 +153,28 @@ class Validator:
         children += [c for c in (self.element, self.keys, self.values) if c is not None]
         for child in children:
             yield from child.walk()
+
+    @property
+    def max_nesting(self) -> int | None:
+        """The deepest nesting a valid value can have (None: unbounded, e.g. v.any())."""
+        if "max_nesting" not in self._memo:
+            self._memo["max_nesting"] = self._max_nesting()
+        return self._memo["max_nesting"]  # type: ignore[no-any-return]
+
+    def _max_nesting(self) -> int | None:
+        match self.kind:
+            case "any":
+                return None
+            case "array" | "object" | "record" | "union":
+                children = [f for _, f in self.fields] + list(self.members)
+                children += [c for c in (self.element, self.values) if c is not None]
+                depths = [c.max_nesting for c in children]
+                if any(d is None for d in depths):
+                    return None
+                inner = max((d for d in depths if d is not None), default=0)
+                return inner if self.kind == "union" else 1 + inner
+            case _:
+                return 0
 
     def field_validator(self, path: tuple[str, ...]) -> Validator | None:
         """The validator a (dotted) field path can hold, or None if it cannot exist."""
