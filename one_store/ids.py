@@ -57,8 +57,8 @@ def _fletcher16(data: bytes) -> int:
     # c0 = sum of bytes; c1 = sum of the running sums = sum((n - i) * byte_i),
     # both mod 256: computed with C-level sums rather than a Python loop.
     c0 = sum(data) & 0xFF
-    c1 = sum(map(operator.mul, data, _WEIGHTS[len(data)])) & 0xFF
     c1 = int(sum(map(operator.mul, data, _WEIGHTS[len(data)]))) & 0xFF
+    return (c1 << 8) | c0
 
 
 def _b32encode(data: bytes) -> str:
