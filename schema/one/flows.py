@@ -294,7 +294,7 @@ def advance(ctx: ActionCtx, args: dict[str, Any]) -> dict[str, Any]:
     """
     limit = args.get("maxSteps")
     if limit is not None and (limit < 1 or limit != int(limit)):
-        raise ConvexError(f"maxSteps must be a whole number >= 1, got {limit}")
+        raise ConvexError(f"maxSteps must be a whole number >= 1, got {limit:g}")
     completed: list[str] = []
     while limit is None or len(completed) < limit:
         step = ctx.run_query("flows:nextStep", {"flowId": args["flowId"]}).unwrap()

@@ -43,3 +43,17 @@ def deleted_id(store: Store, table: str, doc: dict[str, Any]) -> str:
 
     result: str = store.run(work).unwrap()
     return result
+
+
+def make_chat_user(store: Store, name: str = "Ada") -> str:
+    user_id: str = store.mutation("auth:createUser", {"name": name}).unwrap()
+    return user_id
+
+
+def make_chat_thread(
+    store: Store, user_id: str | None = None, title: str = "Trip"
+) -> str:
+    thread_id: str = store.mutation(
+        "threads:create", {"userId": user_id or make_chat_user(store), "title": title}
+    ).unwrap()
+    return thread_id
