@@ -1,0 +1,65 @@
+"""Tests for one_store.demo: the `one-store demo` scenario on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from one_store import Store
+from one_store import demo as demo_module
+from one_store.demo import CHAT_APP, ONE_APP, chat_path, run_demo
+
+
+def record(db: Path) -> tuple[int, str]:
+    console = Console(record=True, width=140, color_system=None)
+    code = run_demo(db, console)
+    return code, console.export_text()
+
+
+def test_demo_runs_and_runs_again_on_the_same_files(tmp_path: Path):
+    db = tmp_path / "demo.db"
+    code, first = record(db)
+    assert code == 0, first
+    assert "ONE agent/human system — run #1" in first
+    assert "Agent chat app — run #1" in first
+    assert "walked by flows:advance → completed" in first
+    assert "Approval request is already approved" in first
+    assert "Path: .kind" in first
+    assert "Path: .role" in first
+    code, second = record(db)
+    assert code == 0, second
+    assert "run #2" in second
+    with Store.open(db, app=ONE_APP) as one:
+        flows = one.query("flows:listFlows", {}).unwrap()
+        assert [f["status"] for f in flows] == ["completed", "completed"]
+        assert len(one.query("agents:listAgents", {}).unwrap()) == 3  # reused
+        assert len(one.query("users:listUsers", {}).unwrap()) == 1
+    with Store.open(chat_path(db), app=CHAT_APP) as chat:
+        [user] = list(chat.documents("users"))
+        threads = chat.query("threads:list", {"userId": user["_id"]}).unwrap()
+        assert [t["title"] for t in threads] == ["Trip to Japan #2", "Trip to Japan #1"]
+        for thread in threads:
+            [approval] = chat.query(
+                "approvals:listByThread", {"threadId": thread["_id"]}
+            ).unwrap()
+            assert approval["status"] == "approved"
+
+
+def test_chat_file_sits_beside_the_given_file():
+    assert chat_path(Path("/data/one_store_demo.db")) == Path(
+        "/data/one_store_demo.chat.db"
+    )
+    assert chat_path(Path("demo")) == Path("demo.chat.db")
+
+
+def test_demo_without_the_app_folders_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # An installed wheel has no schema/ folder; the demo must say so, not crash.
+    monkeypatch.setattr(demo_module, "ONE_APP", tmp_path / "nowhere")
+    code, text = record(tmp_path / "demo.db")
+    assert code == 2
+    assert "not found" in text
+    assert not (tmp_path / "demo.db").exists()
