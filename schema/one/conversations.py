@@ -232,6 +232,13 @@ def start(ctx: ActionCtx, args: dict[str, Any]) -> dict[str, Any]:
     """
     if not args["participants"]:
         raise ConvexError("A conversation needs at least one participant")
+    # Check what can be checked without the database before the first write, so
+    # that malformed input leaves nothing half made.
+    for number, participant in enumerate(args["participants"]):
+        if ("agentId" in participant) == ("userId" in participant):
+            raise ConvexError(
+                f"participants[{number}] must have exactly one of agentId or userId"
+            )
     conversation_id = ctx.run_mutation(
         "conversations:createConversation",
         {"title": args["title"], **given(args, "meta")},

@@ -352,11 +352,21 @@ def test_start_that_fails_midway_keeps_earlier_steps_and_runs_no_later_ones(
     assert messages(one, conversation["_id"]) == []
 
 
-def test_start_refuses_an_empty_participant_list_before_writing(one: Store):
+def test_start_refuses_malformed_participants_before_writing(one: Store):
     problem = problem_of(
         one.action("conversations:start", {"title": "x", "participants": []})
     )
     assert problem == Rejected("A conversation needs at least one participant")
+    agent_id = make_agent(one)
+    problem = problem_of(
+        one.action(
+            "conversations:start",
+            {"title": "x", "participants": [{"agentId": agent_id}, {"role": "lead"}]},
+        )
+    )
+    assert problem == Rejected(
+        "participants[1] must have exactly one of agentId or userId"
+    )
     assert one.query("conversations:listConversations", {}) == Success([])
 
 
