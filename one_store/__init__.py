@@ -50,6 +50,7 @@ from .functions import (
     mutation,
     query,
 )
+from .router import HttpRequest, HttpResponse, HttpRouter
 from .schema import Schema, TableDefinition, define_schema, define_table
 from .store import Store
 from .validators import Validator, v
@@ -70,6 +71,9 @@ __all__ = [
     "FunctionNotFound",
     "FunctionSpec",
     "HandlerError",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpRouter",
     "InvalidCursor",
     "InvalidId",
     "InvalidIndexRange",
