@@ -36,8 +36,10 @@ NO_ROUTE: Final = "No matching routes found"
 class Headers(Mapping[str, str]):
     """Read-only, case-insensitive HTTP headers (the last value wins on repeats)."""
 
-    def __init__(self, items: Mapping[str, str] | list[tuple[str, str]] = ()) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
+    def __init__(
+        self, items: Mapping[str, str] | list[tuple[str, str]] | None = None
+    ) -> None:
+        pairs = items.items() if isinstance(items, Mapping) else (items or [])
         self._items = {k.lower(): v for k, v in pairs}
 
     def __getitem__(self, name: str) -> str:
@@ -258,12 +260,12 @@ class HttpRouter:
         exact = self._exact.get((method, path))
         if exact is not None:
             return exact
-        best: Route | None = None
-        for (m, prefix), route in self._prefixes.items():
-            if m == method and path.startswith(prefix):
-                if best is None or len(prefix) > len(best.path):
-                    best = route
-        return best
+        matches = [
+            route
+            for (m, prefix), route in self._prefixes.items()
+            if m == method and path.startswith(prefix)
+        ]
+        return max(matches, key=lambda r: len(r.path), default=None)
 
     def routes(self) -> list[Route]:
         """Every route: exact paths, then prefixes, each sorted by path and method."""
