@@ -7,7 +7,8 @@ This module is pure (no I/O). It holds:
 - the limits of a value (array length, object fields, field names, nesting, size by
   Convex's size formula);
 - the storage JSON codec: plain JSON, with tags only where JSON cannot say it
-  (``{"$bytes": base64}`` and ``{"$float": "NaN" | "Infinity" | "-Infinity"}``);
+  (``{"$bytes": base64}`` and ``{"$float": "NaN" | "Infinity" | "-Infinity"}``, or
+  ``"NaN:<16 hex digits>"`` for a NaN with another sign or payload);
   Python's ``json`` already keeps ``1`` and ``1.0`` apart, so int64 needs no tag;
 - Convex's ``convex_encoded_json`` wire codec (``$integer``, ``$float``, ``$bytes``);
 - sort-key bytes whose ``memcmp`` order is Convex's total order across types, so a
@@ -306,12 +307,21 @@ _dumps_fast: Final = json.JSONEncoder(
 ).encode
 
 
+_CANONICAL_NAN_BITS: Final = 0x7FF8000000000000
+
+
+def _float_name(value: float) -> str:
+    if not math.isnan(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    (bits,) = struct.unpack("<Q", struct.pack("<d", value))
+    # Convex keeps a float's exact bits, and its total order tells NaNs apart by
+    # sign and payload (-NaN sorts first): keep any other NaN's bits as hex.
+    return "NaN" if bits == _CANONICAL_NAN_BITS else f"NaN:{bits:016x}"
+
+
 def _tag_special_floats(value: Value) -> object:
     if isinstance(value, float) and not math.isfinite(value):
-        name = (
-            "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        )
-        return {"$float": name}
+        return {"$float": _float_name(value)}
     if isinstance(value, list):
         return [_tag_special_floats(v) for v in value]
     if isinstance(value, dict):
@@ -332,7 +342,10 @@ def _untag(obj: dict[str, Any]) -> object:
         if "$bytes" in obj:
             return base64.b64decode(obj["$bytes"])
         if "$float" in obj:
-            return _FLOAT_NAMES[obj["$float"]]
+            name = obj["$float"]
+            if name.startswith("NaN:"):
+                return struct.unpack("<d", struct.pack("<Q", int(name[4:], 16)))[0]
+            return _FLOAT_NAMES[name]
     return obj
 
 
