@@ -82,6 +82,8 @@ class Transaction:
         self.inserted = False
         self._next_creation_time: float | None = None
         self.on_commit: list[Callable[[], None]] = []
+        # A call trace recorder (one_store.testing.trace); None outside tests.
+        self.tracer: Any = None
         # Documents this transaction read from storage, by identity: they are
         # valid Convex values already, so returning them needs no second check.
         self.trusted: dict[int, Document] = {}
@@ -162,6 +164,8 @@ def _decode_body(txn: Transaction, body: str) -> Document:
     txn.count_read(len(body))
     doc: Document = loads(body)
     txn.trusted[id(doc)] = doc
+    if txn.tracer is not None:
+        txn.tracer.read(doc)
     return doc
 
 
@@ -201,6 +205,8 @@ class DatabaseReader:
         if not isinstance(table, str):
             raise ContextError(f"db.query() takes a table name, got {table!r}")
         self._check_table_access(table)
+        if self._txn.tracer is not None:
+            return self._txn.tracer.query(self, table)  # type: ignore[no-any-return]
         return Query(self, table)
 
     def _locate(self, doc_id: object, method: str) -> tuple[TableLayout | None, str]:
@@ -361,6 +367,8 @@ class DatabaseWriter(DatabaseReader):
             table, document, {"_id": doc_id, "_creationTime": created}
         )
         self._txn.storage.insert(layout, doc, text)
+        if self._txn.tracer is not None:
+            self._txn.tracer.write("insert", table, doc_id)
         return doc_id
 
     def _existing(
@@ -399,6 +407,8 @@ class DatabaseWriter(DatabaseReader):
         system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
         doc, text = self._checked(layout.name, merged, system)
         self._txn.storage.update(layout, doc, text)
+        if self._txn.tracer is not None:
+            self._txn.tracer.write("patch", layout.name, doc_id)
 
     def replace(self, doc_id: str, document: Mapping[str, Any]) -> None:
         """Replace a document's fields entirely (system fields are kept)."""
@@ -406,12 +416,16 @@ class DatabaseWriter(DatabaseReader):
         system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
         doc, text = self._checked(layout.name, document, system)
         self._txn.storage.update(layout, doc, text)
+        if self._txn.tracer is not None:
+            self._txn.tracer.write("replace", layout.name, doc_id)
 
     def delete(self, doc_id: str) -> None:
         """Delete a document."""
         layout, current = self._existing(doc_id, "delete", "Delete")
         self._txn.count_write(0)
         self._txn.storage.delete(layout, str(current["_id"]))
+        if self._txn.tracer is not None:
+            self._txn.tracer.write("delete", layout.name, str(current["_id"]))
 
     def _require_writable(self) -> None:
         if not self._txn.writable:

@@ -130,6 +130,8 @@ class Store:
         self._local = threading.local()
         self._counter_lock = threading.Lock()
         self._closed = False
+        # one_store.testing hooks ("fault", "trace"); shared with with_identity views.
+        self._testing: dict[str, Any] = {}
         if self.schema is not None:
             self._sync_schema(self.schema)
         from .scheduler import StoreScheduler
@@ -447,8 +449,14 @@ class Store:
         path = self.path_of(spec)
         if outer is not None:
             return self._run_nested(spec, args, outer, path)
+        if self._testing and writable and "fault" in self._testing:
+            fault: Problem | None = self._testing["fault"](path)
+            if fault is not None:  # one_store.testing.inject_faults
+                return Failure(fault)
         now = float(self.clock())
         txn = Transaction(storage, self.schema, now, self._ids, writable)
+        if self._testing and "trace" in self._testing:
+            self._testing["trace"](txn, spec.kind, path)
         auth = Auth(self._identity)
         rng = self._next_rng()
         last_known = storage.last_creation_time
