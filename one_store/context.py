@@ -160,6 +160,11 @@ class Transaction:
         return name if name is not None and not name.startswith("_") else None
 
 
+_READ_ONLY = (
+    "Writes are not allowed in a query (ctx.db is read-only there): use a mutation."
+)
+
+
 def _decode_body(txn: Transaction, body: str) -> Document:
     txn.count_read(len(body))
     doc: Document = loads(body)
@@ -248,6 +253,25 @@ class DatabaseReader:
     def system(self) -> DatabaseReader:
         """Read-only access to system tables (``_scheduled_functions``, ``_storage``)."""
         return DatabaseReader(self._txn, system=True)
+
+    # A write through a reader is library misuse (a query cannot write): raise
+    # ContextError at once, rather than an AttributeError that would come out as
+    # a HandlerError Failure.
+    def insert(self, table: str, document: Mapping[str, Any]) -> str:
+        """Refuse: queries cannot write."""
+        raise ContextError(_READ_ONLY)
+
+    def patch(self, doc_id: str, fields: Mapping[str, Any]) -> None:
+        """Refuse: queries cannot write."""
+        raise ContextError(_READ_ONLY)
+
+    def replace(self, doc_id: str, document: Mapping[str, Any]) -> None:
+        """Refuse: queries cannot write."""
+        raise ContextError(_READ_ONLY)
+
+    def delete(self, doc_id: str) -> None:
+        """Refuse: queries cannot write."""
+        raise ContextError(_READ_ONLY)
 
 
 class DatabaseWriter(DatabaseReader):
