@@ -1,0 +1,390 @@
+"""Benchmark one_store against raw sqlite3, sqlite-utils, peewee and TinyDB.
+
+Usage (from the repository root, after ``pip install -e ".[dev,bench]"``)::
+
+    python benchmarks/run.py            # full run, ≤ 10 minutes on 2 cores
+    python benchmarks/run.py --quick    # ≤ 1 minute, smaller tables
+    python benchmarks/run.py --scale    # also 1,000,000-document lookups
+
+Writes ``RESULTS.md`` (the generated block between its markers), ``results.json``
+and ``results.png`` into ``--out`` (default: this folder). See README.md here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import pstats
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a script: make `benchmarks` importable as a package.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import (
+    OPS,
+    PROFILES,
+    RAW,
+    Op,
+    Sizes,
+    StoreState,
+    measure_bulk,
+    measure_open,
+    measure_ops,
+    verify,
+)
+from benchmarks.peers.base import Peer
+from benchmarks.peers.peewee_peer import PeeweePeer
+from benchmarks.peers.raw_sqlite import RawSqlite
+from benchmarks.peers.sqlite_utils_peer import SqliteUtilsPeer
+from benchmarks.peers.tinydb_peer import TinyDBPeer
+from benchmarks.report import (
+    Report,
+    Section,
+    environment,
+    plot,
+    ratio,
+    render,
+    write_json,
+    write_results,
+)
+from benchmarks.workload import make_docs
+
+HERE = Path(__file__).resolve().parent
+LOAD_CHUNK = 48_000  # documents generated at a time while loading (bounded memory)
+SCALE_STORES = (RAW, "one_store", "sqlite-utils", "peewee")
+
+
+def peer_classes(only: set[str] | None) -> dict[str, type[Peer]]:
+    classes: list[type[Peer]] = [RawSqlite]
+    try:
+        from benchmarks.peers.one_store_peer import OneStorePeer
+
+        classes.append(OneStorePeer)
+    except ImportError as exc:  # the harness still runs the peers without it
+        print(f"one_store adapter unavailable ({exc}); running the peers only")
+    classes += [SqliteUtilsPeer, PeeweePeer, TinyDBPeer]
+    return {
+        c.name: c for c in classes if only is None or c.name in only or c.name == RAW
+    }
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def load(
+    classes: dict[str, type[Peer]], size: int, workdir: Path, tag: str
+) -> dict[str, StoreState]:
+    """Create one store per class and load the same ``size`` documents into each."""
+    states: dict[str, StoreState] = {}
+    for name, cls in classes.items():
+        states[name] = StoreState(cls.create(workdir / f"{tag}-{_slug(name)}.db"), [])
+    started = time.perf_counter()
+    for seed, start in enumerate(range(0, size, LOAD_CHUNK)):
+        docs = make_docs(min(LOAD_CHUNK, size - start), seed=1_000 + seed)
+        for state in states.values():
+            state.keys.extend(state.peer.bulk_insert(docs))
+    for name, state in states.items():
+        if len(state.keys) != size:
+            raise RuntimeError(f"{name}: loaded {len(state.keys)} of {size} documents")
+    log(
+        f"loaded {size:,} documents into {len(states)} stores in {time.perf_counter() - started:.1f}s"
+    )
+    gc.collect()
+    gc.freeze()  # loaded data is long-lived: keep it out of every later collection
+    return states
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def run_scale(
+    classes: dict[str, type[Peer]],
+    main: dict[str, StoreState],
+    sizes: Sizes,
+    scale_sizes: Sequence[int],
+    workdir: Path,
+) -> list[dict[str, Any]]:
+    """get and indexed query at each table size, for the SQL stores."""
+    rows: list[dict[str, Any]] = []
+    ops = [op for op in OPS if op.key in ("get", "by_thread")]
+    chosen = {n: c for n, c in classes.items() if n in SCALE_STORES}
+    for size in scale_sizes:
+        if size == sizes.main:
+            states = {n: s for n, s in main.items() if n in chosen}
+            own = False
+        else:
+            states = load(chosen, size, workdir, f"scale{size}")
+            own = True
+        log(f"scale: {size:,} documents")
+        for m in measure_ops(states, ops, sizes, size, log):
+            rows.append(
+                {
+                    "size": size,
+                    "op": m.op,
+                    "store": m.store,
+                    "samples": m.samples,
+                    "median": m.median if m.samples else None,
+                }
+            )
+        if own:
+            for state in states.values():
+                state.peer.close()
+    return rows
+
+
+def profile_one_store(
+    report_data: list[Section],
+    states: dict[str, StoreState],
+    sizes: Sizes,
+    workdir: Path,
+    top: int = 3,
+) -> str:
+    """cProfile one_store on its three highest ratios; return a Markdown section."""
+    if "one_store" not in states:
+        return ""
+    ranked: list[tuple[float, str, str]] = []
+    for s in report_data:
+        for key, label, _t in s.rows:
+            r = ratio(s.data, key, "one_store")
+            if r is not None:
+                ranked.append((r, key, label))
+    ranked.sort(reverse=True)
+    out = [
+        "### Profile of one_store's three highest ratios",
+        "",
+        "cProfile of the one_store calls of each operation (same arguments as the "
+        "timed run). Functions by own time (`tottime`) as a share of the profiled "
+        "total; `cum` is the share including callees.",
+        "",
+    ]
+    for r, key, label in ranked[:top]:
+        run = _profile_target(key, states, sizes, workdir)
+        if run is None:
+            continue
+        prof = cProfile.Profile()
+        gc.disable()
+        prof.enable()
+        run()
+        prof.disable()
+        gc.enable()
+        out += [f"#### {label} ({r:.2f}\u00d7 raw)", "", _profile_table(prof), ""]
+    return "\n".join(out)
+
+
+def _profile_target(
+    key: str, states: dict[str, StoreState], sizes: Sizes, workdir: Path
+) -> Callable[[], None] | None:
+    from benchmarks.peers.one_store_peer import OneStorePeer
+
+    if key == "bulk":
+        docs = make_docs(min(sizes.bulk, 20_000), seed=777)
+
+        def bulk() -> None:
+            peer = OneStorePeer.create(
+                workdir / f"profile-bulk-{time.monotonic_ns()}.db"
+            )
+            peer.bulk_insert(docs)
+            peer.close()
+
+        return bulk
+    if key == "open":
+        path = workdir / "profile-open.db"
+        stored = OneStorePeer.prepare_ten(path, make_docs(1, seed=5)[0])
+
+        def open_many() -> None:
+            for _ in range(50):
+                OneStorePeer.open_ten(path, stored)
+
+        return open_many
+    op = next((o for o in OPS if o.key == key), None)
+    if op is None:
+        return None
+    state = states["one_store"]
+    n = 200 if key not in ("walk",) else 5
+    if key == "delete":
+        n = min(n, len(state.inserted))
+        if n == 0:
+            return None
+    args = op.bind(state, op.make(random.Random(f"profile-{key}"), n, len(state.keys)))
+
+    def calls() -> None:
+        out = [op.call(state.peer, a) for a in args]
+        if key == "insert":
+            state.inserted.extend(out)
+
+    return calls
+
+
+def _profile_table(prof: cProfile.Profile, limit: int = 15) -> str:
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_cc, _nc, tt, _ct, _callers) in raw.values()) or 1.0
+    rows = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)[:limit]
+    lines = ["| function | calls | own % | cum % |", "|---|---|---|---|"]
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in rows:
+        where = _short(filename)
+        name = f"`{where}:{line} {func}`" if line else f"`{func}`"
+        lines.append(
+            f"| {name} | {nc} | {100 * tt / total:.1f} | {100 * ct / total:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _short(filename: str) -> str:
+    for marker in ("one_store/", "benchmarks/", "site-packages/", "lib/python3"):
+        if marker in filename:
+            return filename[filename.index(marker) :]
+    return filename
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="≤ 1 minute: small tables")
+    mode.add_argument(
+        "--smoke", action="store_true", help="seconds: tiny tables (tests)"
+    )
+    parser.add_argument(
+        "--scale", action="store_true", help="add 1,000,000-document lookups"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=HERE, help="where to write RESULTS.md etc."
+    )
+    parser.add_argument(
+        "--stores", help="comma-separated subset (raw sqlite3 always runs)"
+    )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the cProfile section"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where store files go (default: a temp dir)"
+    )
+    args = parser.parse_args(argv)
+
+    mode_name = "quick" if args.quick else "smoke" if args.smoke else "default"
+    sizes = PROFILES[mode_name]
+    scale_sizes = [*sizes.scale, *([1_000_000] if args.scale else [])]
+    only = set(args.stores.split(",")) if args.stores else None
+    classes = peer_classes(only)
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python benchmarks/run.py", *given])
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="one_store_bench-", dir=args.workdir))
+    try:
+        report = run_all(
+            classes,
+            sizes,
+            scale_sizes,
+            workdir,
+            mode_name,
+            command,
+            not args.no_profile,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report.notes.append(f"Whole run took {time.perf_counter() - started:.0f} s.")
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    plot_name = "results.png"
+    plot(args.out / plot_name, report)
+    write_results(args.out / "RESULTS.md", render(report, env, plot_name))
+    write_json(args.out / "results.json", report, env)
+    log(f"wrote {args.out / 'RESULTS.md'} in {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+def run_all(
+    classes: dict[str, type[Peer]],
+    sizes: Sizes,
+    scale_sizes: Sequence[int],
+    workdir: Path,
+    mode: str,
+    command: str,
+    profile: bool,
+) -> Report:
+    names = list(classes)
+    report = Report(
+        command=command,
+        mode=mode,
+        sizes={
+            "table": sizes.main,
+            "repetitions": sizes.reps,
+            "slice": f"{sizes.slice_s}s",
+            "bulk": sizes.bulk,
+            "scale": "/".join(f"{s:,}" for s in scale_sizes),
+        },
+    )
+    states = load(classes, sizes.main, workdir, "main")
+    report.notes += verify(states, sizes.main)
+    log(f"operations on a table of {sizes.main:,} documents")
+    op_data = measure_ops(states, OPS, sizes, sizes.main, log)
+    report.sections.append(
+        Section(
+            title=f"Operations on a table of {sizes.main:,} messages",
+            note="µs per operation. Each write is its own transaction; reads return "
+            "documents as dicts.",
+            unit="µs/op",
+            rows=[(op.key, op.label, op.target) for op in OPS],
+            data=op_data,
+            stores=names,
+        )
+    )
+
+    def fresh(cls: type[Peer]) -> Callable[[int, int], Peer]:
+        return lambda rep, turn: cls.create(
+            workdir / f"bulk-{_slug(cls.name)}-{rep}-{turn}.db"
+        )
+
+    bulk_data = measure_bulk({n: fresh(c) for n, c in classes.items()}, sizes, log)
+    seed_doc = make_docs(1, seed=5)[0]
+    ten = {
+        n: (
+            c,
+            workdir / f"ten-{_slug(n)}.db",
+            c.prepare_ten(workdir / f"ten-{_slug(n)}.db", seed_doc),
+        )
+        for n, c in classes.items()
+    }
+    open_data = measure_open(ten, sizes, log)
+    bulk_op = Op("bulk", "", lambda *_: [], lambda *_: None)
+    report.sections.append(
+        Section(
+            title="Bulk insert and cold start",
+            note=f"Bulk: µs per document inserting {sizes.bulk:,} documents into an "
+            "empty store, in transactions of 8,000 (one_store: one mutation each; "
+            "Convex allows 16,000 writes per transaction). Cold start: µs to open a "
+            "file whose schema has 10 tables, read one document and close.",
+            unit="µs",
+            rows=[
+                (bulk_op.key, "bulk insert (µs per doc)", 1.5),
+                ("open", "open store, 10-table schema", None),
+            ],
+            data=[*bulk_data, *open_data],
+            stores=names,
+        )
+    )
+    for m in bulk_data:
+        if m.samples:
+            report.notes.append(f"bulk insert, {m.store}: {1e6 / m.median:,.0f} docs/s")
+    report.scale = run_scale(classes, states, sizes, scale_sizes, workdir)
+    if profile:
+        report.profile = profile_one_store(report.sections, states, sizes, workdir)
+    for state in states.values():
+        state.peer.close()
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
