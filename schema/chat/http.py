@@ -10,7 +10,7 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 
-from one_store import ActionCtx, HttpResponse, HttpRouter, http_action
+from one_store import ActionCtx, HttpRequest, HttpResponse, HttpRouter, http_action
 
 
 def _answer(result: Result[Any, Any], key: str) -> HttpResponse:
@@ -22,7 +22,7 @@ def _answer(result: Result[Any, Any], key: str) -> HttpResponse:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _json_object(request: Any) -> dict[str, Any] | None:
+def _json_object(request: HttpRequest) -> dict[str, Any] | None:
     try:
         body = request.json()
     except ValueError:
@@ -31,7 +31,7 @@ def _json_object(request: Any) -> dict[str, Any] | None:
 
 
 @http_action
-def post_artifact(ctx: ActionCtx, request: Any) -> HttpResponse:
+def post_artifact(ctx: ActionCtx, request: HttpRequest) -> HttpResponse:
     body = _json_object(request)
     if body is None:
         return HttpResponse({"error": "Body must be a JSON object"}, status=400)
@@ -39,7 +39,7 @@ def post_artifact(ctx: ActionCtx, request: Any) -> HttpResponse:
 
 
 @http_action
-def post_message(ctx: ActionCtx, request: Any) -> HttpResponse:
+def post_message(ctx: ActionCtx, request: HttpRequest) -> HttpResponse:
     body = _json_object(request)
     if body is None:
         return HttpResponse({"error": "Body must be a JSON object"}, status=400)
@@ -47,12 +47,12 @@ def post_message(ctx: ActionCtx, request: Any) -> HttpResponse:
 
 
 @http_action
-def get_thread_messages(ctx: ActionCtx, request: Any) -> HttpResponse:
+def get_thread_messages(ctx: ActionCtx, request: HttpRequest) -> HttpResponse:
     # /threads/<threadId>/messages
-    parts = request.url.split("?")[0].rstrip("/").split("/")
-    if len(parts) < 3 or parts[-1] != "messages":
+    parts = request.path.strip("/").split("/")
+    if len(parts) != 3 or parts[2] != "messages":
         return HttpResponse({"error": "Use /threads/<threadId>/messages"}, status=404)
-    return _answer(ctx.run_query("messages:list", {"threadId": parts[-2]}), "messages")
+    return _answer(ctx.run_query("messages:list", {"threadId": parts[1]}), "messages")
 
 
 http = HttpRouter()
