@@ -1,0 +1,495 @@
+"""Convex's HTTP API over a Store: ``one-store serve`` (a Starlette app on uvicorn).
+
+Routes (reference ``convex-wire.md`` §1 and §4):
+
+- ``POST /api/query``, ``/api/mutation``, ``/api/action`` with ``{"path", "args",
+  "format"}``; ``args`` is an object or a one-element array (the npm client's
+  form), always decoded as ``convex_encoded_json``; ``format`` chooses the reply's
+  encoding (``json``, the default, or ``convex_encoded_json``, or ``export_json``);
+- ``POST /api/run/<dir>/<file>/<fn>`` with ``{"args", "format"}`` runs any public
+  function (``format`` defaults to ``json``);
+- ``OPTIONS /api/*``: CORS preflight answered as Convex's backend does;
+- every other path: the app's ``http.py`` router (exact path, then longest prefix;
+  404 ``No matching routes found``).
+
+A function that ran answers HTTP 200 ``{"status": "success", "value"}`` or
+``{"status": "error", "errorMessage", "errorData"?}`` (``errorData`` is a
+``ConvexError``'s data). A malformed request answers 4xx ``{"code", "message"}``.
+An unknown path, and an ``internal_*`` function's path, answer 404
+``FunctionNotFound`` alike, so a client cannot tell that an internal function
+exists. No answer ever carries a traceback, and bad input never writes.
+
+Concurrency: handlers run on Starlette's worker threads over one shared
+:class:`Store`. Its storage lock serialises transactions on the single SQLite
+connection, so mutations never interleave.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import math
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Literal, NoReturn, TypeAlias
+
+from returns.result import Failure, Result, Success
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import FunctionNotFound, Problem, Rejected
+from .functions import FunctionSpec, action
+from .router import NO_ROUTE, HttpRequest, HttpResponse
+from .store import Store, normalize_path
+from .values import Value, from_convex_json, to_convex_json
+
+MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
+Format: TypeAlias = Literal["json", "convex_encoded_json", "export_json"]
+FORMATS: Final[dict[str, Format]] = {
+    "json": "json",
+    "convex_clean_json": "json",
+    "convex_encoded_json": "convex_encoded_json",
+    "convex_json": "convex_encoded_json",
+    "export_json": "export_json",
+}
+CORS_METHODS: Final = "GET,POST,OPTIONS,PATCH,DELETE,PUT"
+
+
+class RequestError(Exception):
+    """A malformed request: answered with ``status`` and ``{"code", "message"}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def response(self) -> JSONResponse:
+        """The 4xx answer."""
+        return JSONResponse(
+            {"code": self.code, "message": self.message}, status_code=self.status
+        )
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def to_clean_json(value: Value) -> Any:
+    """Convex's lossy ``json`` format: int64 as a decimal string, bytes as base64."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, bytes):
+        return _b64(value)
+    if isinstance(value, list):
+        return [to_clean_json(v) for v in value]
+    return {k: to_clean_json(v) for k, v in value.items()}
+
+
+def encode(value: Value, fmt: Format) -> Any:
+    """Encode a value for a reply in ``fmt``."""
+    if fmt == "json":
+        return to_clean_json(value)
+    if fmt == "convex_encoded_json":
+        return to_convex_json(value)
+    from .snapshot import to_export_json
+
+    return to_export_json(value)
+
+
+def _dumps(obj: object) -> bytes:
+    # Python writes a float 5.0 as "5.0", as serde_json does: the Python client needs it.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class ConvexJSONResponse(JSONResponse):
+    """A JSON response rendered compactly (floats keep their ``.0``)."""
+
+    def render(self, content: Any) -> bytes:
+        """Render ``content`` as compact UTF-8 JSON."""
+        return _dumps(content)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (413) without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(
+        413, "PayloadTooLarge", f"Request body is larger than {limit} bytes"
+    )
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body as strict JSON (no NaN/Infinity literals), or raise 400."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise RequestError(
+            400, "BadJsonBody", f"Failed to deserialize the JSON body: {e}"
+        ) from None
+
+
+def parse_format(raw: object) -> Format:
+    """The reply format of a request (missing means clean ``json``, as Convex)."""
+    if raw is None:
+        return "json"
+    if isinstance(raw, str) and raw in FORMATS:
+        return FORMATS[raw]
+    raise RequestError(
+        400, "BadFormat", f"format param must be one of [`json`]. Got {raw}"
+    )
+
+
+def parse_args(raw: object) -> Value:
+    """Decode ``args`` (an object, or the npm client's one-element array)."""
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise RequestError(
+                400,
+                "BadJsonBody",
+                f"args must be an object or an array of one object, got {len(raw)} items",
+            )
+        raw = raw[0]
+    try:
+        return from_convex_json(raw)
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+        raise RequestError(400, "BadJsonBody", f"Invalid args: {e}") from None
+
+
+def parse_call(body: bytes, *, need_path: bool) -> tuple[str, Value, Format]:
+    """``(path, args, format)`` of a ``/api/<kind>`` body (path is "" for /api/run)."""
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise RequestError(400, "BadJsonBody", "The JSON body must be an object")
+    path = data.get("path")
+    if need_path and not isinstance(path, str):
+        raise RequestError(400, "BadJsonBody", "missing field `path` (a string)")
+    if "args" not in data:
+        raise RequestError(400, "BadJsonBody", "missing field `args`")
+    fmt = parse_format(data.get("format"))
+    return (path if isinstance(path, str) else ""), parse_args(data["args"]), fmt
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def envelope(result: Result[Any, Problem], fmt: Format) -> dict[str, Any]:
+    """The 200 body for a function that ran: success or error envelope."""
+    match result:
+        case Success(value):
+            return {"status": "success", "value": encode(value, fmt)}
+        case Failure(problem):
+            out: dict[str, Any] = {"status": "error", "errorMessage": str(problem)}
+            if isinstance(problem, Rejected):
+                out["errorData"] = encode(problem.data, fmt)
+            return out
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _not_found(path: str) -> RequestError:
+    return RequestError(404, "FunctionNotFound", FunctionNotFound(path).message)
+
+
+class Api:
+    """The request handlers, bound to one store."""
+
+    def __init__(self, store: Store, max_body: int = MAX_BODY) -> None:
+        self.store = store
+        self.max_body = max_body
+
+    def lookup(self, path: str) -> FunctionSpec[Any]:
+        """The public function at ``path``; internal ones are reported as missing."""
+        if normalize_path(path) is None:
+            raise RequestError(
+                400,
+                "BadConvexFunctionIdentifier",
+                f"{path} is not a valid path to a Convex function.",
+            )
+        found = self.store.function(path)
+        if isinstance(found, Failure) or found.unwrap().visibility != "public":
+            raise _not_found(path)
+        return found.unwrap()
+
+    def run(self, spec: FunctionSpec[Any], args: Value) -> Result[Any, Problem]:
+        """Run a function by its kind (called on a worker thread)."""
+        arguments: Any = args
+        if spec.kind == "query":
+            return self.store.query(spec, arguments)
+        if spec.kind == "mutation":
+            return self.store.mutation(spec, arguments)
+        return self.store.action(spec, arguments)
+
+    async def call(self, request: Request, kind: str) -> Response:
+        """``POST /api/query|mutation|action``."""
+        path, args, fmt = parse_call(
+            await read_body(request, self.max_body), need_path=True
+        )
+        spec = self.lookup(path)
+        if spec.kind != kind:
+            message = (
+                f"Trying to execute {path} as {kind.capitalize()}, "
+                f"but it is defined as {spec.kind.capitalize()}."
+            )
+            return ConvexJSONResponse({"status": "error", "errorMessage": message})
+        result = await run_in_threadpool(self.run, spec, args)
+        return ConvexJSONResponse(envelope(result, fmt))
+
+    async def run_by_url(self, request: Request) -> Response:
+        """``POST /api/run/<module path>/<fn>``: any public function, by URL."""
+        parts = request.path_params["identifier"].strip("/").split("/")
+        if len(parts) < 2 or not all(parts):
+            raise RequestError(
+                400,
+                "MissingIdentifier",
+                "Expected /api/run/<module path>/<function name>",
+            )
+        path = "/".join(parts[:-1]) + ":" + parts[-1]
+        _, args, fmt = parse_call(
+            await read_body(request, self.max_body), need_path=False
+        )
+        spec = self.lookup(path)
+        result = await run_in_threadpool(self.run, spec, args)
+        return ConvexJSONResponse(envelope(result, fmt))
+
+    async def http_action(self, request: Request) -> Response:
+        """Any path outside ``/api/``: the app's ``http.py`` router."""
+        router = self.store.app.http if self.store.app else None
+        route = router.lookup(request.url.path, request.method) if router else None
+        if route is None:
+            return Response(NO_ROUTE, status_code=404, media_type="text/plain")
+        has_body = request.method not in ("GET", "HEAD", "OPTIONS")
+        body = await read_body(request, self.max_body) if has_body else b""
+        incoming = HttpRequest(
+            "GET" if request.method == "HEAD" else request.method,
+            _public_url(request),
+            list(request.headers.items()),
+            body,
+        )
+        answer = await run_in_threadpool(self.run_http, route.handler, incoming)
+        if request.method == "HEAD":
+            return Response(b"", answer.status, headers=answer.headers)
+        return Response(answer.content, answer.status, headers=answer.headers)
+
+    def run_http(self, spec: FunctionSpec[Any], request: HttpRequest) -> HttpResponse:
+        """Run an HTTP action as an action (an ActionCtx); errors become a 500 JSON."""
+        box: list[object] = []
+        handler = spec.handler
+        wrapper: Callable[[Any, Any], Any]
+        if inspect.iscoroutinefunction(handler):
+
+            async def run_async(ctx: Any, _args: Any) -> None:
+                box.append(await handler(ctx, request))
+
+            wrapper = run_async
+        else:
+
+            def run_sync(ctx: Any, _args: Any) -> None:
+                box.append(handler(ctx, request))
+
+            wrapper = run_sync
+        result = self.store.action(action(wrapper), {})
+        if isinstance(result, Failure):
+            return _server_error(result.failure())
+        if not box or not isinstance(box[0], HttpResponse):
+            got = type(box[0]).__name__ if box else "nothing"
+            return HttpResponse(
+                {
+                    "code": f"Server Error: an HTTP action must return HttpResponse, got {got}"
+                },
+                status=500,
+            )
+        return box[0]
+
+
+def _server_error(problem: Problem) -> HttpResponse:
+    body: dict[str, Any] = {"code": f"Server Error: {problem}"}
+    if isinstance(problem, Rejected):
+        body["data"] = to_clean_json(problem.data)
+    return HttpResponse(body, status=500)
+
+
+def _public_url(request: Request) -> str:
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+    host = request.headers.get("host", request.url.netloc)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{proto}://{host}{request.url.path}{query}"
+
+
+# --------------------------------------------------------------------------- CORS
+
+
+def _cors_headers(request: Request) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return {}
+    return {
+        "access-control-allow-origin": origin,
+        "access-control-allow-credentials": "true",
+        "vary": "origin, access-control-request-method, access-control-request-headers",
+    }
+
+
+def _preflight(request: Request) -> Response:
+    headers = _cors_headers(request)
+    if headers:
+        headers["access-control-allow-methods"] = CORS_METHODS
+        headers["access-control-max-age"] = "86400"
+        requested = request.headers.get("access-control-request-headers")
+        if requested:
+            headers["access-control-allow-headers"] = requested
+    return Response(b"", status_code=200, headers=headers)
+
+
+# --------------------------------------------------------------------------- app
+
+Endpoint: TypeAlias = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint, cors: bool) -> Endpoint:
+    """Turn RequestError into its 4xx answer and add CORS headers on ``/api``."""
+
+    async def handle(request: Request) -> Response:
+        if cors and request.method == "OPTIONS":
+            return _preflight(request)
+        try:
+            response = await endpoint(request)
+        except RequestError as e:
+            response = e.response()
+        if cors:
+            response.headers.update(_cors_headers(request))
+        return response
+
+    return handle
+
+
+def _method_not_allowed() -> NoReturn:
+    raise RequestError(405, "MethodNotAllowed", "Use POST for the function API")
+
+
+async def _unknown_api(request: Request) -> Response:
+    raise RequestError(404, "NotFound", f"Unknown API route {request.url.path}")
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Last resort: a bug must not leak a traceback to the client.
+    return JSONResponse(
+        {
+            "code": "InternalServerError",
+            "message": "Your request couldn't be completed.",
+        },
+        status_code=500,
+    )
+
+
+def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
+    """The ASGI app serving ``store``'s app over Convex's HTTP API.
+
+    Example:
+        >>> from starlette.testclient import TestClient  # doctest: +SKIP
+        >>> client = TestClient(create_app(Store.open("app.db", app="schema/chat")))  # doctest: +SKIP
+        >>> client.post("/api/query", json={"path": "threads:list", "args": {}}).json()  # doctest: +SKIP
+    """
+    api = Api(store, max_body)
+    every = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
+
+    def kind_endpoint(kind: str) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            if request.method != "POST":
+                _method_not_allowed()
+            return await api.call(request, kind)
+
+        return endpoint
+
+    async def run_endpoint(request: Request) -> Response:
+        if request.method != "POST":
+            _method_not_allowed()
+        return await api.run_by_url(request)
+
+    routes = [
+        Route(f"/api/{kind}", _guarded(kind_endpoint(kind), True), methods=every)
+        for kind in ("query", "mutation", "action")
+    ]
+    routes += [
+        Route(
+            "/api/run/{identifier:path}", _guarded(run_endpoint, True), methods=every
+        ),
+        Route("/api/{rest:path}", _guarded(_unknown_api, True), methods=every),
+        Route("/{rest:path}", _guarded(api.http_action, False), methods=every),
+    ]
+    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://host:port`` of a bound socket."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve(
+    store: Store,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3210,
+    on_ready: Callable[[str], None] = print,
+    log_level: str = "warning",
+) -> None:
+    """Serve ``store`` until interrupted; calls ``on_ready(url)`` once listening.
+
+    Raises:
+        OSError: the address cannot be bound (port in use, bad host).
+    """
+    import uvicorn
+
+    sock = bind(host, port)
+    config = uvicorn.Config(
+        create_app(store), log_level=log_level, access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    on_ready(url_of(sock))
+    server.run(sockets=[sock])
