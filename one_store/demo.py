@@ -20,9 +20,12 @@ from typing import Any
 
 from returns.result import Failure, Result, Success
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .errors import OneStoreError, Problem
+from .storage import StorageFailure
 from .store import Store
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
@@ -85,6 +88,11 @@ def _expect_failure(result: Result[Any, Problem], what: str) -> Problem:
 
 def _when(ms: float) -> str:
     return dt.datetime.fromtimestamp(ms / 1000).strftime("%H:%M:%S")
+
+
+def _row(table: Table, *cells: object) -> None:
+    # Cells hold data (messages, validator text with brackets): never markup.
+    table.add_row(*(Text(str(cell)) for cell in cells))
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -182,7 +190,8 @@ def _one_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
 
     agents_table = _table("Agents", "name", "description", "prompt", "updated")
     for agent in _ok(store.query("agents:listAgents", {}), "list agents"):
-        agents_table.add_row(
+        _row(
+            agents_table,
             agent["name"],
             agent.get("description", ""),
             agent.get("prompt", "—"),
@@ -225,7 +234,8 @@ def _one_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
         "output",
     )
     for number, step in enumerate(flow["steps"], 1):
-        steps_table.add_row(
+        _row(
+            steps_table,
             str(number),
             step["name"],
             ", ".join(step["prerequisites"]) or "—",
@@ -296,7 +306,8 @@ def _one_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
         "message",
     )
     for message in page["page"]:
-        messages_table.add_row(
+        _row(
+            messages_table,
             _when(message["createdAt"]),
             names[message["authorParticipantId"]],
             message["kind"],
@@ -423,8 +434,11 @@ def _chat_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
     for message in _ok(
         store.query("messages:list", {"threadId": thread_id}), "list messages"
     ):
-        thread_table.add_row(
-            _when(message["createdAt"]), message["role"], message["content"]
+        _row(
+            thread_table,
+            _when(message["createdAt"]),
+            message["role"],
+            message["content"],
         )
     console.print(thread_table)
 
@@ -436,18 +450,18 @@ def _chat_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
         store.query("artifacts:listByThread", {"threadId": thread_id}),
         "list artifacts",
     ):
-        state.add_row(f"artifact ({artifact['type']})", artifact["status"])
+        _row(state, f"artifact ({artifact['type']})", artifact["status"])
     for approval in _ok(
         store.query("approvals:listByThread", {"threadId": thread_id}),
         "list approvals",
     ):
-        state.add_row("approval request", approval["status"])
-    state.add_row("session phase", session["phase"])
-    state.add_row("session plan", session.get("plan", "—"))
+        _row(state, "approval request", approval["status"])
+    _row(state, "session phase", session["phase"])
+    _row(state, "session plan", session.get("plan", "—"))
     for call in _ok(
         store.query("toolCalls:list", {"threadId": thread_id}), "list tool calls"
     ):
-        state.add_row(f"tool call {call['toolName']}", str(call["input"]))
+        _row(state, f"tool call {call['toolName']}", str(call["input"]))
     console.print(state)
 
     return [
@@ -530,16 +544,17 @@ def run_demo(db_path: Path, console: Console) -> int:
                 },
             )
     except DemoError as error:
-        console.print(f"[red]Demo step failed: {error}[/]")
+        console.print(f"[red]Demo step failed: {escape(str(error))}[/]")
         return 1
-    except OneStoreError as error:
-        console.print(f"[red]Could not open the demo files: {error}[/]")
+    except (OneStoreError, StorageFailure) as error:
+        # A file of another app (SchemaMismatchError) or one SQLite cannot open.
+        console.print(f"[red]Could not open the demo files: {escape(str(error))}[/]")
         return 1
 
     console.rule("[bold]Bad input comes back as a Failure, not an exception[/]")
     bad = _table("Failures returned", "call", "problem", "message")
     for call, problem in failures:
-        bad.add_row(call, problem.code, " ".join(problem.message.splitlines()[:3]))
+        _row(bad, call, problem.code, " ".join(problem.message.splitlines()[:3]))
     console.print(bad)
 
     totals = _table(
@@ -547,7 +562,7 @@ def run_demo(db_path: Path, console: Console) -> int:
     )
     for path, counts in ((db_path, one_counts), (chat_db, chat_counts)):
         for label, count in counts:
-            totals.add_row(path.name, label, str(count))
+            _row(totals, path.name, label, str(count))
     console.print(totals)
     console.print(
         f"Files: [bold]{db_path}[/] (schema/one) and [bold]{chat_db}[/] (schema/chat). "

@@ -63,3 +63,16 @@ def test_demo_without_the_app_folders_says_so(
     assert code == 2
     assert "not found" in text
     assert not (tmp_path / "demo.db").exists()
+
+
+def test_demo_on_a_file_of_another_app_reports_it_and_changes_nothing(tmp_path: Path):
+    db = tmp_path / "theirs.db"
+    with Store.open(db, app=CHAT_APP) as chat:
+        chat.mutation("auth:createUser", {"email": "x@example.com"}).unwrap()
+    code, text = record(db)
+    assert code == 1
+    assert "Could not open the demo files" in text
+    assert "users" in text
+    with Store.open(db, app=CHAT_APP) as chat:
+        assert [u["email"] for u in chat.documents("users")] == ["x@example.com"]
+        assert list(chat.documents("threads")) == []
