@@ -235,6 +235,25 @@ def fail_step(ctx: MutationCtx, args: dict[str, Any]) -> None:
     )
 
 
+@mutation(
+    args={"flowId": v.id("flows"), "delayMs": v.optional(v.number())},
+    name="scheduleAdvance",
+)
+def schedule_advance(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """Schedule ``flows:advance`` for this flow (now, or after ``delayMs``).
+
+    The job is part of this mutation's transaction: it exists only if the flow
+    does. Returns the ``_scheduled_functions`` ID, which ``ctx.scheduler.cancel``
+    takes.
+    """
+    flow = _flow(ctx, args["flowId"])
+    if flow["status"] == "completed":
+        raise ConvexError(f"Flow {flow['name']!r} is already completed")
+    return ctx.scheduler.run_after(
+        args.get("delayMs", 0), "flows:advance", {"flowId": args["flowId"]}
+    )
+
+
 @query(args={"flowId": v.id("flows")}, name="nextStep")
 def next_step(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The first step (in order) that is not done, or None when all are."""

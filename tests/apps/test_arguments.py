@@ -105,6 +105,7 @@ ONE_CALLS: Calls = {
     "flows:failStep": lambda w: {"flowId": w["flow"], "stepName": "a", "error": "e"},
     "flows:runStep": lambda w: {"flowId": w["flow"], "stepName": "a", "output": "o"},
     "flows:advance": lambda w: {"flowId": w["flow"], "maxSteps": 1},
+    "flows:scheduleAdvance": lambda w: {"flowId": w["flow"], "delayMs": 1000},
     "conversations:createConversation": lambda w: {"title": "t", "meta": {}},
     "conversations:getConversation": lambda w: {"conversationId": w["conversation"]},
     "conversations:listConversations": lambda w: {"status": "active"},

@@ -315,3 +315,61 @@ def test_advance_completes_min_of_steps_and_max_steps_in_order(n: int, k: int):
     assert result.unwrap()["completed"] == expected
     assert done == expected
     assert result.unwrap()["status"] == ("completed" if k >= n else "running")
+
+
+# ---------------------------------------------------------------- scheduled
+
+
+def jobs(store: Store) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = store.run(
+        lambda ctx: ctx.db.system.query("_scheduled_functions").collect()
+    ).unwrap()
+    return result
+
+
+def test_schedule_advance_walks_the_flow_when_due(one: Store, clock: FakeClock):
+    flow_id = make_flow(one)
+    job_id = one.mutation(
+        "flows:scheduleAdvance", {"flowId": flow_id, "delayMs": 60_000}
+    ).unwrap()
+    [job] = jobs(one)
+    assert (job["_id"], job["name"], job["args"]) == (
+        job_id,
+        "flows:advance",
+        [{"flowId": flow_id}],
+    )
+    one.scheduler.advance(59_999)
+    assert flow(one, flow_id)["status"] == "draft"
+    one.scheduler.advance(1)
+    assert flow(one, flow_id)["status"] == "completed"
+    assert jobs(one)[0]["state"] == {"kind": "success"}
+    assert problem_of(
+        one.mutation("flows:scheduleAdvance", {"flowId": flow_id})
+    ) == Rejected("Flow 'Report' is already completed")
+    assert len(jobs(one)) == 1  # the refused call scheduled nothing
+
+
+def test_a_scheduled_advance_that_fails_midway_is_a_failed_job(one: Store):
+    steps: list[dict[str, Any]] = [
+        {"name": "research", "instructions": "Collect"},
+        {"name": "publish", "instructions": "Post", "prerequisites": ["review"]},
+        {"name": "review", "instructions": "Check"},
+    ]
+    flow_id = make_flow(one, steps)
+    one.mutation("flows:scheduleAdvance", {"flowId": flow_id}).unwrap()
+    one.scheduler.run_all()
+    assert jobs(one)[0]["state"]["kind"] == "failed"
+    assert statuses(one, flow_id) == {
+        "research": "done",
+        "publish": "pending",
+        "review": "pending",
+    }
+
+
+def test_schedule_advance_refuses_a_negative_delay(one: Store):
+    flow_id = make_flow(one)
+    problem = problem_of(
+        one.mutation("flows:scheduleAdvance", {"flowId": flow_id, "delayMs": -1})
+    )
+    assert isinstance(problem, ArgsInvalid)
+    assert jobs(one) == []
