@@ -16,6 +16,7 @@ Example:
 """
 
 from .context import ActionCtx, MutationCtx, QueryCtx
+from .crons import Crons
 from .errors import (
     ArgsInvalid,
     Busy,
@@ -65,6 +66,7 @@ __all__ = [
     "Busy",
     "ContextError",
     "ConvexError",
+    "Crons",
     "DefinitionError",
     "DocumentInvalid",
     "DocumentNotFound",
