@@ -160,6 +160,15 @@ class Transaction:
         return name if name is not None and not name.startswith("_") else None
 
 
+def _same(value: object, expected: object) -> bool:
+    """Whether a repeated system field equals the document's, by Convex value equality.
+
+    An int64 ``1000`` is not the float64 ``1000.0``, so it does not match
+    ``_creationTime``.
+    """
+    return type(value) is type(expected) and value == expected
+
+
 _READ_ONLY = (
     "Writes are not allowed in a query (ctx.db is read-only there): use a mutation."
 )
@@ -308,7 +317,7 @@ class DatabaseWriter(DatabaseReader):
         for key, value in body.items():
             if isinstance(key, str) and key.startswith("_"):
                 if key in SYSTEM_FIELDS:
-                    if value is UNSET or value == system.get(key):
+                    if value is UNSET or _same(value, system.get(key)):
                         continue
                     raise ProblemError(
                         DocumentInvalid(
@@ -426,7 +435,7 @@ class DatabaseWriter(DatabaseReader):
                 merged.pop(key, None)
             elif key not in SYSTEM_FIELDS:
                 merged[key] = value
-            elif value != current[key]:
+            elif not _same(value, current[key]):
                 merged[key] = value  # let _checked report the mismatch
         system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
         doc, text = self._checked(layout.name, merged, system)
