@@ -118,7 +118,12 @@ def serve(
     with open_store(app_dir, db) as store:
 
         def ready(url: str) -> None:
-            out.print(f"one-store serving {app_dir} ({db}) at {url}", highlight=False)
+            out.print(
+                f"one-store serving {app_dir} ({db}) at {url}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
             sys.stdout.flush()
 
         try:

@@ -1,0 +1,113 @@
+"""Functions of the HTTP API test app: every kind, visibility and outcome."""
+
+from typing import Any
+
+from returns.result import Failure
+
+from one_store import (
+    ActionCtx,
+    ConvexError,
+    MutationCtx,
+    QueryCtx,
+    Rejected,
+    action,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+    v,
+)
+
+NOTE_ARGS = {
+    "text": v.string(),
+    "count": v.optional(v.int64()),
+    "blob": v.optional(v.bytes()),
+    "score": v.optional(v.float64()),
+    "tags": v.optional(v.array(v.string())),
+}
+
+
+@mutation(args=NOTE_ARGS)
+def add(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    return ctx.db.insert("notes", args)
+
+
+@query(args={}, name="list")
+def list_all(ctx: QueryCtx, args: dict[str, Any]) -> Any:
+    return ctx.db.query("notes").collect()
+
+
+@query(args={"id": v.id("notes")})
+def get(ctx: QueryCtx, args: dict[str, Any]) -> Any:
+    return ctx.db.get(args["id"])
+
+
+@query(args=v.any())
+def echo(ctx: QueryCtx, args: dict[str, Any]) -> Any:
+    return args
+
+
+@mutation(args={"text": v.string()})
+def reject(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    ctx.db.insert("notes", {"text": args["text"]})
+    raise ConvexError({"code": 5, "why": "rejected", "raw": b"\x01\x02"})
+
+
+@mutation(args={"text": v.string()})
+def reject_with_failure(ctx: MutationCtx, args: dict[str, Any]) -> Any:
+    ctx.db.insert("notes", {"text": args["text"]})
+    return Failure(Rejected("plain string data"))
+
+
+@mutation(args={"text": v.string()})
+def crash(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    ctx.db.insert("notes", {"text": args["text"]})
+    raise RuntimeError("boom")
+
+
+@mutation(args={"name": v.string()})
+def bump(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    """Read-modify-write: concurrent bumps must never lose an update."""
+    row = (
+        ctx.db.query("counters")
+        .with_index("by_name", lambda q: q.eq("name", args["name"]))
+        .unique()
+    )
+    if row is None:
+        ctx.db.insert("counters", {"name": args["name"], "value": 1})
+        return 1
+    value = int(str(row["value"])) + 1
+    ctx.db.patch(str(row["_id"]), {"value": value})
+    return value
+
+
+@query(args={"name": v.string()})
+def counter(ctx: QueryCtx, args: dict[str, Any]) -> Any:
+    row = (
+        ctx.db.query("counters")
+        .with_index("by_name", lambda q: q.eq("name", args["name"]))
+        .unique()
+    )
+    return None if row is None else row["value"]
+
+
+@internal_mutation(args={"text": v.string()})
+def secret(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    return ctx.db.insert("notes", {"text": args["text"]})
+
+
+@internal_query(args={})
+def secret_count(ctx: QueryCtx, args: dict[str, Any]) -> int:
+    return len(ctx.db.query("notes").collect())
+
+
+@action(args={"text": v.string()})
+def add_twice(ctx: ActionCtx, args: dict[str, Any]) -> Any:
+    first = ctx.run_mutation("notes:add", {"text": args["text"]}).unwrap()
+    second = ctx.run_mutation("notes:add", {"text": args["text"] + "!"}).unwrap()
+    return [first, second]
+
+
+@action(args={"text": v.string()})
+async def add_async(ctx: ActionCtx, args: dict[str, Any]) -> Any:
+    return ctx.run_mutation("notes:add", {"text": args["text"]}).unwrap()
