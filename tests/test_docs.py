@@ -33,4 +33,6 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
         try:
             exec(compile(code, f"{page.name}[{number}]", "exec"), namespace)
         except Exception as e:
-            raise AssertionError(f"{page.name} example {number} failed: {e!r}\n{code}") from e
+            raise AssertionError(
+                f"{page.name} example {number} failed: {e!r}\n{code}"
+            ) from e

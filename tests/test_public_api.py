@@ -48,7 +48,9 @@ def test_problem_classes_have_code_and_message():
 
     for cls in PROBLEM_TYPES:
         assert cls.code == cls.__name__
-        assert hasattr(cls, "message") or "message" in {a.name for a in cls.__attrs_attrs__}
+        assert hasattr(cls, "message") or "message" in {
+            a.name for a in cls.__attrs_attrs__
+        }
 
 
 def test_every_public_name_is_in_the_api_page():
