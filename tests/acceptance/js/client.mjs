@@ -1,0 +1,100 @@
+// Drives a live `one-store serve` with the real npm ConvexHttpClient and prints
+// what it observed as one JSON object; tests/acceptance/test_real_clients.py
+// asserts on it. Usage: node client.mjs <scenario> <url>
+import { ConvexHttpClient } from "convex/browser";
+import { anyApi } from "convex/server";
+import { ConvexError } from "convex/values";
+
+const [scenario, url] = process.argv.slice(2);
+// The client logs log lines through console; keep stdout for the JSON result.
+const client = new ConvexHttpClient(url, { logger: false });
+
+// bigint and ArrayBuffer are not JSON: describe them so Python can check them.
+function describe(value) {
+  if (typeof value === "bigint") return { bigint: value.toString() };
+  if (value instanceof ArrayBuffer) return { bytes: [...new Uint8Array(value)] };
+  if (typeof value === "number") {
+    if (Number.isNaN(value)) return { number: "NaN" };
+    if (Object.is(value, -0)) return { number: "-0" };
+    if (!Number.isFinite(value)) return { number: String(value) };
+    return value;
+  }
+  if (Array.isArray(value)) return value.map(describe);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, describe(v)]));
+  }
+  return value;
+}
+
+async function failure(promise) {
+  try {
+    return { ok: describe(await promise) };
+  } catch (e) {
+    return {
+      convexError: e instanceof ConvexError,
+      message: String(e.message),
+      data: e instanceof ConvexError ? describe(e.data) : null,
+    };
+  }
+}
+
+async function notes() {
+  const out = {};
+  const id = await client.mutation(anyApi.notes.add, {
+    text: "js",
+    count: 5n,
+    blob: new Uint8Array([1, 2, 3]).buffer,
+    score: 1.5,
+    tags: ["a", "b"],
+  });
+  out.id = id;
+  out.doc = describe(await client.query(anyApi.notes.get, { id }));
+  out.echo = describe(
+    await client.query(anyApi.notes.echo, {
+      min: -(2n ** 63n),
+      nan: NaN,
+      negz: -0,
+      inf: Infinity,
+      one: 1,
+      empty: new ArrayBuffer(0),
+      skipped: undefined,
+    }),
+  );
+  out.action = describe(await client.action(anyApi.notes.add_twice, { text: "act" }));
+  out.rejected = await failure(client.mutation(anyApi.notes.reject, { text: "never" }));
+  out.internal = await failure(client.mutation(anyApi.notes.secret, { text: "leak" }));
+  out.internalQuery = await failure(client.query(anyApi.notes.secret_count, {}));
+  out.crash = await failure(client.mutation(anyApi.notes.crash, { text: "never" }));
+  out.badArgs = await failure(client.mutation(anyApi.notes.add, { text: 5 }));
+  out.texts = (await client.query(anyApi.notes.list, {})).map((n) => n.text);
+  return out;
+}
+
+async function chat() {
+  // The chat spec's backend, byte for byte: fetch with no format and no content type.
+  const CONVEX_URL = url;
+  const userId = await client.mutation(anyApi.auth.createUser, { name: "Ada" });
+  const threadId = await client.mutation(anyApi.threads.create, { userId, title: "Launch" });
+  const [threadIdArg, type, content] = [threadId, "plan", "# Plan"];
+  const response = await fetch(`${CONVEX_URL}/api/mutation`, {
+    method: "POST",
+    body: JSON.stringify({
+      path: "artifacts:create",
+      args: { threadId: threadIdArg, type, content },
+    }),
+  });
+  const fetched = await response.json();
+  await client.mutation(anyApi.messages.send, { threadId, role: "user", content: "hi" });
+  const messages = await client.query(anyApi.messages.list, { threadId });
+  const artifacts = await client.query(anyApi.artifacts.listByThread, { threadId });
+  return {
+    status: response.status,
+    fetched,
+    artifacts: artifacts.map((a) => [a._id, a.type, a.content]),
+    messages: messages.map((m) => [m.role, m.content]),
+  };
+}
+
+const scenarios = { notes, chat };
+const result = await scenarios[scenario]();
+process.stdout.write(JSON.stringify(result) + "\n");
