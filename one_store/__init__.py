@@ -39,6 +39,7 @@ from .errors import (
     SchemaError,
     SchemaMismatchError,
     StorageError,
+    StoreOpenError,
     ValueInvalid,
 )
 from .functions import (
@@ -92,6 +93,7 @@ __all__ = [
     "SchemaMismatchError",
     "StorageError",
     "Store",
+    "StoreOpenError",
     "TableDefinition",
     "Validator",
     "Value",

@@ -27,7 +27,9 @@ Exceptions (library misuse, raised at once, never turned into a Failure)::
     ├── SchemaMismatchError(OneStoreError, ValueError)  stored data breaks a new schema
     ├── ContextError(OneStoreError, RuntimeError)       ctx misuse (db in an action,
     │                                                   a write inside a query, ...)
-    └── DefinitionError(OneStoreError, TypeError)       bad function definition
+    ├── DefinitionError(OneStoreError, TypeError)       bad function definition
+    └── StoreOpenError(OneStoreError)                   the file cannot be opened
+                                                        (``.problem``: StorageError)
 
 ``ConvexError(data)`` is raised *by handlers* to reject with data; the store turns it
 into ``Failure(Rejected(data))``. ``ProblemError`` is what ``.unwrap()``-style helpers
@@ -360,6 +362,27 @@ class DefinitionError(OneStoreError, TypeError):
     code = "DefinitionError"
 
 
+class StorageFailure(Exception):  # noqa: N818 - carries a Problem (Busy, StorageError)
+    """SQLite refused the work; ``problem`` is ``Busy`` or ``StorageError``.
+
+    Inside function calls it becomes ``Failure(problem)``; it escapes only from
+    :class:`StoreOpenError`.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+class StoreOpenError(StorageFailure, OneStoreError):
+    """``Store.open`` could not open the file as a database (corrupt, locked, not SQLite).
+
+    ``problem`` is the ``StorageError`` (or ``Busy``) that says why.
+    """
+
+    code = "StoreOpenError"
+
+
 class ConvexError(Exception):
     """Raise inside a handler to reject with ``data``: the call returns ``Failure(Rejected(data))``.
 
@@ -382,32 +405,3 @@ class ProblemError(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
-
-
-__all__ = [
-    "PROBLEM_TYPES",
-    "ArgsInvalid",
-    "Busy",
-    "ContextError",
-    "ConvexError",
-    "DefinitionError",
-    "DocumentInvalid",
-    "DocumentNotFound",
-    "FunctionNotFound",
-    "HandlerError",
-    "InvalidCursor",
-    "InvalidId",
-    "InvalidIndexRange",
-    "LimitExceeded",
-    "NotUnique",
-    "OneStoreError",
-    "Problem",
-    "ProblemError",
-    "Rejected",
-    "ReturnsInvalid",
-    "SchemaError",
-    "SchemaMismatchError",
-    "StorageError",
-    "ValueInvalid",
-    "is_problem",
-]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -43,6 +44,9 @@ from attrs import define
 
 from . import ids
 from .errors import Busy, Problem, StorageError
+from .errors import (
+    StorageFailure as StorageFailure,
+)  # re-exported: callers catch it here
 from .schema import Index, Schema, SearchIndex, TableDefinition
 from .values import Document, dumps, key_function, loads, sort_key
 
@@ -50,14 +54,6 @@ LAYOUT_VERSION = 1
 META = "_one_store_meta"
 TABLES = "_one_store_tables"
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
-
-
-class StorageFailure(Exception):  # noqa: N818 - internal signal carrying a Problem
-    """SQLite refused the work; ``problem`` is ``Busy`` or ``StorageError``."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
 
 
 def classify(error: sqlite3.Error) -> Problem:
@@ -85,6 +81,25 @@ def search_table(table: str, index_name: str) -> str:
     return f"{table}$search${index_name}"
 
 
+_TOKEN = re.compile(r"[^\W_]+")
+MAX_TERM_BYTES = 32
+
+
+def search_tokens(text: str) -> list[str]:
+    """Tokenise like Convex's ``convex_en`` analyser (Tantivy ``SimpleTokenizer``).
+
+    Runs of alphanumeric characters; tokens of 32 UTF-8 bytes or more are dropped
+    (measured before lowercasing, as ``RemoveLongFilter`` runs first), then
+    lowercased. Documents and queries both go through it, so FTS5 only ever sees
+    these tokens, space-separated.
+    """
+    return [
+        t.lower()
+        for t in _TOKEN.findall(text)
+        if len(t.encode("utf-8")) < MAX_TERM_BYTES
+    ]
+
+
 @define
 class SearchLayout:
     """How one search index is stored."""
@@ -101,7 +116,10 @@ class SearchLayout:
         text = get_path(doc, self.text_path)
         if not isinstance(text, str):
             return None
-        return (text, *(sort_key(get_path(doc, p)) for p in self.filter_paths))
+        return (
+            " ".join(search_tokens(text)),
+            *(sort_key(get_path(doc, p)) for p in self.filter_paths),
+        )
 
 
 @define

@@ -40,12 +40,14 @@ from .errors import (
     Rejected,
     ReturnsInvalid,
     SchemaMismatchError,
+    StorageFailure,
+    StoreOpenError,
     is_problem,
 )
 from .functions import FunctionSpec, Kind
 from .ids import IdGenerator
 from .schema import Schema
-from .storage import Storage, StorageFailure
+from .storage import Storage
 from .validators import error_text
 from .values import InvalidValue, Value, check_value
 
@@ -168,16 +170,23 @@ class Store:
 
         Raises:
             SchemaMismatchError: existing documents do not match ``schema``.
-            StorageFailure: the file cannot be opened as a database.
+            StoreOpenError: the file cannot be opened as a database (``.problem``
+                says why).
         """
         loaded = _load(app)
-        storage = Storage(
-            os.fspath(path), busy_timeout=busy_timeout, synchronous=synchronous
-        )
+        try:
+            storage = Storage(
+                os.fspath(path), busy_timeout=busy_timeout, synchronous=synchronous
+            )
+        except StorageFailure as e:
+            raise StoreOpenError(e.problem) from e
         try:
             return cls(
                 storage, schema=schema, app=loaded, clock=clock, seed=seed, http=http
             )
+        except StorageFailure as e:
+            storage.close()
+            raise StoreOpenError(e.problem) from e
         except BaseException:
             storage.close()
             raise

@@ -32,8 +32,11 @@ Value: TypeAlias = (
 )
 """A Convex value as Python holds it."""
 
-Document: TypeAlias = dict[str, Value]
-"""A stored document: an object with ``_id`` and ``_creationTime``."""
+Document: TypeAlias = dict[str, Any]
+"""A stored document: an object with ``_id`` and ``_creationTime``.
+
+Typed ``dict[str, Any]`` so that ``doc["_id"]`` can be passed to ``ctx.db.patch``
+without a cast; every value in it is a :data:`Value`."""
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
