@@ -28,7 +28,7 @@ import contextlib
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from returns.result import Failure, Success
 
@@ -84,6 +84,15 @@ def _kind(job: Document) -> str:
     """A job's ``state.kind``."""
     state = job["state"]
     return str(state.get("kind")) if isinstance(state, dict) else ""
+
+
+def _number(value: object) -> float:
+    return float(cast(float, value))
+
+
+def _args(job: Document) -> dict[str, Any]:
+    """The args object of a job or cron row (stored as ``[args]``, as Convex)."""
+    return cast(dict[str, Any], cast(list[Any], job["args"])[0])
 
 
 def _bad(message: str, path: str = "") -> ProblemError:
@@ -404,7 +413,7 @@ class StoreScheduler:
         return sorted(self._cron_rows(), key=lambda r: str(r["name"]))
 
     def _next_cron_time(self) -> float | None:
-        times = [float(r["nextRun"]) for r in self._cron_rows()]  # type: ignore[arg-type]
+        times = [_number(r["nextRun"]) for r in self._cron_rows()]
         return min(times) if times else None
 
     def _fire_crons(self, now: float) -> int:
@@ -420,7 +429,7 @@ class StoreScheduler:
             jobs = self.layout(txn)
             made = 0
             for row in self._cron_rows(txn):  # re-read under the write lock
-                next_run = float(row["nextRun"])  # type: ignore[arg-type]
+                next_run = _number(row["nextRun"])
                 if next_run > now:
                     continue
                 last = row.get("lastJob")
@@ -435,7 +444,7 @@ class StoreScheduler:
                     row["lastJob"] = self.insert_job(
                         txn,
                         str(row["function"]),
-                        row["args"][0],  # type: ignore[index,arg-type]
+                        _args(row),
                         next_run,
                     )
                     made += 1
@@ -471,7 +480,7 @@ class StoreScheduler:
     def next_job_time(self) -> float | None:
         """The ``scheduledTime`` of the earliest pending job, or None."""
         job = self._earliest_pending(None)
-        return None if job is None else float(job["scheduledTime"])  # type: ignore[arg-type]
+        return None if job is None else _number(job["scheduledTime"])
 
     def next_due_time(self) -> float | None:
         """When the next job or cron run is due, or None when nothing is scheduled."""
@@ -554,7 +563,7 @@ class StoreScheduler:
             conn.execute("SAVEPOINT scheduled_job")
             store._local.job = job_id
             try:
-                outcome = store._run_nested(spec, job["args"][0], txn, str(job["name"]))  # type: ignore[index,arg-type]
+                outcome = store._run_nested(spec, _args(job), txn, str(job["name"]))
                 error = str(outcome.failure()) if isinstance(outcome, Failure) else None
             except OneStoreError as e:  # misuse in the handler fails this job only
                 conn.execute("ROLLBACK TO scheduled_job")
@@ -594,7 +603,7 @@ class StoreScheduler:
         if not claimed.unwrap():
             return False
         try:
-            outcome = store._call("action", spec, job["args"][0])  # type: ignore[index]
+            outcome = store._call("action", spec, _args(job))
             error = str(outcome.failure()) if isinstance(outcome, Failure) else None
         except OneStoreError as e:
             error = f"{type(e).__name__}: {e}"
