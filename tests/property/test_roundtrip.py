@@ -1,0 +1,146 @@
+"""Round trips: value -> storage -> value, and the convex_encoded_json wire codec.
+
+Identity here is strict: same Python types all the way down (an int64 never comes
+back as a float or a bool) and the same IEEE-754 bits for every float (NaN sign and
+payload, -0.0), as Convex stores values exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from one_store import Store, define_schema, define_table, v
+from one_store.values import check_value, dumps, from_convex_json, loads, to_convex_json
+from tests.strategies import INT64_MAX, INT64_MIN, convex_values, documents
+
+NEG_NAN = struct.unpack("<d", struct.pack("<Q", 0xFFF8000000000000))[0]
+PAYLOAD_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000123))[0]
+EDGE_VALUES = [
+    INT64_MIN,
+    INT64_MAX,
+    0,
+    -0.0,
+    math.nan,
+    NEG_NAN,
+    PAYLOAD_NAN,
+    math.inf,
+    -math.inf,
+    5e-324,
+    1.7976931348623157e308,
+    b"\x00\xff",
+    b"",
+    "",
+    "\x00",
+    "😀é",
+    True,
+    False,
+    None,
+    [],
+    {},
+    {"": {"a b": [1, 1.0, True]}},
+]
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Same types everywhere and the same float bits."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(identical, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def with_examples(test: Any) -> Any:
+    for value in EDGE_VALUES:
+        test = example(value)(test)
+    return test
+
+
+def put(store: Store, table: str, doc: dict[str, Any]) -> str:
+    doc_id: str = store.run(lambda ctx: ctx.db.insert(table, doc)).unwrap()
+    return doc_id
+
+
+def fetch(store: Store, doc_id: str) -> dict[str, Any]:
+    doc: dict[str, Any] = store.run(lambda ctx: ctx.db.get(doc_id)).unwrap()
+    return doc
+
+
+@pytest.fixture(scope="module")
+def memory_store() -> Iterator[Store]:
+    schema = define_schema(
+        {"free": define_table(), "typed": define_table({"v": v.any()})}
+    )
+    with Store.memory(schema, seed=0) as store:
+        yield store
+
+
+@given(convex_values())
+@with_examples
+def test_storage_json_round_trip_is_identity(value):
+    checked = check_value(value)
+    assert identical(loads(dumps(checked)), checked)
+
+
+@given(convex_values())
+@with_examples
+def test_store_round_trip_is_identity(memory_store: Store, value):
+    for table in ("free", "typed"):
+        doc_id = put(memory_store, table, {"v": value})
+        assert identical(fetch(memory_store, doc_id)["v"], value)
+
+
+@given(documents())
+def test_whole_documents_round_trip(memory_store: Store, body):
+    doc = fetch(memory_store, put(memory_store, "free", body))
+    assert identical({k: x for k, x in doc.items() if not k.startswith("_")}, body)
+
+
+# Opening a file per example is the slow part: fewer examples, more values each.
+@settings(max_examples=max(10, settings().max_examples // 4))
+@given(st.lists(convex_values(), min_size=1, max_size=10))
+def test_file_round_trip_survives_reopening(tmp_path_factory, values):
+    path = Path(tmp_path_factory.mktemp("rt")) / "v.db"
+    with Store.open(path, seed=0) as store:
+        ids = store.run(
+            lambda ctx: [ctx.db.insert("t", {"v": x}) for x in values]
+        ).unwrap()
+    with Store.open(path) as store:
+        back = [fetch(store, i)["v"] for i in ids]
+    assert all(map(identical, back, values))
+
+
+@given(convex_values())
+@with_examples
+def test_convex_encoded_json_round_trip_is_identity(value):
+    wire = to_convex_json(value)
+    # The wire form is plain JSON (no NaN/Infinity tokens) and survives a text trip.
+    text = json.dumps(wire, allow_nan=False)
+    assert identical(from_convex_json(json.loads(text)), value)
+
+
+@given(convex_values())
+def test_convex_encoded_json_never_uses_a_plain_number_for_an_int(value):
+    def walk(x: Any) -> None:
+        assert not (isinstance(x, int) and not isinstance(x, bool))
+        if isinstance(x, list):
+            for item in x:
+                walk(item)
+        elif isinstance(x, dict) and "$integer" not in x:
+            for item in x.values():
+                walk(item)
+
+    walk(to_convex_json(value))
