@@ -233,7 +233,8 @@ def _progress() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         console=err,
-        transient=False,
+        # Bars are for people at a terminal; logs and pipes get the summary line only.
+        disable=not err.is_terminal,
     )
 
 
