@@ -3,8 +3,9 @@
 - :class:`FakeClock`: time that moves only when the test says
   (``store.scheduler.advance(ms)`` moves it and runs what became due).
 - pytest fixtures (registered through the ``pytest11`` entry point, so installing
-  one_store is enough): ``fake_clock``, ``one_store_app`` and ``app_store`` (an
-  in-memory store of your app on the fake clock, seeded, with every limit on).
+  one_store is enough): ``fake_clock``, ``one_store_app``, ``one_store_http`` and
+  ``app_store`` (an in-memory store of your app on the fake clock, seeded, with
+  every limit on).
 - :func:`from_validator`: Hypothesis strategies of values that a validator accepts,
   or (``invalid=True``) rejects.
 - :func:`inject_faults`: make the next mutations fail with ``Busy`` or a
@@ -47,6 +48,7 @@ from .values import (
 )
 
 if TYPE_CHECKING:
+    import httpx
     from hypothesis.strategies import SearchStrategy
 
     from .context import DatabaseReader, Transaction
@@ -736,26 +738,45 @@ if pytest is not None:
 
     @pytest.fixture
     def one_store_app(request: pytest.FixtureRequest) -> str | None:
-        """The app folder for ``app_store``: the ``one_store_app`` marker, else the ini option.
+        """The app folder ``app_store`` loads: the ``one_store_app`` marker, else the ini option.
 
-        Override this fixture in a ``conftest.py`` to choose the app in code.
+        A relative path is taken from pytest's rootdir. Override this fixture in a
+        ``conftest.py`` to choose the app in code.
         """
         marker = request.node.get_closest_marker("one_store_app")
-        if marker is not None:
-            return str(os.fspath(marker.args[0]))
-        configured = str(request.config.getini("one_store_app") or "")
-        if configured:
-            return os.fspath(Path(request.config.rootpath) / configured)
+        chosen = marker.args[0] if marker is not None else None
+        if chosen is None:
+            chosen = str(request.config.getini("one_store_app") or "") or None
+        if chosen is None:
+            return None
+        path = Path(os.fspath(chosen))
+        if not path.is_absolute():
+            path = Path(request.config.rootpath) / path
+        return str(path)
+
+    @pytest.fixture
+    def one_store_http() -> httpx.Client | None:
+        """The ``httpx.Client`` actions get as ``ctx.http`` in ``app_store`` (None: a real one).
+
+        Override it to answer outbound HTTP in tests, e.g. with
+        ``httpx.Client(transport=httpx.MockTransport(handler))``.
+        """
         return None
 
     @pytest.fixture
-    def app_store(one_store_app: str | None, fake_clock: FakeClock) -> Iterator[Store]:
+    def app_store(
+        one_store_app: str | None,
+        fake_clock: FakeClock,
+        one_store_http: httpx.Client | None,
+    ) -> Iterator[Store]:
         """An in-memory store of the app, on ``fake_clock``, seeded (``seed=0``).
 
         Limits are enforced exactly as in production. Without an app (no marker,
         no ini option) it is an empty store without a schema.
         """
-        with Store.memory(app=one_store_app, clock=fake_clock, seed=0) as store:
+        with Store.memory(
+            app=one_store_app, clock=fake_clock, seed=0, http=one_store_http
+        ) as store:
             yield store
 
 

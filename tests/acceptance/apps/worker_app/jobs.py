@@ -1,0 +1,18 @@
+"""Jobs for the two-worker-process test: each run leaves one row in `runs`."""
+
+import os
+from typing import Any
+
+from one_store import ActionCtx, MutationCtx, internal_action, internal_mutation, v
+
+
+@internal_mutation(args={"job": v.int64(), "kind": v.string()})
+def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    ctx.db.insert(
+        "runs", {"job": args["job"], "kind": args["kind"], "pid": os.getpid()}
+    )
+
+
+@internal_action(args={"job": v.int64()})
+def record_from_action(ctx: ActionCtx, args: dict[str, Any]) -> None:
+    ctx.run_mutation("jobs:record", {"job": args["job"], "kind": "action"}).unwrap()

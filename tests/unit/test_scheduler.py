@@ -1,0 +1,575 @@
+"""ctx.scheduler and store.scheduler, against Convex's scheduling semantics (convex-semantics §5.3)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from returns.result import Failure
+
+from one_store import (
+    ArgsInvalid,
+    ContextError,
+    ConvexError,
+    FunctionNotFound,
+    InvalidId,
+    LimitExceeded,
+    Rejected,
+    Store,
+    action,
+    define_schema,
+    define_table,
+    internal_mutation,
+    mutation,
+    query,
+    v,
+)
+from one_store.testing import FakeClock, inject_faults, scheduled_jobs
+
+SCHEMA = define_schema(
+    {
+        "log": define_table({"step": v.string(), "at": v.number()}),
+        "other": define_table(),
+    }
+)
+START = 1_700_000_000_000.0
+
+
+@internal_mutation(args={"step": v.string()})
+def log(ctx, args):
+    if args["step"] == "reject":
+        raise ConvexError("rejected on purpose")
+    if args["step"] == "crash":
+        raise ValueError("boom")
+    ctx.db.insert("log", {"step": args["step"], "at": ctx.now()})
+
+
+@mutation(args={"delay": v.number(), "step": v.string()})
+def schedule_log(ctx, args):
+    return ctx.scheduler.run_after(args["delay"], log, {"step": args["step"]})
+
+
+@query
+def steps(ctx, args):
+    return [(d["step"], d["at"]) for d in ctx.db.query("log").collect()]
+
+
+@query
+def system_jobs(ctx, args):
+    return ctx.db.system.query("_scheduled_functions").collect()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def store(clock: FakeClock):
+    with Store.memory(SCHEMA, clock=clock, seed=7) as s:
+        yield s
+
+
+def logged(store: Store) -> list[tuple[str, float]]:
+    return [(step, at) for step, at in store.query(steps).unwrap()]
+
+
+# ----------------------------------------------------------------- scheduling
+
+
+def test_job_document_has_convexs_shape_and_is_readable_from_queries(store):
+    job_id = store.mutation(schedule_log, {"delay": 5_000, "step": "a"}).unwrap()
+    (job,) = store.query(system_jobs).unwrap()
+    assert job["_id"] == job_id
+    assert job["name"].endswith(":log")
+    assert job["args"] == [{"step": "a"}]
+    assert job["scheduledTime"] == START + 5_000
+    assert job["state"] == {"kind": "pending"}
+    assert "completedTime" not in job
+    assert isinstance(job["_creationTime"], float)
+
+
+def test_user_tables_cannot_be_read_through_db_system_nor_system_tables_through_db(
+    store,
+):
+    store.mutation(schedule_log, {"delay": 0, "step": "a"}).unwrap()
+    with pytest.raises(ContextError, match="db.system"):
+        store.run(lambda ctx: ctx.db.system.query("log").collect())
+    with pytest.raises(ContextError, match="System tables"):
+        store.run(lambda ctx: ctx.db.query("_scheduled_functions").collect())
+
+
+def test_a_rolled_back_mutation_schedules_nothing(store):
+    def schedule_then_fail(ctx):
+        ctx.scheduler.run_after(0, log, {"step": "never"})
+        raise ConvexError("changed my mind")
+
+    def schedule_then_return_failure(ctx):
+        ctx.scheduler.run_after(0, log, {"step": "never"})
+        return Failure(Rejected("no"))
+
+    assert store.run(schedule_then_fail).failure() == Rejected("changed my mind")
+    assert store.run(schedule_then_return_failure).failure() == Rejected("no")
+    assert store.scheduler.jobs() == []
+    assert store.scheduler.run_due() == 0
+    assert logged(store) == []
+
+
+def test_jobs_wait_for_their_time_and_run_in_time_order_with_now_frozen_at_due_time(
+    store, clock
+):
+    store.mutation(schedule_log, {"delay": 3_000, "step": "third"}).unwrap()
+    store.mutation(schedule_log, {"delay": 1_000, "step": "first"}).unwrap()
+    store.mutation(schedule_log, {"delay": 2_000, "step": "second"}).unwrap()
+    assert store.scheduler.run_due() == 0
+    assert store.scheduler.advance(999) == 0
+    assert logged(store) == []
+    assert store.scheduler.advance(1_501) == 2
+    assert logged(store) == [("first", START + 1_000), ("second", START + 2_000)]
+    assert clock() == START + 2_500
+    assert store.scheduler.advance(10_000) == 1
+    assert logged(store)[-1] == ("third", START + 3_000)
+    assert clock() == START + 12_500
+    states = {j["args"][0]["step"]: j for j in store.scheduler.jobs()}
+    assert states["third"]["state"] == {"kind": "success"}
+    assert states["third"]["completedTime"] == START + 3_000
+
+
+def test_run_after_zero_runs_after_commit_in_scheduling_order(store):
+    def three(ctx):
+        for step in ("a", "b", "c"):
+            ctx.scheduler.run_after(0, log, {"step": step})
+        # Not run inside this mutation: nothing logged yet.
+        assert ctx.db.query("log").collect() == []
+
+    store.run(three).unwrap()
+    assert store.scheduler.run_due() == 3
+    assert [s for s, _ in logged(store)] == ["a", "b", "c"]
+
+
+def test_run_at_a_past_time_runs_at_once(store):
+    store.run(lambda ctx: ctx.scheduler.run_at(START - 60_000, log, {"step": "late"}))
+    assert store.scheduler.run_due() == 1
+    assert logged(store) == [("late", START)]
+
+
+def test_run_at_and_run_after_more_than_five_years_away_are_rejected(store):
+    year = 366 * 24 * 3600 * 1000
+    far_past = store.run(
+        lambda ctx: ctx.scheduler.run_at(START - 6 * year, log, {"step": "x"})
+    )
+    far_future = store.run(
+        lambda ctx: ctx.scheduler.run_after(6 * year, log, {"step": "x"})
+    )
+    for result in (far_past, far_future):
+        assert isinstance(result.failure(), ArgsInvalid)
+        assert "5 years" in result.failure().message
+    assert store.scheduler.jobs() == []
+
+
+@pytest.mark.parametrize("delay", [-1, -0.5, math.nan, math.inf, True, "10", None])
+def test_bad_delays_are_args_invalid_naming_delayMs(store, delay):
+    result = store.run(lambda ctx: ctx.scheduler.run_after(delay, log, {"step": "x"}))
+    problem = result.failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert problem.path == "delayMs"
+    assert "non-negative finite" in problem.message
+    assert store.scheduler.jobs() == []
+
+
+@pytest.mark.parametrize("when", [math.nan, -math.inf, "soon", None])
+def test_bad_timestamps_are_args_invalid(store, when):
+    problem = store.run(
+        lambda ctx: ctx.scheduler.run_at(when, log, {"step": "x"})
+    ).failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert problem.path == "timestamp"
+
+
+def test_unknown_path_is_function_not_found_and_nothing_is_scheduled(store):
+    problem = store.run(
+        lambda ctx: ctx.scheduler.run_after(0, "nope:missing", {})
+    ).failure()
+    assert isinstance(problem, FunctionNotFound)
+    assert problem.path == "nope:missing"
+    assert store.scheduler.jobs() == []
+
+
+def test_scheduling_a_query_is_rejected(store):
+    problem = store.run(lambda ctx: ctx.scheduler.run_after(0, steps, {})).failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert "Only mutations and actions" in problem.message
+
+
+def test_args_are_validated_when_scheduled(store):
+    problem = store.run(
+        lambda ctx: ctx.scheduler.run_after(0, log, {"step": 3})
+    ).failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert problem.path == ".step"
+    extra = store.run(
+        lambda ctx: ctx.scheduler.run_after(0, log, {"step": "a", "x": 1})
+    )
+    assert isinstance(extra.failure(), ArgsInvalid)
+    not_a_dict = store.run(lambda ctx: ctx.scheduler.run_after(0, log, ["a"]))
+    assert isinstance(not_a_dict.failure(), ArgsInvalid)
+    assert store.scheduler.jobs() == []
+
+
+def test_scheduling_something_that_is_not_a_function_is_misuse(store):
+    with pytest.raises(ContextError, match="Only functions"):
+        store.run(lambda ctx: ctx.scheduler.run_after(0, print, {}))
+
+
+def test_more_than_1000_jobs_from_one_mutation_is_limit_exceeded(store):
+    def many(ctx):
+        for _ in range(1001):
+            ctx.scheduler.run_after(0, log, {"step": "x"})
+
+    problem = store.run(many).failure()
+    assert isinstance(problem, LimitExceeded)
+    assert problem.limit == "functionsScheduled"
+    assert store.scheduler.jobs() == []
+
+
+def test_queries_have_no_scheduler(store):
+    @query
+    def sneaky(ctx, args):
+        return ctx.scheduler.run_after(0, log, {"step": "x"})
+
+    with pytest.raises(ContextError, match="not available in a query"):
+        store.query(sneaky)
+
+
+# ----------------------------------------------------------------- failures inside jobs
+
+
+def test_a_raising_job_is_failed_with_the_error_text_and_later_jobs_still_run(store):
+    for step in ("crash", "reject", "fine"):
+        store.mutation(schedule_log, {"delay": 0, "step": step}).unwrap()
+    assert store.scheduler.run_due() == 3
+    by_step = {j["args"][0]["step"]: j["state"] for j in store.scheduler.jobs()}
+    assert by_step["crash"] == {"kind": "failed", "error": "Uncaught ValueError: boom"}
+    assert by_step["reject"] == {"kind": "failed", "error": "rejected on purpose"}
+    assert by_step["fine"] == {"kind": "success"}
+    assert [s for s, _ in logged(store)] == ["fine"]
+
+
+def test_a_job_that_misuses_the_library_fails_alone_and_its_writes_roll_back(store):
+    @internal_mutation
+    def misuse(ctx, args):
+        ctx.db.insert("log", {"step": "half", "at": 0.0})
+        ctx.db.insert("_scheduled_functions", {})  # system tables are read-only
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, misuse, {}))
+    store.mutation(schedule_log, {"delay": 0, "step": "after"}).unwrap()
+    assert store.scheduler.run_due() == 2
+    (failed,) = scheduled_jobs(store, state="failed")
+    assert failed["state"]["error"].startswith("ContextError: System tables")
+    assert [s for s, _ in logged(store)] == ["after"]
+
+
+def test_a_job_whose_function_disappeared_is_failed(tmp_path: Path, clock):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "schema.py").write_text(
+        "from one_store import define_schema, define_table\n"
+        "schema = define_schema({'t': define_table()})\n"
+    )
+    (app / "jobs.py").write_text(
+        "from one_store import internal_mutation\n"
+        "@internal_mutation\n"
+        "def gone(ctx, args):\n"
+        "    ctx.db.insert('t', {})\n"
+    )
+    path = tmp_path / "db.sqlite"
+    with Store.open(path, app=app, clock=clock) as store:
+        store.run(lambda ctx: ctx.scheduler.run_after(0, "jobs:gone", {})).unwrap()
+    (app / "jobs.py").write_text("")
+    with Store.open(path, app=app, clock=clock) as store:
+        assert store.scheduler.run_due() == 1
+        (job,) = store.scheduler.jobs()
+        assert job["state"] == {
+            "kind": "failed",
+            "error": "Could not find function jobs:gone",
+        }
+
+
+# ----------------------------------------------------------------- cancel
+
+
+def test_cancel_stops_a_pending_job(store, clock):
+    job_id = store.mutation(schedule_log, {"delay": 1_000, "step": "x"}).unwrap()
+    store.run(lambda ctx: ctx.scheduler.cancel(job_id)).unwrap()
+    assert store.scheduler.advance(5_000) == 0
+    (job,) = store.scheduler.jobs()
+    assert job["state"] == {"kind": "canceled"}
+    assert job["completedTime"] == START
+    assert logged(store) == []
+
+
+def test_cancel_of_a_finished_job_is_a_no_op_as_in_convexs_backend(store):
+    job_id = store.mutation(schedule_log, {"delay": 0, "step": "x"}).unwrap()
+    store.scheduler.run_due()
+    assert store.run(lambda ctx: ctx.scheduler.cancel(job_id)).unwrap() is None
+    assert store.scheduler.jobs()[0]["state"] == {"kind": "success"}
+
+
+def test_cancel_inside_a_rolled_back_mutation_is_undone(store):
+    job_id = store.mutation(schedule_log, {"delay": 0, "step": "x"}).unwrap()
+
+    def cancel_then_fail(ctx):
+        ctx.scheduler.cancel(job_id)
+        raise ConvexError("no")
+
+    assert isinstance(store.run(cancel_then_fail).failure(), Rejected)
+    assert store.scheduler.run_due() == 1
+
+
+def test_cancel_of_a_bad_id_is_invalid_id(store):
+    doc_id = store.run(lambda ctx: ctx.db.insert("other", {})).unwrap()
+    for bad in ("garbage", doc_id, 42):
+        problem = store.run(lambda ctx, bad=bad: ctx.scheduler.cancel(bad)).failure()
+        assert isinstance(problem, InvalidId), bad
+
+
+def test_a_scheduled_mutation_cannot_cancel_itself(store):
+    @internal_mutation
+    def self_cancel(ctx, args):
+        (me,) = ctx.db.system.query("_scheduled_functions").collect()
+        ctx.scheduler.cancel(me["_id"])
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, self_cancel, {}))
+    store.scheduler.run_due()
+    (job,) = store.scheduler.jobs()
+    assert job["state"] == {
+        "kind": "failed",
+        "error": "ContextError: A mutation cannot cancel itself",
+    }
+
+
+# ----------------------------------------------------------------- actions as jobs
+
+
+@internal_mutation(args={"note": v.string()})
+def note(ctx, args):
+    ctx.db.insert("log", {"step": args["note"], "at": ctx.now()})
+
+
+@action(args={"fail": v.boolean()})
+def job_action(ctx, args):
+    jobs = ctx.run_query(system_jobs).unwrap()
+    ctx.run_mutation(
+        note, {"note": "state while running: " + jobs[0]["state"]["kind"]}
+    ).unwrap()
+    if args["fail"]:
+        raise ConvexError("action gave up")
+    return "ok"
+
+
+def test_an_action_job_is_in_progress_while_it_runs_then_success(store):
+    store.run(lambda ctx: ctx.scheduler.run_after(0, job_action, {"fail": False}))
+    assert store.scheduler.run_due() == 1
+    assert [s for s, _ in logged(store)] == ["state while running: inProgress"]
+    assert store.scheduler.jobs()[0]["state"] == {"kind": "success"}
+
+
+def test_a_failing_action_job_is_failed_and_keeps_its_committed_steps(store):
+    store.run(lambda ctx: ctx.scheduler.run_after(0, job_action, {"fail": True}))
+    store.scheduler.run_due()
+    assert store.scheduler.jobs()[0]["state"] == {
+        "kind": "failed",
+        "error": "action gave up",
+    }
+    assert len(logged(store)) == 1
+
+
+def test_scheduling_from_an_action_commits_at_once_even_if_the_action_then_fails(store):
+    @action
+    def schedule_and_fail(ctx, args):
+        ctx.scheduler.run_after(0, log, {"step": "from action"})
+        raise ConvexError("failed after scheduling")
+
+    assert store.action(schedule_and_fail).failure() == Rejected(
+        "failed after scheduling"
+    )
+    assert store.scheduler.run_due() == 1
+    assert [s for s, _ in logged(store)] == ["from action"]
+
+
+def test_bad_scheduling_inside_an_action_fails_the_action_with_that_problem(store):
+    @action
+    def bad(ctx, args):
+        ctx.scheduler.run_after(-5, log, {"step": "x"})
+
+    problem = store.action(bad).failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert problem.path == "delayMs"
+
+
+def test_scheduled_functions_run_without_the_schedulers_identity(store):
+    @internal_mutation
+    def who(ctx, args):
+        identity = ctx.auth.get_user_identity()
+        ctx.db.insert("log", {"step": repr(identity), "at": ctx.now()})
+
+    user = store.with_identity({"subject": "ada"})
+    user.run(lambda ctx: ctx.scheduler.run_after(0, who, {})).unwrap()
+    user.scheduler.run_due()
+    assert [s for s, _ in logged(store)] == ["None"]
+
+
+# ----------------------------------------------------------------- bounds and clocks
+
+
+def test_run_due_stops_a_job_that_reschedules_itself_for_now(store):
+    @internal_mutation
+    def forever(ctx, args):
+        ctx.scheduler.run_after(0, forever, {})
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, forever, {}))
+    with pytest.raises(ContextError, match="keeps rescheduling"):
+        store.scheduler.run_due(max_jobs=50)
+
+
+def test_run_all_stops_a_job_that_keeps_rescheduling_itself(store):
+    @internal_mutation
+    def tick(ctx, args):
+        ctx.scheduler.run_after(1_000, tick, {})
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, tick, {}))
+    with pytest.raises(ContextError, match="run_all"):
+        store.scheduler.run_all(max_jobs=25)
+    assert len(scheduled_jobs(store, state="success")) == 25
+
+
+def test_run_all_runs_chains_of_jobs_until_none_is_left(store, clock):
+    @internal_mutation(args={"n": v.int64()})
+    def countdown(ctx, args):
+        ctx.db.insert("log", {"step": str(args["n"]), "at": ctx.now()})
+        if args["n"] > 0:
+            ctx.scheduler.run_after(60_000, countdown, {"n": args["n"] - 1})
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, countdown, {"n": 3}))
+    assert store.scheduler.run_all() == 4
+    assert logged(store) == [(str(3 - i), START + i * 60_000) for i in range(4)]
+    assert clock() == START + 180_000
+    assert store.scheduler.run_all() == 0
+
+
+def test_advance_needs_a_fake_clock():
+    with Store.memory(SCHEMA) as store, pytest.raises(ContextError, match="FakeClock"):
+        store.scheduler.advance(10)
+
+
+@pytest.mark.parametrize("ms", [-1, math.nan, "1"])
+def test_advance_rejects_bad_amounts(store, ms):
+    with pytest.raises(ContextError, match="non-negative"):
+        store.scheduler.advance(ms)
+
+
+def test_same_seed_and_clock_replay_identically():
+    @mutation
+    def roll(ctx, args):
+        ctx.scheduler.run_after(ctx.random.randint(1, 10_000), log, {"step": "r"})
+        return ctx.db.insert("log", {"step": str(ctx.random.random()), "at": ctx.now()})
+
+    def run_once():
+        with Store.memory(SCHEMA, clock=FakeClock(START), seed=42) as s:
+            ids = [s.mutation(roll).unwrap() for _ in range(3)]
+            s.scheduler.run_all()
+            return ids, logged(s), s.scheduler.jobs()
+
+    assert run_once() == run_once()
+
+
+# ----------------------------------------------------------------- faults
+
+
+def test_a_scheduled_mutation_that_hits_busy_stays_pending_then_runs_once(store):
+    store.mutation(schedule_log, {"delay": 0, "step": "x"}).unwrap()
+    faults = inject_faults(store, busy=2)
+    assert store.scheduler.run_due() == 0
+    assert scheduled_jobs(store, state="pending")
+    assert store.scheduler.run_due() == 0
+    assert store.scheduler.run_due() == 1
+    assert faults.remaining == 0
+    assert len(faults.hits) == 2
+    assert [s for s, _ in logged(store)] == ["x"]
+    assert store.scheduler.run_due() == 0
+
+
+# ----------------------------------------------------------------- concurrency
+
+
+def test_two_stores_on_one_file_with_threads_run_each_job_exactly_once(tmp_path: Path):
+    path = tmp_path / "jobs.db"
+    with Store.open(path, schema=SCHEMA) as setup:
+        for i in range(60):
+            setup.mutation(schedule_log, {"delay": 0, "step": f"job{i}"}).unwrap()
+    stores = [Store.open(path, schema=SCHEMA) for _ in range(2)]
+    try:
+        # Both stores must know the same function object: register it by scheduling nothing.
+        for s in stores:
+            s.scheduler.name_of(log)
+        errors: list[BaseException] = []
+
+        def work(s: Store) -> None:
+            try:
+                s.scheduler.run_due(max_jobs=None)
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        steps_run = sorted(s for s, _ in stores[0].query(steps).unwrap())
+        assert steps_run == sorted(f"job{i}" for i in range(60))
+        assert all(
+            j["state"] == {"kind": "success"} for j in stores[0].scheduler.jobs()
+        )
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_the_background_worker_runs_jobs_and_survives_failing_ones(tmp_path: Path):
+    with Store.open(tmp_path / "w.db", schema=SCHEMA) as store:
+        store.scheduler.start(poll_interval=0.05)
+        try:
+            assert store.scheduler.running
+            store.mutation(schedule_log, {"delay": 0, "step": "crash"}).unwrap()
+            store.mutation(schedule_log, {"delay": 0, "step": "fine"}).unwrap()
+            deadline = time.monotonic() + 30
+            while (
+                scheduled_jobs(store, state="pending") and time.monotonic() < deadline
+            ):
+                time.sleep(0.02)
+        finally:
+            store.scheduler.stop()
+        assert not store.scheduler.running
+        states = [j["state"]["kind"] for j in store.scheduler.jobs()]
+        assert states == ["failed", "success"]
+        assert [s for s, _ in store.query(steps).unwrap()] == ["fine"]
+
+
+def test_jobs_listing_helper_filters_by_state_and_name(store):
+    store.mutation(schedule_log, {"delay": 0, "step": "crash"}).unwrap()
+    store.mutation(schedule_log, {"delay": 10, "step": "later"}).unwrap()
+    store.scheduler.run_due()
+    assert len(scheduled_jobs(store)) == 2
+    assert [j["args"][0]["step"] for j in scheduled_jobs(store, state="failed")] == [
+        "crash"
+    ]
+    assert [j["args"][0]["step"] for j in scheduled_jobs(store, state="pending")] == [
+        "later"
+    ]
+    name = scheduled_jobs(store)[0]["name"]
+    assert len(scheduled_jobs(store, name=name)) == 2
+    assert scheduled_jobs(store, name="x:y") == []
