@@ -1,0 +1,139 @@
+"""Type-level pins of the public API: only mypy reads this file (it is never run).
+
+``mypy`` (strict, part of ``.ci/run``) fails if what users see changes: the Result
+types of the run API, the FunctionSpec a decorator returns, and that a ``match``
+over ``Problem`` with ``assert_never`` is exhaustive (a new Problem class must be
+added here, as everywhere a user matches on the union).
+"""
+
+from __future__ import annotations
+
+from typing import Any, assert_never, assert_type
+
+from returns.result import Failure, Result, Success
+
+from one_store import (
+    ArgsInvalid,
+    Busy,
+    DocumentInvalid,
+    DocumentNotFound,
+    FunctionNotFound,
+    FunctionSpec,
+    HandlerError,
+    InvalidCursor,
+    InvalidId,
+    InvalidIndexRange,
+    LimitExceeded,
+    MutationCtx,
+    NotUnique,
+    Problem,
+    QueryCtx,
+    Rejected,
+    ReturnsInvalid,
+    StorageError,
+    Store,
+    Validator,
+    Value,
+    ValueInvalid,
+    action,
+    internal_mutation,
+    mutation,
+    query,
+    v,
+)
+
+
+@mutation(args={"name": v.string()})
+def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    return ctx.db.insert("agents", {"name": args["name"]})
+
+
+@query
+def count(ctx: QueryCtx, args: dict[str, Any]) -> int:
+    return len(ctx.db.query("agents").collect())
+
+
+# A handler returning a Result keeps its success type when its parameters hold no
+# Any: with ``args: dict[str, Any]`` both decorator overloads match through the Any
+# and mypy's overload rule widens the spec to FunctionSpec[Any].
+@mutation
+def rename(ctx: MutationCtx, args: dict[str, object]) -> Result[None, Problem]:
+    if ctx.db.get(str(args["id"])) is None:
+        return Failure(Rejected("Agent not found"))
+    return Success(None)
+
+
+@internal_mutation(returns=v.int64())
+def bump(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    return 1
+
+
+@action
+def flow(ctx: Any, args: dict[str, Any]) -> list[str]:
+    return []
+
+
+def pinned(store: Store) -> None:
+    assert_type(create, FunctionSpec[str])
+    assert_type(rename, FunctionSpec[None])
+    assert_type(store.mutation(create, {"name": "Ada"}), Result[str, Problem])
+    assert_type(store.mutation(rename, {"id": "x"}), Result[None, Problem])
+    assert_type(store.mutation(bump), Result[int, Problem])
+    assert_type(store.query(count), Result[int, Problem])
+    assert_type(store.action(flow), Result[list[str], Problem])
+    assert_type(store.mutation("agents:create", {}), Result[Any, Problem])
+    assert_type(store.run(lambda ctx: None), Result[Any, Problem])
+    assert_type(
+        store.function("agents:create"), Result[FunctionSpec[Any], FunctionNotFound]
+    )
+    assert_type(v.object({"a": v.string()}), Validator)
+    assert_type(v.string().validate("x"), Result[Value, ValueInvalid])
+    assert_type(Store.memory(), Store)
+    assert_type(Store.open("x.db"), Store)
+
+
+def describe(problem: Problem) -> str:
+    match problem:
+        case ArgsInvalid(path=path, message=message):
+            return f"bad argument at {path}: {message}"
+        case ValueInvalid(path=path):
+            return path
+        case ReturnsInvalid(path=path):
+            return path
+        case DocumentInvalid(table=table, path=path):
+            return f"{table}{path}"
+        case DocumentNotFound(id=doc_id):
+            return doc_id
+        case InvalidId(id=doc_id):
+            return doc_id
+        case InvalidIndexRange(index=index):
+            return index
+        case NotUnique(table=table):
+            return table
+        case InvalidCursor():
+            return problem.message
+        case LimitExceeded(limit=limit, value=value):
+            return f"{limit} {value}"
+        case Rejected(data=data):
+            assert_type(data, Value)
+            return str(data)
+        case HandlerError(exception=exception):
+            assert_type(exception, BaseException)
+            return repr(exception)
+        case FunctionNotFound(path=path):
+            return path
+        case Busy():
+            return "retry"
+        case StorageError(message=message):
+            return message
+        case _:
+            assert_never(problem)
+
+
+def outcome(store: Store) -> str:
+    match store.mutation(create, {"name": "Ada"}):
+        case Success(agent_id):
+            return str(agent_id)
+        case Failure(problem):
+            return describe(problem)
+    return "unreachable for mypy's match on Result"
