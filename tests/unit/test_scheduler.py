@@ -96,7 +96,7 @@ def test_user_tables_cannot_be_read_through_db_system_nor_system_tables_through_
     store,
 ):
     store.mutation(schedule_log, {"delay": 0, "step": "a"}).unwrap()
-    with pytest.raises(ContextError, match="db.system"):
+    with pytest.raises(ContextError, match=r"db\.system"):
         store.run(lambda ctx: ctx.db.system.query("log").collect())
     with pytest.raises(ContextError, match="System tables"):
         store.run(lambda ctx: ctx.db.query("_scheduled_functions").collect())
@@ -171,7 +171,7 @@ def test_run_at_and_run_after_more_than_five_years_away_are_rejected(store):
 
 
 @pytest.mark.parametrize("delay", [-1, -0.5, math.nan, math.inf, True, "10", None])
-def test_bad_delays_are_args_invalid_naming_delayMs(store, delay):
+def test_bad_delays_are_args_invalid_naming_delay_ms(store, delay):
     result = store.run(lambda ctx: ctx.scheduler.run_after(delay, log, {"step": "x"}))
     problem = result.failure()
     assert isinstance(problem, ArgsInvalid)
@@ -539,11 +539,15 @@ def test_two_stores_on_one_file_with_threads_run_each_job_exactly_once(tmp_path:
             s.close()
 
 
+def is_running(store: Store) -> bool:
+    return store.scheduler.running
+
+
 def test_the_background_worker_runs_jobs_and_survives_failing_ones(tmp_path: Path):
     with Store.open(tmp_path / "w.db", schema=SCHEMA) as store:
         store.scheduler.start(poll_interval=0.05)
         try:
-            assert store.scheduler.running
+            assert is_running(store)
             store.mutation(schedule_log, {"delay": 0, "step": "crash"}).unwrap()
             store.mutation(schedule_log, {"delay": 0, "step": "fine"}).unwrap()
             deadline = time.monotonic() + 30
@@ -553,7 +557,7 @@ def test_the_background_worker_runs_jobs_and_survives_failing_ones(tmp_path: Pat
                 time.sleep(0.02)
         finally:
             store.scheduler.stop()
-        assert not store.scheduler.running
+        assert not is_running(store)
         states = [j["state"]["kind"] for j in store.scheduler.jobs()]
         assert states == ["failed", "success"]
         assert [s for s, _ in store.query(steps).unwrap()] == ["fine"]
