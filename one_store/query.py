@@ -44,10 +44,11 @@ transaction, as Convex throws.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import evolve, frozen
@@ -823,7 +824,7 @@ class Query:
 
     def _rows(
         self, key_range: KeyRange | None = None, limit: int | None = None
-    ) -> Iterator[tuple[Document, bytes]]:
+    ) -> Generator[tuple[Document, bytes], None, None]:
         """Yield ``(document, key)`` that pass the filters, counting every row read."""
         if self.db.layout(self.table) is None:
             return
@@ -834,14 +835,17 @@ class Query:
             else self._index_rows(r, limit)
         )
         check = self._predicate()
-        for body, key in rows:
-            doc = self.db.read_row(body)
-            if check is None or check(doc):
-                yield doc, key
+        # Close the SQL cursor as soon as the caller stops or a filter raises, not
+        # whenever the generator happens to be collected.
+        with contextlib.closing(rows):
+            for body, key in rows:
+                doc = self.db.read_row(body)
+                if check is None or check(doc):
+                    yield doc, key
 
     def _index_rows(
         self, r: KeyRange, limit: int | None
-    ) -> Iterator[tuple[str, bytes]]:
+    ) -> Generator[tuple[str, bytes], None, None]:
         by_id = self.index == "by_id"
         # LIMIT only when every SQL row becomes a result (no filter, no re-check).
         sql, params = self.sql(r, None if (self.filters or by_id) else limit)
@@ -856,7 +860,7 @@ class Query:
         finally:
             cursor.close()
 
-    def _search_rows(self, r: KeyRange) -> Iterator[tuple[str, bytes]]:
+    def _search_rows(self, r: KeyRange) -> Generator[tuple[str, bytes], None, None]:
         assert self.search is not None
         if not self.search.match:  # no terms: no results, as Convex
             return
@@ -893,8 +897,9 @@ class Query:
         return check
 
     def __iter__(self) -> Iterator[Document]:
-        for doc, _ in self._rows():
-            yield doc
+        with contextlib.closing(self._rows()) as rows:
+            for doc, _ in rows:
+                yield doc
 
     def collect(self) -> list[Document]:
         """Every matching document."""
@@ -912,10 +917,11 @@ class Query:
         out: list[Document] = []
         if n == 0:
             return out
-        for doc, _ in self._rows(limit=n):
-            out.append(doc)
-            if len(out) >= n:
-                break  # stop stepping the cursor: nothing more is read
+        with contextlib.closing(self._rows(limit=n)) as rows:
+            for doc, _ in rows:
+                out.append(doc)
+                if len(out) >= n:
+                    break  # stop stepping the cursor: nothing more is read
         return out
 
     def first(self) -> Document | None:
@@ -980,17 +986,22 @@ class Query:
             end_position = self._decode_cursor(end, "endCursor")
             if end_position is not None and end_position != b"":
                 key_range = key_range.before_or_at(end_position, self.order_)
-            rows: list[Value] = [doc for doc, _ in self._rows(key_range)]
-            return {"page": rows, "isDone": end_position is None, "continueCursor": end}
+            whole: list[Value] = [doc for doc, _ in self._rows(key_range)]
+            return {
+                "page": whole,
+                "isDone": end_position is None,
+                "continueCursor": end,
+            }
         page: list[Value] = []
-        for doc, key in self._rows(key_range, limit=num):
-            page.append(doc)
-            if len(page) >= num:
-                return {
-                    "page": page,
-                    "isDone": False,
-                    "continueCursor": self._cursor(key),
-                }
+        with contextlib.closing(self._rows(key_range, limit=num)) as rows:
+            for doc, key in rows:
+                page.append(doc)
+                if len(page) >= num:
+                    return {
+                        "page": page,
+                        "isDone": False,
+                        "continueCursor": self._cursor(key),
+                    }
         return {"page": page, "isDone": True, "continueCursor": self._cursor(None)}
 
     def _cursor(self, key: bytes | None) -> str:

@@ -1,0 +1,644 @@
+"""Tests for one_store.query: compiled SQL (golden), Convex's index-range rules, filters,
+terminals, scan limits, and that every indexed query is an SQLite index range scan.
+
+Expected key bytes are written out by hand from Convex's order (tag bytes: undefined
+0x01, null 0x03, int64 0x04-0x0C around zero at 0x08, float64 0x0D, false 0x0E, true
+0x0F, string 0x10 ... 0x00), not computed with ``sort_key``, so a change in the
+encoding or in the range compiler shows up here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from returns.result import Failure
+
+from one_store import (
+    UNSET,
+    ArgsInvalid,
+    HandlerError,
+    InvalidIndexRange,
+    LimitExceeded,
+    NotUnique,
+    Store,
+    define_schema,
+    define_table,
+    v,
+)
+from one_store.query import Query
+
+SCHEMA = define_schema(
+    {
+        "items": define_table(
+            {
+                "a": v.optional(v.any()),
+                "b": v.optional(v.any()),
+                "body": v.optional(v.string()),
+            }
+        )
+        .index("by_a", ["a"])
+        .index("by_ab", ["a", "b"]),
+    }
+)
+
+INT_1 = b"\x09\x01"
+STR_X = b"\x10x\x00"
+STR_X_END = b"\x10x\x01"  # just past every key that starts with "x"
+COL = '"_k_by_ab"'
+
+
+@pytest.fixture
+def db() -> Iterator[Store]:
+    with Store.memory(SCHEMA, seed=0) as store:
+        yield store
+
+
+def run(store: Store, fn: Callable[[Any], Any]) -> Any:
+    """Run ``fn(ctx)`` in a mutation and unwrap the result."""
+    return store.run(fn).unwrap()
+
+
+def compiled(
+    store: Store, build: Callable[[Any], Query], limit: int | None = None
+) -> Any:
+    return run(store, lambda ctx: list(build(ctx).sql(limit=limit)))
+
+
+def insert(store: Store, *docs: dict[str, Any]) -> Any:
+    return run(store, lambda ctx: [ctx.db.insert("items", d) for d in docs])
+
+
+# ------------------------------------------------------------------ golden SQL
+
+
+def test_a_query_without_index_scans_by_creation_time(db: Store) -> None:
+    sql, params = compiled(db, lambda ctx: ctx.db.query("items"))
+    assert sql == (
+        'SELECT _body, "_k_by_creation_time" FROM "items" '
+        'ORDER BY "_k_by_creation_time" ASC'
+    )
+    assert params == []
+
+
+def test_equality_on_a_prefix_is_one_key_interval(db: Store) -> None:
+    sql, params = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index("by_ab", lambda q: q.eq("a", 1)),
+    )
+    assert sql == (
+        f'SELECT _body, {COL} FROM "items" WHERE {COL} >= ? AND {COL} < ? '
+        f"ORDER BY {COL} ASC"
+    )
+    assert params == [INT_1, b"\x09\x02"]
+
+
+def test_equality_then_lower_bound(db: Store) -> None:
+    _, params = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index(
+            "by_ab", lambda q: q.eq("a", 1).gt("b", "x")
+        ),
+    )
+    # gt skips every key whose b is "x" (any _creationTime/_id after it).
+    assert params == [INT_1 + STR_X_END, b"\x09\x02"]
+
+
+def test_gte_and_lte_include_the_bound_value(db: Store) -> None:
+    _, params = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index(
+            "by_ab", lambda q: q.eq("a", 1).gte("b", "x").lte("b", "x")
+        ),
+    )
+    assert params == [INT_1 + STR_X, INT_1 + STR_X_END]
+
+
+def test_lt_excludes_the_bound_value(db: Store) -> None:
+    sql, params = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index("by_a", lambda q: q.lt("a", 1)),
+    )
+    assert sql == (
+        'SELECT _body, "_k_by_a" FROM "items" WHERE "_k_by_a" < ? '
+        'ORDER BY "_k_by_a" ASC'
+    )
+    assert params == [INT_1]
+
+
+def test_missing_field_and_null_are_different_keys(db: Store) -> None:
+    _, missing = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index(
+            "by_a", lambda q: q.eq("a", UNSET)
+        ),
+    )
+    _, null = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index("by_a", lambda q: q.eq("a", None)),
+    )
+    assert missing == [b"\x01", b"\x02"]
+    assert null == [b"\x03", b"\x04"]
+
+
+def test_int_float_and_bool_are_different_keys(db: Store) -> None:
+    def keys(value: object) -> Any:
+        return compiled(
+            db,
+            lambda ctx: ctx.db.query("items").with_index(
+                "by_a", lambda q: q.eq("a", value)
+            ),
+        )[1][0]
+
+    assert keys(1) == INT_1
+    assert keys(1.0) == b"\x0d\xbf\xf0\x00\x00\x00\x00\x00\x00"
+    assert keys(True) == b"\x0f"
+    assert len({keys(1), keys(1.0), keys(True)}) == 3
+
+
+def test_desc_order_and_limit(db: Store) -> None:
+    sql, _ = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index("by_a").order("desc"),
+        limit=10,
+    )
+    assert (
+        sql == 'SELECT _body, "_k_by_a" FROM "items" ORDER BY "_k_by_a" DESC LIMIT 10'
+    )
+
+
+def test_by_id_equality_uses_the_primary_key(db: Store) -> None:
+    (doc_id,) = insert(db, {"a": 1})
+    sql, params = compiled(
+        db,
+        lambda ctx: ctx.db.query("items").with_index(
+            "by_id", lambda q: q.eq("_id", doc_id)
+        ),
+    )
+    assert sql == (
+        'SELECT _body, _id FROM "items" WHERE _id >= ? AND _id < ? ORDER BY _id ASC'
+    )
+    # The key interval [0x10 id 0x00, 0x10 id 0x01) as text: [id, id + "\x01").
+    assert params == [doc_id, doc_id + "\x01"]
+
+
+def test_by_id_ranges_and_results(db: Store) -> None:
+    ids = sorted(insert(db, *({"a": i} for i in range(6))))
+    got = run(
+        db,
+        lambda ctx: [
+            d["_id"]
+            for d in ctx.db.query("items")
+            .with_index("by_id", lambda q: q.gt("_id", ids[1]).lte("_id", ids[4]))
+            .collect()
+        ],
+    )
+    assert got == ids[2:5]
+    # Every string sorts after null and before bytes, in Convex's order.
+    everything = run(
+        db,
+        lambda ctx: len(
+            ctx.db.query("items")
+            .with_index("by_id", lambda q: q.gt("_id", None).lt("_id", b""))
+            .collect()
+        ),
+    )
+    nothing = run(
+        db,
+        lambda ctx: (
+            ctx.db.query("items")
+            .with_index("by_id", lambda q: q.lt("_id", None))
+            .collect()
+        ),
+    )
+    assert (everything, nothing) == (6, [])
+
+
+# ------------------------------------------------------------------ range rules
+
+
+def range_failure(
+    store: Store, index: str, build: Callable[[Any], Any]
+) -> InvalidIndexRange:
+    """Run a bad range after an insert; check the Failure and that nothing was written."""
+
+    def handler(ctx: Any) -> Any:
+        ctx.db.insert("items", {"a": "written before the bad query"})
+        return ctx.db.query("items").with_index(index, build).collect()
+
+    outcome = store.run(handler)
+    assert isinstance(outcome, Failure), outcome
+    problem = outcome.failure()
+    assert isinstance(problem, InvalidIndexRange)
+    assert run(store, lambda ctx: ctx.db.query("items").collect()) == []
+    return problem
+
+
+@pytest.mark.parametrize(
+    ("build", "field", "code"),
+    [
+        (lambda q: q.eq("a", 1).eq("a", 2), "a", "AlreadyDefinedBound"),
+        (lambda q: q.gt("a", 1).gte("a", 2), "a", "AlreadyDefinedBound"),
+        (lambda q: q.lt("a", 1).lte("a", 2), "a", "AlreadyDefinedBound"),
+        (lambda q: q.eq("a", 1).gt("a", 0), "a", "AlreadyDefinedBound"),
+        (lambda q: q.gt("a", 1).lt("b", 2), "b", "BoundsOnMultipleFields"),
+        (
+            lambda q: q.eq("a", 1).gt("b", 1).lt("_creationTime", 5),
+            "_creationTime",
+            "BoundsOnMultipleFields",
+        ),
+        (lambda q: q.eq("c", 1), "c", "FieldNotInIndex"),
+        (lambda q: q.eq("a", 1).gt("body", "x"), "body", "FieldNotInIndex"),
+        (lambda q: q.eq("b", 1), "b", "InvalidIndexRange"),
+        (lambda q: q.gt("a", 1).eq("b", 2), "b", "InvalidIndexRange"),
+        (
+            lambda q: q.eq("a", 1).gt("_creationTime", 0),
+            "_creationTime",
+            "InvalidIndexRange",
+        ),
+        (
+            lambda q: q.eq("a", 1).eq("b", 1).eq("_id", "x").gt("_creationTime", 0),
+            "_id",
+            "InvalidIndexRange",
+        ),
+    ],
+)
+def test_ranges_convex_refuses(db: Store, build: Any, field: str, code: str) -> None:
+    problem = range_failure(db, "by_ab", build)
+    assert problem.index == "items.by_ab"
+    assert problem.field == field
+    assert problem.message.startswith(code + ":")
+
+
+def test_out_of_order_message_lists_index_and_query_fields(db: Store) -> None:
+    problem = range_failure(db, "by_ab", lambda q: q.eq("b", 1))
+    assert problem.message == (
+        "InvalidIndexRange: Tried to query index items.by_ab but the query didn't use "
+        "the index fields in order.\nIndex fields: ['a', 'b', '_creationTime']\n"
+        "Query fields: ['b']\nFirst incorrect field: b"
+    )
+
+
+def test_unknown_index_names_the_index(db: Store) -> None:
+    problem = range_failure(db, "by_nothing", lambda q: q)
+    assert problem.index == "items.by_nothing"
+    assert "Index items.by_nothing not found" in problem.message
+
+
+def test_a_value_that_is_not_a_convex_value_names_the_field(db: Store) -> None:
+    problem = range_failure(db, "by_ab", lambda q: q.eq("a", {1, 2}))
+    assert problem.field == "a"
+    assert "set" in problem.message
+    problem = range_failure(db, "by_ab", lambda q: q.eq("a", 1).gt("b", 2**64))
+    assert problem.field == "b"
+    assert "int64" in problem.message
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda q: q.eq("b", 2).eq("a", 1),  # eq order does not matter, as Convex
+        lambda q: q.eq("a", 1).eq("b", 2),
+        lambda q: q.eq("a", 1).eq("b", 2).gte("_creationTime", 0),
+        lambda q: (
+            q.eq("a", 1).eq("b", 2).lte("b", 2)
+            if False
+            else q.eq("a", 1).gte("b", 2).lte("b", 2)
+        ),
+    ],
+)
+def test_accepted_ranges_find_the_document(db: Store, build: Any) -> None:
+    insert(db, {"a": 1, "b": 2}, {"a": 1, "b": 3}, {"a": 2, "b": 2})
+    got = run(
+        db, lambda ctx: ctx.db.query("items").with_index("by_ab", build).collect()
+    )
+    assert [(d["a"], d["b"]) for d in got] == [(1, 2)]
+
+
+def test_creation_time_and_id_tie_break_within_equal_fields(db: Store) -> None:
+    ids = insert(db, *({"a": 1, "b": i} for i in range(5)))
+    times = run(
+        db, lambda ctx: [d["_creationTime"] for d in ctx.db.query("items").collect()]
+    )
+    got = run(
+        db,
+        lambda ctx: [
+            d["_id"]
+            for d in ctx.db.query("items")
+            .with_index("by_a", lambda q: q.eq("a", 1).gt("_creationTime", times[1]))
+            .order("desc")
+            .collect()
+        ],
+    )
+    assert got == ids[:1:-1]
+
+
+def test_with_index_must_come_first_and_order_only_once(db: Store) -> None:
+    def after_filter(ctx: Any) -> Any:
+        return ctx.db.query("items").filter(lambda q: True).with_index("by_a")
+
+    outcome = db.run(after_filter)
+    assert isinstance(outcome.failure(), InvalidIndexRange)
+    outcome = db.run(lambda ctx: ctx.db.query("items").order("asc").order("desc"))
+    assert "at most once" in outcome.failure().message
+    outcome = db.run(lambda ctx: ctx.db.query("items").order("up"))  # type: ignore[arg-type]
+    assert isinstance(outcome.failure(), ArgsInvalid)
+
+
+# ------------------------------------------------------------------ filters
+
+
+def matching(store: Store, predicate: Callable[[Any], Any]) -> Any:
+    return run(
+        store,
+        lambda ctx: [
+            d.get("a", "missing")
+            for d in ctx.db.query("items").filter(predicate).collect()
+        ],
+    )
+
+
+@pytest.fixture
+def mixed(db: Store) -> Store:
+    insert(
+        db,
+        {"a": 1},
+        {"a": 1.0},
+        {"a": True},
+        {"a": None},
+        {},
+        {"a": "1"},
+        {"a": -0.0},
+        {"a": 0.0},
+    )
+    return db
+
+
+def test_filter_equality_is_type_strict(mixed: Store) -> None:
+    assert matching(mixed, lambda q: q.eq(q.field("a"), 1)) == [1]
+    assert matching(mixed, lambda q: q.eq(q.field("a"), 1.0)) == [1.0]
+    assert matching(mixed, lambda q: q.eq(q.field("a"), True)) == [True]
+    assert matching(mixed, lambda q: q.eq(q.field("a"), None)) == [None]
+    assert matching(mixed, lambda q: q.eq(q.field("a"), UNSET)) == ["missing"]
+    got = matching(mixed, lambda q: q.eq(q.field("a"), 0.0))
+    assert len(got) == 1
+    assert math.copysign(1, got[0]) == 1  # -0.0 is not 0.0 in Convex's order
+
+
+def test_filter_comparisons_use_the_total_order(mixed: Store) -> None:
+    # missing < null < int64 < float64 < boolean < string
+    assert matching(mixed, lambda q: q.lt(q.field("a"), None)) == ["missing"]
+    assert matching(mixed, lambda q: q.gt(q.field("a"), True)) == ["1"]
+    assert sorted(
+        map(
+            repr,
+            matching(
+                mixed, lambda q: q.and_(q.gt(q.field("a"), 1), q.lt(q.field("a"), True))
+            ),
+        )
+    ) == ["-0.0", "0.0", "1.0"]
+    assert len(matching(mixed, lambda q: q.neq(q.field("a"), 1))) == 7
+
+
+def test_filter_logic_short_circuits(mixed: Store) -> None:
+    # The second operand would be an EvalError; or_ stops at the first True.
+    assert len(matching(mixed, lambda q: q.or_(True, q.add(1, 1.0)))) == 8
+    assert matching(mixed, lambda q: q.and_(False, q.add(1, 1.0))) == []
+    assert matching(mixed, lambda q: q.not_(q.gte(q.field("a"), None))) == ["missing"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        (lambda q: q.div(-7, 2), -3),  # int64 division truncates, as Rust
+        (lambda q: q.mod(-7, 2), -1),  # the remainder has the dividend's sign
+        (lambda q: q.mul(3, 4), 12),
+        (lambda q: q.sub(3, 4), -1),
+        (lambda q: q.neg(5), -5),
+        (lambda q: q.div(1.0, 0.0), math.inf),
+        (lambda q: q.div(-1.0, 0.0), -math.inf),
+        (lambda q: q.add(0.5, 0.25), 0.75),
+    ],
+)
+def test_arithmetic(db: Store, expr: Any, expected: object) -> None:
+    insert(db, {"a": 1})
+    assert matching(db, lambda q: q.eq(expr(q), expected)) == [1]
+
+
+def test_float_nan_results_equal_nan(db: Store) -> None:
+    insert(db, {"a": 1})
+    assert matching(db, lambda q: q.eq(q.div(0.0, 0.0), math.nan)) == [1]
+    assert matching(db, lambda q: q.eq(q.mod(math.inf, 2.0), math.nan)) == [1]
+
+
+@pytest.mark.parametrize(
+    ("expr", "text"),
+    [
+        (lambda q: q.add(1, 1.0), "Cannot add 1 (type int64) and 1.0 (type float64)"),
+        (lambda q: q.add(q.field("nope"), 1), "Cannot add undefined (type undefined)"),
+        (lambda q: q.mul(2**62, 4), "int64 overflow"),
+        (lambda q: q.div(1, 0), "by zero"),
+        (lambda q: q.neg("x"), "Cannot negate"),
+        (lambda q: q.and_(1, True), "as a Boolean"),
+        (lambda q: q.field("a"), "as a Boolean"),
+    ],
+)
+def test_eval_errors_fail_the_function(db: Store, expr: Any, text: str) -> None:
+    insert(db, {"a": 1})
+    outcome = db.run(lambda ctx: ctx.db.query("items").filter(expr).collect())
+    problem = outcome.failure()
+    assert isinstance(problem, HandlerError)
+    assert text in str(problem.exception)
+
+
+def test_a_literal_that_is_not_a_convex_value_is_refused(db: Store) -> None:
+    outcome = db.run(
+        lambda ctx: ctx.db.query("items").filter(lambda q: q.eq(q.field("a"), object()))
+    )
+    problem = outcome.failure()
+    assert isinstance(problem, HandlerError)
+    assert "Invalid literal in filter" in str(problem.exception)
+
+
+def test_filters_chain_as_and(db: Store) -> None:
+    insert(db, *({"a": i, "b": i % 2} for i in range(10)))
+    got = run(
+        db,
+        lambda ctx: [
+            d["a"]
+            for d in ctx.db.query("items")
+            .filter(lambda q: q.gte(q.field("a"), 4))
+            .filter(lambda q: q.eq(q.field("b"), 1))
+            .collect()
+        ],
+    )
+    assert got == [5, 7, 9]
+
+
+def test_nested_field_paths(db: Store) -> None:
+    insert(db, {"a": {"x": {"y": 3}}}, {"a": {"x": 3}}, {"a": 3})
+    assert matching(db, lambda q: q.eq(q.field("a.x.y"), 3)) == [{"x": {"y": 3}}]
+
+
+# ------------------------------------------------------------------ terminals
+
+
+def test_take_first_unique(db: Store) -> None:
+    ids = insert(db, {"a": 1}, {"a": 2}, {"a": 2})
+
+    def by_a(value: int) -> Callable[[Any], Query]:
+        return lambda ctx: ctx.db.query("items").with_index(
+            "by_a", lambda q: q.eq("a", value)
+        )
+
+    assert run(db, lambda ctx: by_a(3)(ctx).first()) is None
+    assert run(db, lambda ctx: by_a(3)(ctx).unique()) is None
+    assert run(db, lambda ctx: by_a(1)(ctx).unique())["_id"] == ids[0]
+    assert [d["_id"] for d in run(db, lambda ctx: by_a(2)(ctx).take(5))] == ids[1:]
+    assert run(db, lambda ctx: ctx.db.query("items").take(0)) == []
+    problem = db.run(lambda ctx: by_a(2)(ctx).unique()).failure()
+    assert isinstance(problem, NotUnique)
+    assert problem.ids == tuple(ids[1:])
+    assert problem.message.startswith(
+        "unique() query returned more than one result from table items"
+    )
+
+
+@pytest.mark.parametrize("n", [-1, 1.5, "2", True, None])
+def test_take_refuses_what_is_not_a_count(db: Store, n: Any) -> None:
+    problem = db.run(lambda ctx: ctx.db.query("items").take(n)).failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert "non-negative integer" in problem.message
+
+
+def test_iteration_streams(db: Store) -> None:
+    insert(db, *({"a": i} for i in range(5)))
+
+    def handler(ctx: Any) -> Any:
+        seen = []
+        for doc in ctx.db.query("items").with_index("by_a").order("desc"):
+            seen.append(doc["a"])
+            if len(seen) == 2:
+                break
+        return seen, ctx.db._txn.docs_read
+
+    assert run(db, handler) == [[4, 3], 2]
+
+
+def test_a_query_on_a_table_never_written_is_empty() -> None:
+    with Store.memory(seed=0) as store:
+        assert store.run(lambda ctx: ctx.db.query("ghosts").collect()).unwrap() == []
+
+
+# ------------------------------------------------------------------ rows read
+
+
+def rows_read(store: Store, build: Callable[[Any], Any]) -> Any:
+    return run(store, lambda ctx: (build(ctx), ctx.db._txn.docs_read))
+
+
+def test_take_one_over_a_large_range_reads_one_row(db: Store) -> None:
+    insert(db, *({"a": i, "b": i % 7} for i in range(3000)))
+    result, read = rows_read(
+        db,
+        lambda ctx: (
+            ctx.db.query("items").with_index("by_a", lambda q: q.gte("a", 0)).take(1)
+        ),
+    )
+    assert (result[0]["a"], read) == (0, 1)
+    result, read = rows_read(
+        db, lambda ctx: ctx.db.query("items").with_index("by_a").order("desc").first()
+    )
+    assert (result["a"], read) == (2999, 1)
+    # With a filter, rows are stepped one at a time: the scan stops at the match.
+    result, read = rows_read(
+        db,
+        lambda ctx: (
+            ctx.db.query("items").filter(lambda q: q.eq(q.field("b"), 3)).first()
+        ),
+    )
+    assert (result["a"], read) == (3, 4)
+
+
+def test_filtered_out_documents_count_as_read(db: Store) -> None:
+    insert(db, *({"a": i} for i in range(50)))
+    result, read = rows_read(
+        db,
+        lambda ctx: (
+            ctx.db.query("items").filter(lambda q: q.eq(q.field("a"), -1)).collect()
+        ),
+    )
+    assert (result, read) == ([], 50)
+
+
+def test_reading_more_than_32000_documents_is_limit_exceeded(db: Store) -> None:
+    for _ in range(2):
+        run(db, lambda ctx: len([ctx.db.insert("items", {}) for _ in range(16_000)]))
+    run(db, lambda ctx: ctx.db.insert("items", {}))
+    assert run(db, lambda ctx: len(ctx.db.query("items").take(32_000))) == 32_000
+    problem = db.run(lambda ctx: ctx.db.query("items").collect()).failure()
+    assert isinstance(problem, LimitExceeded)
+    assert (problem.limit, problem.value) == ("documentsRead", 32_000)
+
+
+def test_reading_more_than_16_mib_is_limit_exceeded(db: Store) -> None:
+    body = "x" * 1_000_000
+    for _ in range(2):
+        run(
+            db,
+            lambda ctx: len([ctx.db.insert("items", {"body": body}) for _ in range(9)]),
+        )
+    assert run(db, lambda ctx: len(ctx.db.query("items").take(16))) == 16
+    problem = db.run(lambda ctx: ctx.db.query("items").collect()).failure()
+    assert isinstance(problem, LimitExceeded)
+    assert problem.limit == "bytesRead"
+
+
+# ------------------------------------------------------------------ query plans
+
+PLANNED: list[Callable[[Any], Query]] = [
+    lambda ctx: ctx.db.query("items"),
+    lambda ctx: ctx.db.query("items").order("desc"),
+    lambda ctx: ctx.db.query("items").with_index("by_a"),
+    lambda ctx: ctx.db.query("items").with_index("by_a", lambda q: q.eq("a", 1)),
+    lambda ctx: (
+        ctx.db.query("items").with_index("by_a", lambda q: q.gt("a", 1)).order("desc")
+    ),
+    lambda ctx: ctx.db.query("items").with_index(
+        "by_ab", lambda q: q.eq("a", 1).lte("b", "x")
+    ),
+    lambda ctx: ctx.db.query("items").with_index(
+        "by_creation_time", lambda q: q.gt("_creationTime", 5.0)
+    ),
+    lambda ctx: ctx.db.query("items").with_index("by_id", lambda q: q.eq("_id", "abc")),
+    lambda ctx: (
+        ctx.db.query("items")
+        .with_index("by_id", lambda q: q.gte("_id", "a"))
+        .order("desc")
+    ),
+    lambda ctx: (
+        ctx.db.query("items")
+        .with_index("by_a", lambda q: q.eq("a", 1))
+        .filter(lambda q: q.eq(q.field("b"), 2))
+    ),
+]
+
+
+@pytest.mark.parametrize("build", PLANNED)
+def test_every_query_is_an_index_scan(db: Store, build: Callable[[Any], Query]) -> None:
+    insert(db, *({"a": i, "b": i} for i in range(20)))
+    conn = db.storage.connection
+    conn.execute("ANALYZE")
+    sql, params = compiled(db, build, limit=5)
+    plan = [row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    assert plan, sql
+    for step in plan:
+        # Each step reads through an index (or the primary key), never the bare table,
+        # and ORDER BY is the index order (no sort step).
+        assert re.search(r"USING (COVERING )?INDEX|PRIMARY KEY", step), (sql, plan)
+        assert "TEMP B-TREE" not in step, (sql, plan)
+    ranged = "WHERE" in sql
+    assert any(step.startswith("SEARCH") for step in plan) == ranged, (sql, plan)
