@@ -102,6 +102,19 @@ def test_index_key_is_the_convex_sort_key_of_fields_creation_time_and_id(store):
     assert by_time == sort_key(doc["_creationTime"]) + sort_key(agent_id)
 
 
+def test_patch_moves_the_index_key_and_delete_removes_the_row(store):
+    agent_id = store.run(lambda ctx: ctx.db.insert("agents", {"name": "a"})).unwrap()
+    conn = store.storage.connection
+    sql = "SELECT _k_by_name FROM agents WHERE _id=?"
+    (before,) = conn.execute(sql, (agent_id,)).fetchone()
+    store.run(lambda ctx: ctx.db.patch(agent_id, {"name": "b"})).unwrap()
+    (after,) = conn.execute(sql, (agent_id,)).fetchone()
+    assert before.startswith(sort_key("a"))
+    assert after.startswith(sort_key("b"))
+    store.run(lambda ctx: ctx.db.delete(agent_id)).unwrap()
+    assert conn.execute(sql, (agent_id,)).fetchone() is None
+
+
 def test_missing_indexed_field_keys_as_undefined(tmp_path: Path):
     with Store.open(tmp_path / "s.db", schema=SCHEMA) as store:
         agent_id = store.run(

@@ -564,6 +564,39 @@ def test_write_limit_is_16000_per_mutation(store):
     assert count(store, "notes") == 16_000
 
 
+def test_bytes_written_limit_is_16_mib_per_mutation(store):
+    big = "x" * 1_000_000
+
+    def heavy(ctx: MutationCtx) -> None:
+        for _ in range(17):
+            ctx.db.insert("notes", {"s": big})
+
+    problem = failure(store.run(heavy))
+    assert isinstance(problem, LimitExceeded)
+    assert problem.limit == "bytesWritten"
+    assert count(store, "notes") == 0
+
+
+def test_documents_read_limit_is_32000_per_call(store):
+    def fill(ctx: MutationCtx) -> None:
+        for _ in range(16_000):
+            ctx.db.insert("notes", {})
+
+    for _ in range(2):
+        store.run(fill).unwrap()
+
+    @query
+    def read_all(ctx, args):
+        return len(ctx.db.query("notes").collect())
+
+    assert store.query(read_all).unwrap() == 32_000
+    insert(store, "notes", {}).unwrap()
+    problem = failure(store.query(read_all))
+    assert isinstance(problem, LimitExceeded)
+    assert problem.limit == "documentsRead"
+    assert problem.value == 32_000
+
+
 def test_function_lookup_by_path_without_an_app(store):
     problem = failure(store.mutation("agents:create", {}))
     assert isinstance(problem, FunctionNotFound)
