@@ -26,8 +26,8 @@ from one_store.testing import FakeClock, inject_faults, scheduled_jobs
 SCHEMA = define_schema({"ticks": define_table({"label": v.string(), "at": v.number()})})
 
 
-def ms(*parts: int) -> float:
-    return dt.datetime(*parts, tzinfo=dt.UTC).timestamp() * 1000  # type: ignore[misc]
+def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC).timestamp() * 1000
 
 
 def iso(t: float) -> str:
@@ -122,7 +122,7 @@ def _matches(expr: CronExpression, t: dt.datetime) -> bool:
     minute=_field(0, 59),
     hour=_field(0, 23),
     weekday=_field(0, 6),
-    start=st.integers(ms(2020, 1, 1), ms(2030, 1, 1)),
+    start=st.integers(int(ms(2020, 1, 1)), int(ms(2030, 1, 1))),
 )
 def test_next_after_is_the_first_matching_minute(minute, hour, weekday, start):
     # Day-of-month and month stay "*" so the next run is at most a week away and
@@ -354,7 +354,7 @@ def test_use_crons_checks_functions_and_args(store):
     with pytest.raises(DefinitionError, match="invalid args"):
         store.scheduler.use_crons(bad_args)
     with pytest.raises(DefinitionError, match="Crons"):
-        store.scheduler.use_crons("not crons")  # type: ignore[arg-type]
+        store.scheduler.use_crons("not crons")
     assert store.scheduler.cron_jobs() == []
 
 
