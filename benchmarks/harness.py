@@ -95,6 +95,7 @@ class Measurement:
     samples: list[float] = field(default_factory=list)
     iters: int = 0
     na: str | None = None  # why the store cannot do it comparably
+    error: str | None = None  # the store failed: the exception, shortened
 
     @property
     def median(self) -> float:
@@ -289,17 +290,26 @@ def measure_ops(
             if reason is not None:
                 m.na = reason
                 continue
-            iters[name] = _calibrate(op, states[name], sizes, table_size)
+            try:
+                iters[name] = _calibrate(op, states[name], sizes, table_size)
+            except Exception as exc:  # one broken store must not sink the run
+                m.error = _error_text(exc)
+                continue
             m.iters = iters[name]
         for rep in range(sizes.reps):
             rng = random.Random(f"{op.key}-{rep}")
             args = op.make(rng, max(iters.values(), default=1), table_size)
             for name in rotated(names, rep):
-                if name not in iters:
+                if name not in iters or found[name].error is not None:
                     continue
                 state = states[name]
                 bound = op.bind(state, args[: iters[name]])
-                per_call, out = timed(op.call, state.peer, bound)
+                try:
+                    per_call, out = timed(op.call, state.peer, bound)
+                except Exception as exc:
+                    found[name].error = _error_text(exc)
+                    found[name].samples.clear()
+                    continue
                 if op.key == "insert":
                     state.inserted.extend(out)
                 found[name].samples.append(per_call)
@@ -308,9 +318,19 @@ def measure_ops(
     return results
 
 
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _summary(label: str, found: dict[str, Measurement]) -> str:
     parts = [
-        f"{n}={m.median:,.1f}µs" if m.samples else f"{n}=n/a" for n, m in found.items()
+        f"{n}={m.median:,.1f}µs"
+        if m.samples
+        else f"{n}=ERROR ({m.error})"
+        if m.error
+        else f"{n}=n/a"
+        for n, m in found.items()
     ]
     return f"  {label}: " + ", ".join(parts)
 
@@ -330,11 +350,18 @@ def measure_bulk(
     found = {n: Measurement("bulk", n, iters=sizes.bulk) for n in names}
     for rep in range(sizes.bulk_reps):
         for turn, name in enumerate(rotated(names, rep)):
-            peer = factories[name](rep, turn)
+            if found[name].error is not None:
+                continue
             try:
-                per_call, _ = timed(lambda p, d: p.bulk_insert(d), peer, [docs])
-            finally:
-                peer.close()
+                peer = factories[name](rep, turn)
+                try:
+                    per_call, _ = timed(lambda p, d: p.bulk_insert(d), peer, [docs])
+                finally:
+                    peer.close()
+            except Exception as exc:  # one broken store must not sink the run
+                found[name].error = _error_text(exc)
+                found[name].samples.clear()
+                continue
             found[name].samples.append(per_call / len(docs))
     progress(_summary("bulk insert (µs/doc)", found))
     return list(found.values())
@@ -345,24 +372,35 @@ def measure_open(
     sizes: Sizes,
     progress: Progress,
 ) -> list[Measurement]:
-    """Cold start of a 10-table file: open, read one document, close."""
+    """Cold start of a 10-table file: open, read one document, close.
+
+    ``paths[name]`` is ``(peer class, file path, key)``; ``key`` may be an
+    exception when preparing the file failed.
+    """
     names = list(paths)
     found = {n: Measurement("open", n) for n in names}
     iters: dict[str, int] = {}
     for name, (cls, path, key) in paths.items():
-        cls.open_ten(path, key)
-        per_call, _ = timed(
-            lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, [(path, key)]
-        )
+        try:
+            if isinstance(key, Exception):
+                raise key
+            if cls.open_ten(path, key) is None:
+                raise RuntimeError("open_ten did not find its document")
+            per_call, _ = timed(
+                lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, [(path, key)]
+            )
+        except Exception as exc:  # one broken store must not sink the run
+            found[name].error = _error_text(exc)
+            continue
         iters[name] = max(1, min(int(sizes.slice_s * 1e6 / per_call), sizes.max_iters))
         found[name].iters = iters[name]
     for rep in range(sizes.open_reps):
         for name in rotated(names, rep):
+            if name not in iters:
+                continue
             cls, path, key = paths[name]
             args = [(path, key)] * iters[name]
-            per_call, out = timed(lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, args)
-            if out[0] is None:
-                raise RuntimeError(f"{name}: open_ten did not find its document")
+            per_call, _ = timed(lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, args)
             found[name].samples.append(per_call)
     progress(_summary("open store (10 tables)", found))
     return list(found.values())
@@ -381,54 +419,72 @@ def _fields(doc: Any) -> Any:
     return {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
 
 
-def verify(states: dict[str, StoreState], table_size: int) -> list[str]:
-    """Check that every store answers the same questions with the same documents.
-
-    Raises ``RuntimeError`` when a store returns different documents for an
-    exact operation (so a wrong adapter cannot produce a flattering number);
-    returns notes for relevance-ranked search, whose tie order may differ.
-    """
+def _answers(peer: Peer, keys: list[Any], table_size: int) -> dict[str, Any]:
     rng = random.Random("verify")
     threads = [thread_id(rng.randrange(N_THREADS)) for _ in range(3)]
     ranges = [token_range(rng, table_size) for _ in range(3)]
     picks = [rng.random() for _ in range(5)]
     texts = [search_text(rng) for _ in range(3)]
-    answers: dict[str, dict[str, Any]] = {}
-    for name, state in states.items():
-        peer, keys = state.peer, state.keys
-        na = peer.not_comparable
-        a: dict[str, Any] = {
-            "get": [_fields(peer.get(keys[int(x * len(keys))])) for x in picks],
-            "by_thread": [[_fields(d) for d in peer.by_thread(t)] for t in threads],
-            "latest": [[_fields(d) for d in peer.latest(t)] for t in threads],
-            "range": [[_fields(d) for d in peer.token_range(r)] for r in ranges],
-        }
-        if "walk" not in na:
-            a["walk"] = peer.walk(min(WALK_DOCS, table_size))
-        if "search" not in na:
-            a["search"] = [[d["content"] for d in peer.search(t)] for t in texts]
-        answers[name] = a
+    na = peer.not_comparable
+    questions: dict[str, Callable[[], Any]] = {
+        "get": lambda: [_fields(peer.get(keys[int(x * len(keys))])) for x in picks],
+        "by_thread": lambda: [[_fields(d) for d in peer.by_thread(t)] for t in threads],
+        "latest": lambda: [[_fields(d) for d in peer.latest(t)] for t in threads],
+        "range": lambda: [[_fields(d) for d in peer.token_range(r)] for r in ranges],
+        "walk": lambda: peer.walk(min(WALK_DOCS, table_size)),
+        "search": lambda: [[d["content"] for d in peer.search(t)] for t in texts],
+    }
+    out: dict[str, Any] = {}
+    for op, ask in questions.items():
+        if op in na:
+            continue
+        try:
+            out[op] = ask()
+        except Exception as exc:  # reported, not raised: the run goes on
+            out[op] = _Failed(_error_text(exc))
+    return out
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: str
+
+
+def verify(states: dict[str, StoreState], table_size: int) -> list[str]:
+    """Check that every store answers the same questions with the same documents.
+
+    Returns notes: a **MISMATCH** note when a store returns different documents
+    than raw sqlite3 for an exact operation (its numbers for that operation are
+    then not comparable), and for relevance-ranked search how many of the top-10
+    hits are shared (ranking ties may differ).
+    """
+    answers = {n: _answers(s.peer, s.keys, table_size) for n, s in states.items()}
     reference = answers[RAW]
     notes: list[str] = []
     for name, a in answers.items():
         for op, value in a.items():
-            if op == "search":
-                same = sum(
-                    len(set(x) & set(y))
-                    for x, y in zip(value, reference[op], strict=True)
-                )
-                total = sum(len(y) for y in reference[op])
-                if [len(x) for x in value] != [len(y) for y in reference[op]]:
-                    raise RuntimeError(
-                        f"{name}: search returned a different number of hits"
-                    )
-                if same != total and name != RAW:
+            ref = reference.get(op)
+            if isinstance(value, _Failed):
+                notes.append(f"**MISMATCH** {op}, {name}: failed ({value.error})")
+            elif isinstance(ref, _Failed) or name == RAW:
+                continue
+            elif op == "search":
+                if [len(x) for x in value] != [len(y) for y in ref]:
                     notes.append(
-                        f"text search, {name}: {same} of {total} top-10 hits shared with "
-                        "raw FTS5 (ranking ties or scoring differ)"
+                        f"**MISMATCH** text search, {name}: a different number of hits"
                     )
-            elif value != reference[op]:
-                raise RuntimeError(
-                    f"{name}: {op} returned different documents than raw sqlite3"
+                    continue
+                same = sum(
+                    len(set(x) & set(y)) for x, y in zip(value, ref, strict=True)
+                )
+                total = sum(len(y) for y in ref)
+                if same != total:
+                    notes.append(
+                        f"text search, {name}: {same} of {total} top-10 hits shared "
+                        "with raw FTS5 (ranking ties or scoring differ)"
+                    )
+            elif value != ref:
+                notes.append(
+                    f"**MISMATCH** {op}, {name}: different documents than raw sqlite3"
                 )
     return notes

@@ -139,6 +139,8 @@ def _cell(data: Sequence[Measurement], op: str, store: str) -> str:
     m = _find(data, op, store)
     if m is None:
         return DASH
+    if m.error is not None:
+        return "**error**"
     if m.na is not None or not m.samples:
         return "n/a"
     r = ratio(data, op, store)
@@ -161,8 +163,11 @@ def section_markdown(s: Section) -> str:
             verdict = f"≤ {target}{TIMES} {'met' if r <= target else '**missed**'}"
         lines.append("| " + " | ".join([label, *cells, verdict]) + " |")
     na = [f"- {m.store}, {m.op}: n/a — {m.na}" for m in s.data if m.na is not None]
-    if na:
-        lines += ["", *na]
+    errors = [
+        f"- {m.store}, {m.op}: **error** {DASH} `{m.error}`" for m in s.data if m.error
+    ]
+    if na or errors:
+        lines += ["", *na, *errors]
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ and ``results.png`` into ``--out`` (default: this folder). See README.md here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
@@ -57,7 +58,7 @@ from benchmarks.report import (
     write_json,
     write_results,
 )
-from benchmarks.workload import make_docs
+from benchmarks.workload import Doc, make_docs
 
 HERE = Path(__file__).resolve().parent
 LOAD_CHUNK = 48_000  # documents generated at a time while loading (bounded memory)
@@ -83,26 +84,66 @@ def log(message: str) -> None:
 
 
 def load(
-    classes: dict[str, type[Peer]], size: int, workdir: Path, tag: str
+    classes: dict[str, type[Peer]],
+    size: int,
+    workdir: Path,
+    tag: str,
+    notes: list[str],
 ) -> dict[str, StoreState]:
-    """Create one store per class and load the same ``size`` documents into each."""
+    """Create one store per class and load the same ``size`` documents into each.
+
+    A store that fails to load is left out of the rest of the run, with a note.
+    """
     states: dict[str, StoreState] = {}
     for name, cls in classes.items():
-        states[name] = StoreState(cls.create(workdir / f"{tag}-{_slug(name)}.db"), [])
+        try:
+            states[name] = StoreState(
+                cls.create(workdir / f"{tag}-{_slug(name)}.db"), []
+            )
+        except Exception as exc:
+            _drop(states, name, exc, f"creating a {tag} store", notes)
     started = time.perf_counter()
     for seed, start in enumerate(range(0, size, LOAD_CHUNK)):
         docs = make_docs(min(LOAD_CHUNK, size - start), seed=1_000 + seed)
-        for state in states.values():
-            state.keys.extend(state.peer.bulk_insert(docs))
-    for name, state in states.items():
+        for name, state in list(states.items()):
+            try:
+                state.keys.extend(state.peer.bulk_insert(docs))
+            except Exception as exc:
+                _drop(states, name, exc, f"loading {size:,} documents", notes)
+    for name, state in list(states.items()):
         if len(state.keys) != size:
-            raise RuntimeError(f"{name}: loaded {len(state.keys)} of {size} documents")
+            _drop(
+                states,
+                name,
+                RuntimeError(f"loaded {len(state.keys)} of {size}"),
+                "loading",
+                notes,
+            )
     log(
-        f"loaded {size:,} documents into {len(states)} stores in {time.perf_counter() - started:.1f}s"
+        f"loaded {size:,} documents into {len(states)} stores in "
+        f"{time.perf_counter() - started:.1f}s"
     )
+    if RAW not in states:
+        raise RuntimeError("raw sqlite3, the reference, could not be loaded")
     gc.collect()
     gc.freeze()  # loaded data is long-lived: keep it out of every later collection
     return states
+
+
+def _drop(
+    states: dict[str, StoreState],
+    name: str,
+    exc: Exception,
+    doing: str,
+    notes: list[str],
+) -> None:
+    note = f"**error** {name} left out of this section: {doing} failed with {type(exc).__name__}: {exc}"
+    log(note)
+    notes.append(note[:300])
+    state = states.pop(name, None)
+    if state is not None:
+        with contextlib.suppress(Exception):
+            state.peer.close()
 
 
 def _slug(name: str) -> str:
@@ -115,6 +156,7 @@ def run_scale(
     sizes: Sizes,
     scale_sizes: Sequence[int],
     workdir: Path,
+    notes: list[str],
 ) -> list[dict[str, Any]]:
     """get and indexed query at each table size, for the SQL stores."""
     rows: list[dict[str, Any]] = []
@@ -125,7 +167,7 @@ def run_scale(
             states = {n: s for n, s in main.items() if n in chosen}
             own = False
         else:
-            states = load(chosen, size, workdir, f"scale{size}")
+            states = load(chosen, size, workdir, f"scale{size}", notes)
             own = True
         log(f"scale: {size:,} documents")
         for m in measure_ops(states, ops, sizes, size, log):
@@ -170,15 +212,20 @@ def profile_one_store(
         "",
     ]
     for r, key, label in ranked[:top]:
-        run = _profile_target(key, states, sizes, workdir)
-        if run is None:
-            continue
         prof = cProfile.Profile()
-        gc.disable()
-        prof.enable()
-        run()
-        prof.disable()
-        gc.enable()
+        try:
+            run = _profile_target(key, states, sizes, workdir)
+            if run is None:
+                continue
+            gc.disable()
+            prof.enable()
+            run()
+        except Exception as exc:  # the profile is a bonus: never sink the run
+            out += [f"#### {label}", "", f"profiling failed: `{exc!r}`", ""]
+            continue
+        finally:
+            prof.disable()
+            gc.enable()
         out += [f"#### {label} ({r:.2f}\u00d7 raw)", "", _profile_table(prof), ""]
     return "\n".join(out)
 
@@ -305,6 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _prepare_ten(cls: type[Peer], path: Path, doc: Doc) -> tuple[type[Peer], Path, Any]:
+    try:
+        return cls, path, cls.prepare_ten(path, doc)
+    except Exception as exc:  # reported as this store's error in the table
+        return cls, path, exc
+
+
 def run_all(
     classes: dict[str, type[Peer]],
     sizes: Sizes,
@@ -326,8 +380,10 @@ def run_all(
             "scale": "/".join(f"{s:,}" for s in scale_sizes),
         },
     )
-    states = load(classes, sizes.main, workdir, "main")
-    report.notes += verify(states, sizes.main)
+    states = load(classes, sizes.main, workdir, "main", report.notes)
+    for note in verify(states, sizes.main):
+        log(f"verify: {note}")
+        report.notes.append(note)
     log(f"operations on a table of {sizes.main:,} documents")
     op_data = measure_ops(states, OPS, sizes, sizes.main, log)
     report.sections.append(
@@ -350,11 +406,7 @@ def run_all(
     bulk_data = measure_bulk({n: fresh(c) for n, c in classes.items()}, sizes, log)
     seed_doc = make_docs(1, seed=5)[0]
     ten = {
-        n: (
-            c,
-            workdir / f"ten-{_slug(n)}.db",
-            c.prepare_ten(workdir / f"ten-{_slug(n)}.db", seed_doc),
-        )
+        n: _prepare_ten(c, workdir / f"ten-{_slug(n)}.db", seed_doc)
         for n, c in classes.items()
     }
     open_data = measure_open(ten, sizes, log)
@@ -378,7 +430,7 @@ def run_all(
     for m in bulk_data:
         if m.samples:
             report.notes.append(f"bulk insert, {m.store}: {1e6 / m.median:,.0f} docs/s")
-    report.scale = run_scale(classes, states, sizes, scale_sizes, workdir)
+    report.scale = run_scale(classes, states, sizes, scale_sizes, workdir, report.notes)
     if profile:
         report.profile = profile_one_store(report.sections, states, sizes, workdir)
     for state in states.values():

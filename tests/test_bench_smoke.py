@@ -60,6 +60,9 @@ def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
     assert "intro kept" in results
     assert "analysis kept" in results
     assert "stale numbers" not in results
+    assert "MISMATCH" not in results  # every store returned the same documents
+    assert "**error**" not in results
+    assert "profiling failed" not in results
     assert results.count(START) == 1
     assert results.count(END) == 1
     for label in (
