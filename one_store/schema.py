@@ -259,7 +259,24 @@ def define_table(
             "A table's document validator must be v.object(...), a v.union of objects, "
             f"or v.any() (InvalidTopLevelTypeInSchemaError), got {validator}"
         )
-    return TableDefinition(validator)
+    return TableDefinition(_drop_system_field_validators(validator))
+
+
+def _drop_system_field_validators(validator: Validator) -> Validator:
+    """Drop validators of top-level ``_``-prefixed fields, as Convex does.
+
+    Convex strips ``_id``/``_creationTime`` from a document before checking it and
+    silently drops a table validator's ``_``-prefixed fields (BE
+    ``ObjectValidator::filter_system_fields``); kept, a required ``_id`` validator
+    would make every insert fail.
+    """
+    if validator.kind == "union":
+        return v.union(*(_drop_system_field_validators(m) for m in validator.members))
+    if validator.kind != "object" or not any(
+        name.startswith("_") for name, _ in validator.fields
+    ):
+        return validator
+    return v.object({n: f for n, f in validator.fields if not n.startswith("_")})
 
 
 @frozen
