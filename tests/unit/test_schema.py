@@ -28,6 +28,27 @@ def test_define_table_forms():
     assert define_table(union).document == union
 
 
+def test_top_level_system_field_validators_are_dropped_as_convex_does():
+    # BE ObjectValidator::filter_system_fields: `_`-prefixed top-level validators go.
+    table = define_table(
+        {
+            "_id": v.id("t"),
+            "_creationTime": v.number(),
+            "_x": v.string(),
+            "n": v.int64(),
+        }
+    )
+    assert table.document == v.object({"n": v.int64()})
+    union = define_table(
+        v.union(v.object({"_id": v.string(), "a": v.null()}), v.object({"b": v.null()}))
+    )
+    assert union.document == v.union(
+        v.object({"a": v.null()}), v.object({"b": v.null()})
+    )
+    nested = define_table({"o": v.object({"_keep": v.string()})})
+    assert nested.document == v.object({"o": v.object({"_keep": v.string()})})
+
+
 @pytest.mark.parametrize(
     "document", [v.string(), v.array(v.any()), v.union(v.object({}), v.null())]
 )
