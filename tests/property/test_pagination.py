@@ -1,0 +1,251 @@
+"""Walking pages returns every document exactly once, as Convex's cursors do.
+
+A cursor is a key position, not an offset (reference/convex-semantics.md §4.5, §6.2):
+documents inserted or deleted between pages do not shift later pages. So, while
+pages are walked and documents come and go in between:
+
+- no document is returned twice, and results stay in index order;
+- every document present from the start and never deleted is returned;
+- a document deleted before the walk reached it is not returned;
+- a document inserted during the walk is returned exactly when its key lies after
+  the cursor at the time it was inserted (the part of the range not yet walked),
+  and never when it lies in the part already walked.
+
+Cursors survive closing and reopening the file, and a cursor only fits its query.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from one_store import ArgsInvalid, InvalidCursor, Store, define_schema, define_table, v
+
+SCHEMA = define_schema(
+    {"t": define_table({"k": v.int64(), "i": v.int64()}).index("by_k", ["k"])}
+)
+
+keys = st.integers(0, 9)
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("insert"), keys),
+        st.tuples(st.just("delete"), st.integers(0, 1_000)),
+        st.tuples(st.just("none"), st.just(0)),
+    ),
+    max_size=20,
+)
+
+
+def query(ctx: Any, order: str, low: int | None) -> Any:
+    q = ctx.db.query("t").with_index(
+        "by_k", None if low is None else (lambda r: r.gte("k", low))
+    )
+    return q.order(order)
+
+
+def paginate(store: Store, order: str, low: int | None, options: Any) -> Any:
+    """Run one ``paginate`` call; the Result."""
+    return store.run(lambda ctx: query(ctx, order, low).paginate(options))
+
+
+def delete(store: Store, doc_id: str) -> None:
+    store.run(lambda ctx: ctx.db.delete(doc_id)).unwrap()
+
+
+class Model:
+    """What exists: ``i -> (k, seq)``; ``seq`` grows like ``_creationTime``."""
+
+    def __init__(self) -> None:
+        self.docs: dict[int, tuple[int, int]] = {}
+        self.ids: dict[int, str] = {}
+        self.seq = 0
+
+    def add(self, store: Store, k: int) -> int:
+        i = self.seq
+        self.seq += 1
+        self.ids[i] = store.run(
+            lambda ctx: ctx.db.insert("t", {"k": k, "i": i})
+        ).unwrap()
+        self.docs[i] = (k, i)
+        return i
+
+
+@given(
+    st.lists(keys, max_size=15),
+    st.integers(1, 4),
+    st.sampled_from(["asc", "desc"]),
+    st.one_of(st.none(), keys),
+    steps,
+)
+def test_walking_pages_returns_each_document_once(
+    initial: list[int], size: int, order: str, low: int | None, between: list[Any]
+) -> None:
+    def in_range(i: int) -> bool:
+        return low is None or model.docs[i][0] >= low
+
+    def after_cursor(key: tuple[int, int]) -> bool:
+        if last is None:
+            return True
+        return key > last if order == "asc" else key < last
+
+    with Store.memory(SCHEMA, seed=0) as store:
+        model = Model()
+        for k in initial:
+            model.add(store, k)
+        original = set(model.docs)
+        must_see = {i for i in original if in_range(i)}
+        may_not_see: set[int] = set()  # deleted before being reached
+        seen: list[int] = []
+        last: tuple[int, int] | None = None
+        cursor = None
+        plan = iter(between)
+        for _ in range(200):
+            options = {"numItems": size, "cursor": cursor}
+            result = paginate(store, order, low, options).unwrap()
+            for doc in result["page"]:
+                i = doc["i"]
+                assert i in model.docs, "a deleted document came back"
+                assert i not in seen, "a document came back twice"
+                assert in_range(i)
+                key = model.docs[i]
+                assert after_cursor(key), "results went backwards"
+                seen.append(i)
+                last = key
+            assert len(result["page"]) <= size
+            if result["isDone"]:
+                break
+            cursor = result["continueCursor"]
+            action, value = next(plan, ("none", 0))
+            if action == "insert":
+                i = model.add(store, value)
+                if in_range(i) and after_cursor(model.docs[i]):
+                    must_see.add(i)
+            elif action == "delete" and model.docs:
+                i = sorted(model.docs)[value % len(model.docs)]
+                delete(store, model.ids[i])
+                del model.docs[i]
+                if i not in seen:
+                    must_see.discard(i)
+                    may_not_see.add(i)
+        else:
+            pytest.fail("the walk did not end")
+        assert set(seen) >= must_see
+        assert not set(seen) & may_not_see
+        # Anything else returned was inserted during the walk, after the cursor.
+        assert set(seen) - must_see <= set(model.ids) - original
+
+
+def test_a_page_that_fills_exactly_is_not_done() -> None:
+    with Store.memory(SCHEMA, seed=0) as store:
+        model = Model()
+        for k in range(4):
+            model.add(store, k)
+
+        def page(cursor: str | None) -> Any:
+            return store.run(
+                lambda ctx: query(ctx, "asc", None).paginate(
+                    {"numItems": 2, "cursor": cursor}
+                )
+            ).unwrap()
+
+        first = page(None)
+        second = page(first["continueCursor"])
+        third = page(second["continueCursor"])
+        assert [d["k"] for d in first["page"] + second["page"]] == [0, 1, 2, 3]
+        assert (first["isDone"], second["isDone"]) == (False, False)
+        assert (third["page"], third["isDone"]) == ([], True)
+        # The end cursor stays at the end.
+        again = page(third["continueCursor"])
+        assert (again["page"], again["isDone"]) == ([], True)
+
+
+def test_a_cursor_survives_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "pages.db"
+    with Store.open(path, schema=SCHEMA, seed=0) as store:
+        model = Model()
+        for k in range(10):
+            model.add(store, k)
+        first = store.run(
+            lambda ctx: query(ctx, "desc", 2).paginate({"numItems": 3, "cursor": None})
+        ).unwrap()
+    with Store.open(path, schema=SCHEMA, seed=0) as store:
+        rest = store.run(
+            lambda ctx: query(ctx, "desc", 2).paginate(
+                {"numItems": 100, "cursor": first["continueCursor"]}
+            )
+        ).unwrap()
+    assert [d["k"] for d in first["page"]] == [9, 8, 7]
+    assert [d["k"] for d in rest["page"]] == [6, 5, 4, 3, 2]
+    assert rest["isDone"] is True
+
+
+def test_end_cursor_bounds_a_page() -> None:
+    with Store.memory(SCHEMA, seed=0) as store:
+        model = Model()
+        for k in range(6):
+            model.add(store, k)
+        first = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 2, "cursor": None}
+            )
+        ).unwrap()
+        second = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 2, "cursor": first["continueCursor"]}
+            )
+        ).unwrap()
+        model.add(store, 0)  # (0, newer) sorts inside the first page's interval
+        # Re-running page 1 up to its old end picks up the new document (page grows).
+        grown = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 2, "cursor": None, "endCursor": first["continueCursor"]}
+            )
+        ).unwrap()
+        assert [d["k"] for d in grown["page"]] == [0, 0, 1]
+        assert grown["continueCursor"] == first["continueCursor"]
+        assert [d["k"] for d in second["page"]] == [2, 3]
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def page_problem(store: Store, options: Any, order: str = "asc") -> Any:
+    outcome = store.run(lambda ctx: query(ctx, order, None).paginate(options))
+    return outcome.failure()
+
+
+@pytest.mark.parametrize("num", [0, -1, 1.5, "10", None, True, 32_001])
+def test_num_items_must_be_a_count_from_1(num: object) -> None:
+    with Store.memory(SCHEMA, seed=0) as store:
+        problem = page_problem(store, {"numItems": num, "cursor": None})
+        assert isinstance(problem, ArgsInvalid)
+        assert problem.path == ".numItems"
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJxIjogMX0=", "", 12, "!!!!"])
+def test_a_garbage_cursor_is_invalid_cursor(cursor: object) -> None:
+    with Store.memory(SCHEMA, seed=0) as store:
+        problem = page_problem(store, {"numItems": 1, "cursor": cursor})
+        assert isinstance(problem, InvalidCursor)
+        assert "t.by_k" in problem.message
+
+
+def test_a_cursor_from_another_query_is_invalid_cursor() -> None:
+    with Store.memory(SCHEMA, seed=0) as store:
+        model = Model()
+        for k in range(3):
+            model.add(store, k)
+        cursor = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 1, "cursor": None}
+            )
+        ).unwrap()["continueCursor"]
+        for order, low in [("desc", None), ("asc", 1)]:
+            options = {"numItems": 1, "cursor": cursor}
+            problem = paginate(store, order, low, options).failure()
+            assert isinstance(problem, InvalidCursor)
+            assert "from a different query" in problem.message
