@@ -70,7 +70,7 @@ PROFILES = {
         max_iters=500,
         bulk=10_000,
         bulk_reps=2,
-        scale=(10_000, 30_000),
+        scale=(10_000, 20_000),
         open_reps=3,
     ),
     "smoke": Sizes(
