@@ -27,7 +27,7 @@ import contextlib
 import os
 import string
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -242,7 +242,10 @@ class DocumentWrite:
 
 @define
 class CallTrace:
-    """What one transaction (a query, a mutation, an action's step, a job) did."""
+    """What one transaction (a query, a mutation, an action's step, a job) did.
+
+    ``committed`` is True once a mutation's writes are kept (always False for a query).
+    """
 
     kind: str
     path: str
@@ -317,7 +320,9 @@ class _TracedQuery(Query):
         ops += [("eq", f, cast(Value, value)) for f, value in builder.eqs]
         return _with_bounds(query, tuple(ops))
 
-    def _rows(self, key_range: Any = None, limit: int | None = None) -> Iterator[Any]:
+    def _rows(
+        self, key_range: Any = None, limit: int | None = None
+    ) -> Generator[tuple[Document, bytes], None, None]:
         tracer: _TxnTracer | None = self.db._txn.tracer
         record = None
         if tracer is not None:
@@ -385,7 +390,8 @@ def trace(store: Store) -> Iterator[Trace]:
         call = CallTrace(kind, path)
         recorded.calls.append(call)
         txn.tracer = _TxnTracer(txn, call)
-        txn.on_commit.append(lambda: setattr(call, "committed", True))
+        if txn.writable:
+            txn.on_commit.append(lambda: setattr(call, "committed", True))
 
     previous = store._testing.get("trace")
     store._testing["trace"] = attach
