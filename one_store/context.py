@@ -274,8 +274,18 @@ class DatabaseReader:
                 InvalidId(doc_id, f"Invalid argument `id` for `db.{method}`: {error}")
             )
         table = self._txn.storage.table_of(number)
-        if table is not None:
-            self._check_table_access(table)
+        if table is not None and table.startswith("_") != self._system:
+            # The ID is data (often a function argument), so reaching the wrong kind
+            # of table through it is a Failure, as Convex's SystemTableError is an
+            # error the function sees, not library misuse.
+            raise ProblemError(
+                InvalidId(
+                    doc_id,
+                    "System tables can only be accessed with db.system."
+                    if not self._system
+                    else "User tables cannot be accessed with db.system.",
+                )
+            )
         return (None if table is None else self._txn.storage.layouts[table]), doc_id
 
     def get(self, doc_id: str) -> Document | None:
