@@ -369,6 +369,24 @@ def test_get_of_an_undecodable_id_is_invalid_id(store):
         assert isinstance(problem, InvalidId)
 
 
+def test_ids_reach_only_their_own_kind_of_table(store):
+    # Convex's SystemTableError: an ID (data) of the wrong kind of table is an error
+    # the function sees, here a Failure, not library misuse.
+    @mutation
+    def later(ctx, args):
+        return None
+
+    job = store.run(lambda ctx: ctx.scheduler.run_after(5_000, later, {})).unwrap()
+    agent_id = insert(store, "agents", {"name": "a"}).unwrap()
+    assert store.run(lambda ctx: ctx.db.system.get(job)).unwrap()["_id"] == job
+    problem = failure(store.run(lambda ctx: ctx.db.get(job)))
+    assert isinstance(problem, InvalidId)
+    assert problem.message == "System tables can only be accessed with db.system."
+    problem = failure(store.run(lambda ctx: ctx.db.system.get(agent_id)))
+    assert isinstance(problem, InvalidId)
+    assert isinstance(failure(store.run(lambda ctx: ctx.db.delete(job))), InvalidId)
+
+
 def test_get_of_an_unknown_table_or_deleted_document_is_none(store):
     assert get(store, encode_id(10999)) is None
     agent_id = insert(store, "agents", {"name": "a"}).unwrap()
