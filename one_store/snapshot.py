@@ -386,7 +386,7 @@ class _Importer:
                 raise _Abort(
                     SnapshotInvalid(
                         f"table {name!r} already holds {count} document(s); "
-                        "use --replace or --append",
+                        'use --replace or --append (mode="replace" or "append")',
                         name,
                     )
                 )
