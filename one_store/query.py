@@ -865,17 +865,22 @@ class Query:
         if not self.search.match:  # no terms: no results, as Convex
             return
         sql, params = self._search_sql()
-        candidates = self.db.execute(sql, params).fetchall()
-        for position, (body, rank, created, doc_id) in enumerate(candidates, 1):
-            # Convex's key for a search result: (-score, -creationTime, id); FTS5's
-            # rank is already "lower is better".
-            key = sort_key([float(rank), -float(created), doc_id])
-            if r.contains(key):
-                yield body, key
-            if position == MAX_SEARCH_RESULTS:
-                break
-        else:
-            return
+        # Stream the ranked rows: take(10) transfers and decodes 10 rows, not the
+        # 1,024 candidates the SQL allows (fetchall was ~13% of a top-10 search).
+        candidates = self.db.execute(sql, params)
+        try:
+            for position, (body, rank, created, doc_id) in enumerate(candidates, 1):
+                # Convex's key for a search result: (-score, -creationTime, id);
+                # FTS5's rank is already "lower is better".
+                key = sort_key([float(rank), -float(created), doc_id])
+                if r.contains(key):
+                    yield body, key
+                if position == MAX_SEARCH_RESULTS:
+                    break
+            else:
+                return
+        finally:
+            candidates.close()
         raise fail(
             LimitExceeded(
                 "searchResults",
