@@ -46,7 +46,9 @@ ops = st.lists(
             st.just("patch"),
             st.integers(0, 5),
             st.dictionaries(
-                user_field_names, st.one_of(st.just(UNSET), st.integers()), max_size=3
+                user_field_names,
+                st.one_of(st.just(UNSET), st.integers(-(2**63), 2**63 - 1)),
+                max_size=3,
             ),
         ),
         st.tuples(st.just("replace"), st.integers(0, 5), documents(4)),
