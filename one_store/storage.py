@@ -173,7 +173,7 @@ class TableLayout:
             insert_sql=f"INSERT INTO {t} ({','.join(map(quote, cols))}) VALUES ({marks})",
             update_sql=f"UPDATE {t} SET {sets} WHERE _id=?",
             get_sql=f"SELECT _body FROM {t} WHERE _id=?",
-            delete_sql=f"DELETE FROM {t} WHERE _id=?",
+            delete_sql=f"DELETE FROM {t} WHERE _id=? RETURNING _creationTime",
         )
 
     def row(self, doc: Document, text: str | None = None) -> list[Any]:
@@ -521,12 +521,17 @@ class Storage:
         Strictly after every ``_creationTime`` in the file: this connection
         remembers the last one it handed out, and when another connection has
         committed since (``PRAGMA data_version`` moved) it re-reads the newest
-        document of every table through the ``by_creation_time`` index.
+        document of every table through the ``by_creation_time`` index, and the
+        time of the newest document ever deleted (``deleted_creation_time`` in
+        ``_one_store_meta``, written only when a delete may remove the newest).
         """
         version = self.connection.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._data_version = version
-            self._last_creation_time = max(self._last_creation_time, self._newest())
+            deleted = float(self._meta("deleted_creation_time") or 0.0)
+            self._last_creation_time = max(
+                self._last_creation_time, self._newest(), deleted
+            )
         return max(math.nextafter(self._last_creation_time, math.inf), now_ms)
 
     def _newest(self) -> float:
@@ -547,6 +552,9 @@ class Storage:
     def note_rollback(self, last_known: float) -> None:
         """Forget creation times handed out by a transaction that rolled back."""
         self._last_creation_time = last_known
+        # ``last_known`` predates what that transaction may have read from the file:
+        # re-read the file's newest time before the next transaction hands one out.
+        self._data_version = -1
 
     @property
     def last_creation_time(self) -> float:
@@ -595,7 +603,16 @@ class Storage:
                 self.connection.execute(
                     f"DELETE FROM {quote(s.fts)} WHERE rowid=?", (rowid,)
                 )
-        self.connection.execute(layout.delete_sql, (doc_id,))
+        row = self.connection.execute(layout.delete_sql, (doc_id,)).fetchone()
+        if row is not None and float(row[0]) >= self._last_creation_time:
+            self._remember_deleted(float(row[0]))
+
+    def _remember_deleted(self, created: float) -> None:
+        # The newest document may be going: keep its time (in this transaction), so
+        # that _creationTime stays increasing after a reopen or in another process.
+        stored = self._meta("deleted_creation_time")
+        if stored is None or float(stored) < created:
+            self._set_meta("deleted_creation_time", repr(created))
 
     def _rowid(self, layout: TableLayout, doc_id: str) -> int:
         row = self.connection.execute(
@@ -637,6 +654,12 @@ class Storage:
         layout = self.layouts.get(table)
         if layout is None:
             return
+        newest = self.connection.execute(
+            f"SELECT max(_creationTime) FROM {quote(table)}"
+        )
+        (created,) = newest.fetchone()
+        if created is not None:
+            self._remember_deleted(float(created))
         self.connection.execute(f"DELETE FROM {quote(table)}")
         for s in layout.search.values():
             self.connection.execute(f"DELETE FROM {quote(s.fts)}")
