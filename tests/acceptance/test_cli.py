@@ -188,7 +188,10 @@ def test_export_then_import_with_modes(tmp_path):
         "exclude each other",
     )
     with Store.open(target, app=HTTP_APP) as store:
-        assert sorted(d["text"] for d in store.documents("notes")) == ["one", "two"]
+        assert sorted(str(d["text"]) for d in store.documents("notes")) == [
+            "one",
+            "two",
+        ]
 
 
 def test_serve_binds_loopback_and_reports_a_busy_port(tmp_path):
@@ -197,7 +200,9 @@ def test_serve_binds_loopback_and_reports_a_busy_port(tmp_path):
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
-        busy = one_store("serve", HTTP_APP, "--db", tmp_path / "t.db", "--port", port)
+        busy = one_store(
+            "serve", HTTP_APP, "--db", tmp_path / "t.db", "--port", str(port)
+        )
     assert_one_line_error(busy, f"cannot listen on 127.0.0.1:{port}")
 
 
