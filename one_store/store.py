@@ -550,6 +550,8 @@ class Store:
             outcome = Failure(_problem_of(e, path))
         if isinstance(outcome, Failure):
             conn.execute("ROLLBACK TO nested")
+            # A table created inside it is gone again: forget its layout too.
+            self.storage._load_layouts()
         conn.execute("RELEASE nested")
         return outcome
 
