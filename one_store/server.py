@@ -45,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import FunctionNotFound, Problem, Rejected
+from .errors import FunctionNotFound, HandlerError, OneStoreError, Problem, Rejected
 from .functions import FunctionSpec, action
 from .router import NO_ROUTE, HttpRequest, HttpResponse
 from .store import Store, normalize_path
@@ -249,13 +249,21 @@ class Api:
         return found.unwrap()
 
     def run(self, spec: FunctionSpec[Any], args: Value) -> Result[Any, Problem]:
-        """Run a function by its kind (called on a worker thread)."""
+        """Run a function by its kind (called on a worker thread).
+
+        Library misuse inside the handler (``ctx.db`` in an action, a write in a
+        query) raises ``OneStoreError`` in process; over HTTP it is the calling
+        function's error, so it comes back as an error envelope like any other.
+        """
         arguments: Any = args
-        if spec.kind == "query":
-            return self.store.query(spec, arguments)
-        if spec.kind == "mutation":
-            return self.store.mutation(spec, arguments)
-        return self.store.action(spec, arguments)
+        try:
+            if spec.kind == "query":
+                return self.store.query(spec, arguments)
+            if spec.kind == "mutation":
+                return self.store.mutation(spec, arguments)
+            return self.store.action(spec, arguments)
+        except OneStoreError as e:
+            return Failure(HandlerError(e, self.store.path_of(spec)))
 
     async def call(self, request: Request, kind: str) -> Response:
         """``POST /api/query|mutation|action``."""
@@ -325,7 +333,10 @@ class Api:
                 box.append(handler(ctx, request))
 
             wrapper = run_sync
-        result = self.store.action(action(wrapper), {})
+        try:
+            result = self.store.action(action(wrapper), {})
+        except OneStoreError as e:  # misuse inside the handler: its own 500
+            result = Failure(HandlerError(e, spec.display_name))
         if isinstance(result, Failure):
             return _server_error(result.failure())
         if not box or not isinstance(box[0], HttpResponse):

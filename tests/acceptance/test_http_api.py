@@ -179,6 +179,20 @@ def test_handler_exception_is_an_error_envelope_without_traceback(client, db):
     assert database_digest(db) == before
 
 
+def test_library_misuse_in_a_handler_is_an_error_envelope(client):
+    body = call(client, "action", "notes:misuse", {}).json()
+    assert body["status"] == "error"
+    assert body["errorMessage"].startswith(
+        "Uncaught ContextError: ctx.db is not available"
+    )
+
+
+def test_http_action_bodies_over_20_mib_are_refused(client):
+    answer = client.post("/echo", content=b"x" * (20 * 1024 * 1024 + 1))
+    assert answer.status_code == 413
+    assert answer.json()["code"] == "PayloadTooLarge"
+
+
 def test_invalid_args_are_an_error_envelope_and_write_nothing(client, db):
     before = database_digest(db)
     body = call(client, "mutation", "notes:add", {"text": 3}).json()

@@ -111,3 +111,8 @@ def add_twice(ctx: ActionCtx, args: dict[str, Any]) -> Any:
 @action(args={"text": v.string()})
 async def add_async(ctx: ActionCtx, args: dict[str, Any]) -> Any:
     return ctx.run_mutation("notes:add", {"text": args["text"]}).unwrap()
+
+
+@action(args={})
+def misuse(ctx: ActionCtx, args: dict[str, Any]) -> Any:
+    return ctx.db.query("notes").collect()  # actions have no db: a ContextError
