@@ -25,7 +25,10 @@ readable through ``ctx.db.system``.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
+import os
+import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -78,6 +81,43 @@ CRON_DEFINITION = define_table(
     }
 ).index("by_name", ["name"])
 _PENDING = sort_key("pending")
+_IN_PROGRESS = sort_key("inProgress")
+INTERRUPTED = "Transient error while executing action"
+# Action jobs running in this process (any store), so that one store never takes
+# another's running action for an interrupted one.
+_RUNNING: set[str] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def _executor() -> str:
+    """``host:pid`` of this process, recorded on the action jobs it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def _interrupted(job: Document) -> bool:
+    """Whether an ``inProgress`` action job's process is gone (or no longer running it)."""
+    state = job["state"]
+    execution = state.get("executionId") if isinstance(state, dict) else None
+    if not isinstance(execution, str):
+        return False
+    host, _, pid_text = execution.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine's process: nothing to know about it here
+    pid = int(pid_text)
+    if pid == os.getpid():
+        with _RUNNING_LOCK:
+            return str(job["_id"]) not in _RUNNING
+    return not _alive(pid)
 
 
 def _kind(job: Document) -> str:
@@ -134,9 +174,19 @@ class Scheduler:
         return self._schedule(self._now() + float(delay_ms), fn, args)
 
     def run_at(
-        self, timestamp_ms: float, fn: object, args: dict[str, Any] | None = None
+        self,
+        timestamp_ms: float | dt.datetime,
+        fn: object,
+        args: dict[str, Any] | None = None,
     ) -> str:
-        """Run ``fn`` at ``timestamp_ms`` (ms since the epoch; a past time means now)."""
+        """Run ``fn`` at ``timestamp_ms`` (ms since the epoch, or an aware ``datetime``, as Convex's ``runAt(msOrDate)``); a past time means now."""
+        if isinstance(timestamp_ms, dt.datetime):
+            if timestamp_ms.tzinfo is None:
+                raise _bad(
+                    "`timestamp` datetime must be timezone-aware (e.g. tzinfo=datetime.UTC)",
+                    "timestamp",
+                )
+            timestamp_ms = timestamp_ms.timestamp() * 1000
         if (
             isinstance(timestamp_ms, bool)
             or not isinstance(timestamp_ms, int | float)
@@ -567,6 +617,7 @@ class StoreScheduler:
                 error = str(outcome.failure()) if isinstance(outcome, Failure) else None
             except OneStoreError as e:  # misuse in the handler fails this job only
                 conn.execute("ROLLBACK TO scheduled_job")
+                txn.storage._load_layouts()  # tables it created are gone again
                 error = f"{type(e).__name__}: {e}"
             finally:
                 store._local.job = None
@@ -593,32 +644,78 @@ class StoreScheduler:
             current = txn.storage.get(layout, job_id)
             if current is None or current["state"] != {"kind": "pending"}:
                 return False
-            current["state"] = {"kind": "inProgress"}
+            # Who runs it: if this process dies, other workers can tell (see _recover).
+            current["state"] = {"kind": "inProgress", "executionId": _executor()}
             txn.storage.update(layout, current)
             return True
 
-        claimed = store._system_write(claim)
-        if isinstance(claimed, Failure):
-            return None
-        if not claimed.unwrap():
-            return False
+        with _RUNNING_LOCK:
+            _RUNNING.add(job_id)
         try:
-            outcome = store._call("action", spec, _args(job))
-            error = str(outcome.failure()) if isinstance(outcome, Failure) else None
-        except OneStoreError as e:
-            error = f"{type(e).__name__}: {e}"
-        state = (
-            {"kind": "success"} if error is None else {"kind": "failed", "error": error}
-        )
-        # Retried until written: the action already ran, its outcome must not be lost.
-        while isinstance(
-            store._system_write(
-                lambda txn: self._finish_job(txn, job_id, state, "inProgress")
-            ),
-            Failure,
-        ):
-            self._stop.wait(0.05)
-        return True
+            claimed = store._system_write(claim)
+            if isinstance(claimed, Failure):
+                return None
+            if not claimed.unwrap():
+                return False
+            try:
+                outcome = store._call("action", spec, _args(job))
+                error = str(outcome.failure()) if isinstance(outcome, Failure) else None
+            except OneStoreError as e:
+                error = f"{type(e).__name__}: {e}"
+            state = (
+                {"kind": "success"}
+                if error is None
+                else {"kind": "failed", "error": error}
+            )
+            # Retried: the action already ran, its outcome should not be lost. If
+            # it still cannot be written, the job is left to _recover (failed).
+            for _ in range(200):
+                written = store._system_write(
+                    lambda txn: self._finish_job(txn, job_id, state, "inProgress")
+                )
+                if isinstance(written, Success):
+                    break
+                self._stop.wait(0.05)
+            return True
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(job_id)
+
+    def _recover(self) -> int:
+        """Mark action jobs whose process died while running them ``failed``, as Convex.
+
+        Convex marks an interrupted action ``failed`` with "Transient error while
+        executing action" and never re-runs it (at most once). A job counts as
+        interrupted when the process recorded in its ``executionId`` (this host)
+        no longer exists, or is this process and no longer runs it.
+        """
+        storage = self.store.storage
+        if TABLE not in storage.layouts:
+            return 0
+        with storage.read():
+            rows = storage.execute(
+                f'SELECT _body FROM {quote(TABLE)} WHERE "_k_by_state" >= ? '
+                'AND "_k_by_state" < ?',
+                (_IN_PROGRESS, prefix_end(_IN_PROGRESS)),
+            ).fetchall()
+        stuck = [job for job in map(loads, (r[0] for r in rows)) if _interrupted(job)]
+        if not stuck:
+            return 0
+
+        def work(txn: Transaction) -> int:
+            layout = self.layout(txn)
+            fixed = 0
+            for job in stuck:
+                current = txn.storage.get(layout, str(job["_id"]))
+                if current is None or current["state"] != job["state"]:
+                    continue  # finished (or canceled) meanwhile
+                current["state"] = {"kind": "failed", "error": INTERRUPTED}
+                current["completedTime"] = txn.now_ms
+                txn.storage.update(layout, current)
+                fixed += 1
+            return fixed
+
+        return int(self.store._system_write(work).value_or(0))
 
     def run_due(self, *, max_jobs: int | None = 1000) -> int:
         """Run every job (and cron run) due by the store's clock, earliest first.
@@ -646,6 +743,7 @@ class StoreScheduler:
     def _run_batch(self, limit: int | None) -> tuple[int, bool]:
         """Run up to ``limit`` due jobs; return (how many ran, whether more are due)."""
         ran = 0
+        self._recover()
         while True:
             self._fire_crons(float(self.store.clock()))
             if limit is not None and ran >= limit:

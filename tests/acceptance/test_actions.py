@@ -394,3 +394,48 @@ def test_two_worker_processes_on_one_file_run_every_job_exactly_once(tmp_path: P
         assert kinds == {"mutation": mutations, "action": actions}
         states = Counter(j["state"]["kind"] for j in store.scheduler.jobs())
         assert states == {"success": mutations + actions}
+
+
+HANGING_WORKER = textwrap.dedent(
+    """
+    import sys
+    from one_store import Store
+
+    with Store.open(sys.argv[1], app=sys.argv[2]) as store:
+        store.scheduler.run_due()
+    """
+)
+
+
+def test_an_action_whose_worker_process_dies_is_failed_not_rerun(tmp_path: Path):
+    db = tmp_path / "hang.db"
+    app = APPS / "worker_app"
+    marker = tmp_path / "started"
+    with Store.open(db, app=app) as store:
+        job_id = store.run(
+            lambda ctx: ctx.scheduler.run_after(0, "jobs:hang", {"marker": str(marker)})
+        ).unwrap()
+    worker = subprocess.Popen([sys.executable, "-c", HANGING_WORKER, str(db), str(app)])
+    try:
+        for _ in range(6_000):  # wait (up to ~60 s) until the action has started
+            if marker.exists() or worker.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert marker.exists(), "the worker never started the action"
+        with Store.open(db, app=app) as store:
+            # While its process lives, the running action is left alone.
+            assert store.scheduler.run_due() == 0
+            (job,) = store.scheduler.jobs()
+            assert job["state"]["kind"] == "inProgress"
+            assert job["state"]["executionId"].endswith(f":{worker.pid}")
+    finally:
+        worker.kill()
+        worker.wait(timeout=60)
+    with Store.open(db, app=app) as store:
+        assert store.scheduler.run_due() == 0  # not re-run: at most once
+        (job,) = store.scheduler.jobs()
+        assert job["_id"] == job_id
+        assert job["state"] == {
+            "kind": "failed",
+            "error": "Transient error while executing action",
+        }

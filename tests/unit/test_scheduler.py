@@ -577,3 +577,63 @@ def test_jobs_listing_helper_filters_by_state_and_name(store):
     name = scheduled_jobs(store)[0]["name"]
     assert len(scheduled_jobs(store, name=name)) == 2
     assert scheduled_jobs(store, name="x:y") == []
+
+
+def test_run_at_takes_an_aware_datetime_like_convexs_date(store):
+    import datetime as dt
+
+    when = dt.datetime.fromtimestamp((START + 90_000) / 1000, dt.UTC)
+    store.run(lambda ctx: ctx.scheduler.run_at(when, log, {"step": "dated"})).unwrap()
+    assert store.scheduler.jobs()[0]["scheduledTime"] == START + 90_000
+    naive = dt.datetime(2024, 1, 1)
+    problem = store.run(
+        lambda ctx: ctx.scheduler.run_at(naive, log, {"step": "x"})
+    ).failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert "timezone-aware" in problem.message
+
+
+def test_a_failed_sub_mutation_takes_its_scheduled_jobs_with_it(store):
+    @internal_mutation
+    def schedule_and_fail(ctx, args):
+        ctx.scheduler.run_after(0, log, {"step": "from the failed sub-mutation"})
+        raise ConvexError("sub failed")
+
+    @mutation
+    def outer(ctx, args):
+        assert ctx.run_mutation(schedule_and_fail).failure() == Rejected("sub failed")
+        ctx.scheduler.run_after(0, log, {"step": "from the outer mutation"})
+
+    store.mutation(outer).unwrap()
+    assert store.scheduler.run_due() == 1
+    assert [s for s, _ in logged(store)] == ["from the outer mutation"]
+
+
+def test_a_running_action_that_is_canceled_stays_canceled(store):
+    @action
+    def cancel_myself(ctx, args):
+        (me,) = ctx.run_query(system_jobs).unwrap()
+        ctx.scheduler.cancel(me["_id"])  # an action may; it keeps running, as Convex
+        ctx.run_mutation(note, {"note": "still ran"}).unwrap()
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, cancel_myself, {}))
+    store.scheduler.run_due()
+    (job,) = store.scheduler.jobs()
+    assert job["state"] == {"kind": "canceled"}
+    assert [s for s, _ in logged(store)] == ["still ran"]
+
+
+def test_a_job_misusing_the_library_after_creating_a_table_leaves_no_table(store):
+    @internal_mutation
+    def create_then_misuse(ctx, args):
+        ctx.db.insert("brand_new", {"x": 1})
+        ctx.db.insert("_scheduled_functions", {})
+
+    @mutation
+    def use_brand_new(ctx, args):
+        return ctx.db.insert("brand_new", {"x": 2})
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, create_then_misuse, {}))
+    store.scheduler.run_due()
+    assert scheduled_jobs(store, state="failed")
+    assert store.mutation(use_brand_new).unwrap()
