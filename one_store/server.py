@@ -161,7 +161,9 @@ def parse_json(body: bytes) -> Any:
     """Parse a request body as strict JSON (no NaN/Infinity literals), or raise 400."""
     try:
         return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as e:
         raise RequestError(
             400, "BadJsonBody", f"Failed to deserialize the JSON body: {e}"
         ) from None
@@ -190,8 +192,15 @@ def parse_args(raw: object) -> Value:
         raw = raw[0]
     try:
         return from_convex_json(raw)
-    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+    except RecursionError:
+        raise _too_deep() from None
+    except (ValueError, TypeError, OverflowError) as e:
         raise RequestError(400, "BadJsonBody", f"Invalid args: {e}") from None
+
+
+def _too_deep() -> RequestError:
+    # Convex values nest at most 64 levels; Python's parser gives up long after that.
+    return RequestError(400, "BadJsonBody", "The JSON body is nested too deeply")
 
 
 def parse_call(body: bytes, *, need_path: bool) -> tuple[str, Value, Format]:

@@ -226,6 +226,14 @@ def test_wrong_kind_is_an_error_envelope(client):
         (b'{"path": "notes:list", "args": [{}, {}]}', "BadJsonBody"),
         (b'{"path": "notes:echo", "args": {"n": {"$integer": "AQ=="}}}', "BadJsonBody"),
         (b'{"path": "notes:echo", "args": {"$bad": 1}}', "BadJsonBody"),
+        (
+            b'{"path": "notes:echo", "args": {"a": ' + b"[" * 600 + b"]" * 600 + b"}}",
+            "BadJsonBody",
+        ),
+        (
+            b'{"path": "x", "args": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "BadJsonBody",
+        ),
         (b'{"path": "notes:list", "args": {}, "format": "xml"}', "BadFormat"),
         (b'{"path": "../notes:list", "args": {}}', "BadConvexFunctionIdentifier"),
         (b'{"path": "notes/../x:list", "args": {}}', "BadConvexFunctionIdentifier"),
