@@ -50,7 +50,7 @@ from .ids import table_number_of
 from .schema import define_table
 from .storage import TableLayout, quote
 from .validators import v
-from .values import Document, dumps, loads, prefix_end, sort_key
+from .values import Document, convex_size, dumps, loads, prefix_end, sort_key
 
 if TYPE_CHECKING:
     from .context import Transaction
@@ -61,6 +61,8 @@ CRON_TABLE = "_cron_jobs"
 CRON_TABLE_NUMBER = 9003
 MAX_DELAY_MS = 5 * 366 * 24 * 3600 * 1000
 MAX_SCHEDULED_PER_MUTATION = 1000
+# Convex's limit on the args of everything one call schedules (BE knob; 16 MiB).
+MAX_SCHEDULED_ARGS_BYTES = 16 * 1024 * 1024
 DEFINITION = define_table(
     {
         "name": v.string(),
@@ -150,6 +152,7 @@ class Scheduler:
         self._owner = owner
         self._txn = txn
         self._count = 0
+        self._args_bytes = 0
 
     def run_after(
         self, delay_ms: float, fn: object, args: dict[str, Any] | None = None
@@ -263,6 +266,16 @@ class Scheduler:
                     "functionsScheduled",
                     MAX_SCHEDULED_PER_MUTATION,
                     "Too many functions scheduled by this mutation (limit: 1000)",
+                )
+            )
+        self._args_bytes += convex_size(prepared.unwrap())
+        if self._args_bytes > MAX_SCHEDULED_ARGS_BYTES:
+            raise ProblemError(
+                LimitExceeded(
+                    "scheduledFunctionArgsBytes",
+                    MAX_SCHEDULED_ARGS_BYTES,
+                    "Too many bytes of arguments in the functions scheduled by this "
+                    f"function call (limit: {MAX_SCHEDULED_ARGS_BYTES} bytes)",
                 )
             )
         return str(

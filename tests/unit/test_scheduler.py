@@ -637,3 +637,17 @@ def test_a_job_misusing_the_library_after_creating_a_table_leaves_no_table(store
     store.scheduler.run_due()
     assert scheduled_jobs(store, state="failed")
     assert store.mutation(use_brand_new).unwrap()
+
+
+def test_more_than_16_mib_of_scheduled_args_in_one_call_is_limit_exceeded(store):
+    big = "x" * (9 * 1024 * 1024)
+
+    def schedule_twice(ctx):
+        ctx.scheduler.run_after(0, log, {"step": big})
+        ctx.scheduler.run_after(0, log, {"step": big})
+
+    problem = store.run(schedule_twice).failure()
+    assert isinstance(problem, LimitExceeded)
+    assert problem.limit == "scheduledFunctionArgsBytes"
+    assert store.scheduler.jobs() == []
+    store.run(lambda ctx: ctx.scheduler.run_after(0, log, {"step": big})).unwrap()
