@@ -49,7 +49,7 @@ from .ids import IdGenerator
 from .schema import Schema
 from .storage import Storage
 from .validators import error_text
-from .values import InvalidValue, Value, check_value
+from .values import InvalidValue, Value, check_value, show
 
 if TYPE_CHECKING:
     import httpx
@@ -428,7 +428,7 @@ class Store:
                 ArgsInvalid(
                     "",
                     "Expected to receive an object as the function's argument. "
-                    f"Instead received: {args!r}",
+                    f"Instead received: {show(args)}",
                 )
             )
         try:

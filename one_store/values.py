@@ -133,7 +133,12 @@ def show(value: object, limit: int = 80) -> str:
     elif isinstance(value, bool):
         text = "true" if value else "false"
     else:
-        text = repr(value)
+        try:
+            text = repr(value)
+        except RecursionError:  # a value thousands of levels deep: still a Failure
+            text = f"<{type_name(value)} nested too deeply to show>"
+        except Exception:  # a user object whose __repr__ fails must not escape
+            text = f"<{type_name(value)}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
