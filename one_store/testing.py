@@ -213,7 +213,9 @@ class IndexRangeRead:
 
     ``bounds`` are the range calls as written: ``("eq", "threadId", tid)``,
     ``("gt", "_creationTime", t0)``; ``()`` is the whole index. A text search
-    has ``("search", field, text)`` and its ``("eq", field, value)`` filters.
+    has ``("search", field, text)`` and its ``("eq", field, value)`` filters, and
+    ``order`` ``"relevance"``. A page of ``paginate`` shows the query's declared
+    bounds (the cursor narrows them further).
     """
 
     table: str
@@ -326,7 +328,8 @@ class _TracedQuery(Query):
         tracer: _TxnTracer | None = self.db._txn.tracer
         record = None
         if tracer is not None:
-            record = IndexRangeRead(self.table, self.index, self.bounds, self.order_)
+            order = "relevance" if self.search is not None else self.order_
+            record = IndexRangeRead(self.table, self.index, self.bounds, order)
             tracer.call.ranges.append(record)
         for doc, key in super()._rows(key_range, limit):
             if record is not None:

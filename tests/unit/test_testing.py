@@ -470,3 +470,48 @@ def test_app_store_is_seeded_so_ids_replay(app_store):
     first = app_store.mutation("tasks:submit", {"goal": "a"}).unwrap()
     with Store.memory(app=ROOT / AGENT_APP, clock=FakeClock(), seed=0) as again:
         assert again.mutation("tasks:submit", {"goal": "a"}).unwrap() == first
+
+
+def test_traces_cover_search_pagination_and_unindexed_scans():
+    schema = define_schema(
+        {
+            "notes": define_table({"text": v.string(), "tag": v.string()})
+            .index("by_tag", ["tag"])
+            .search_index("search_text", search_field="text", filter_fields=["tag"])
+        }
+    )
+
+    @query
+    def reads(ctx, args):
+        page = ctx.db.query("notes").with_index("by_tag", lambda q: q.eq("tag", "a"))
+        first = page.paginate({"numItems": 2, "cursor": None})
+        found = (
+            ctx.db.query("notes")
+            .with_search_index(
+                "search_text", lambda q: q.search("text", "hello").eq("tag", "a")
+            )
+            .take(10)
+        )
+        scanned = (
+            ctx.db.query("notes").filter(lambda q: q.eq(q.field("tag"), "b")).collect()
+        )
+        return [len(first["page"]), len(found), len(scanned)]
+
+    with Store.memory(schema) as store:
+        for i in range(3):
+            store.run(
+                lambda ctx, i=i: ctx.db.insert(
+                    "notes", {"text": f"hello {i}", "tag": "a"}
+                )
+            )
+        with trace(store) as t:
+            assert store.query(reads).unwrap() == [2, 3, 0]
+        pages, search, scan = t.calls[0].ranges
+        assert (pages.index, pages.bounds, len(pages.documents)) == (
+            "by_tag",
+            (("eq", "tag", "a"),),
+            2,
+        )
+        assert search.bounds == (("search", "text", "hello"), ("eq", "tag", "a"))
+        assert (search.order, len(search.documents)) == ("relevance", 3)
+        assert (scan.index, scan.bounds, scan.documents) == ("by_creation_time", (), [])
