@@ -41,7 +41,8 @@ err = Console(stderr=True)
 AppArg = Annotated[
     Path,
     typer.Argument(
-        help="The app folder (schema.py plus function files), like convex/."
+        metavar="APP",
+        help="The app folder (schema.py plus function files), like convex/.",
     ),
 ]
 DbOpt = Annotated[
@@ -136,11 +137,17 @@ def serve(
 def run(
     app_dir: AppArg,
     function: Annotated[
-        str, typer.Argument(help='A function path, e.g. "messages:list".')
+        str,
+        typer.Argument(
+            metavar="FUNCTION", help='A function path, e.g. "messages:list".'
+        ),
     ],
     db: DbOpt,
     args: Annotated[
-        str, typer.Argument(help="The arguments as a JSON object (Convex-encoded).")
+        str,
+        typer.Argument(
+            metavar="ARGS", help="The arguments as a JSON object (Convex-encoded)."
+        ),
     ] = "{}",
 ) -> None:
     """Run a query, mutation or action (internal ones too) and print its value as JSON."""
@@ -172,7 +179,7 @@ def data(
     app_dir: AppArg,
     db: DbOpt,
     table: Annotated[
-        str | None, typer.Argument(help="Show this table's documents.")
+        str | None, typer.Argument(metavar="TABLE", help="Show this table's documents.")
     ] = None,
     limit: Annotated[int, typer.Option(help="Documents to show at most.", min=1)] = 50,
 ) -> None:
@@ -261,7 +268,9 @@ def export_cmd(
 def import_cmd(
     app_dir: AppArg,
     db: DbOpt,
-    path: Annotated[Path, typer.Argument(help="The snapshot ZIP to read.")],
+    path: Annotated[
+        Path, typer.Argument(metavar="SNAPSHOT", help="The snapshot ZIP to read.")
+    ],
     replace: Annotated[
         bool, typer.Option("--replace", help="Empty the imported tables first.")
     ] = False,
