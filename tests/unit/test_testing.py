@@ -498,12 +498,13 @@ def test_traces_cover_search_pagination_and_unindexed_scans():
         return [len(first["page"]), len(found), len(scanned)]
 
     with Store.memory(schema) as store:
+
+        @mutation(args={"text": v.string()})
+        def add(ctx, args):
+            return ctx.db.insert("notes", {"text": args["text"], "tag": "a"})
+
         for i in range(3):
-            store.run(
-                lambda ctx, i=i: ctx.db.insert(
-                    "notes", {"text": f"hello {i}", "tag": "a"}
-                )
-            )
+            store.mutation(add, {"text": f"hello {i}"}).unwrap()
         with trace(store) as t:
             assert store.query(reads).unwrap() == [2, 3, 0]
         pages, search, scan = t.calls[0].ranges
