@@ -12,6 +12,9 @@ from hypothesis import HealthCheck, settings
 from one_store import Store, define_schema, define_table, v
 from one_store.testing import FakeClock
 
+# The reliability suite's --crash-runs option (pytest reads options only from plugins).
+pytest_plugins = ["tests.reliability.options"]
+
 settings.register_profile(
     "default",
     max_examples=60,
