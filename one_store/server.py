@@ -34,7 +34,9 @@ import base64
 import inspect
 import json
 import math
+import signal
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, NoReturn, TypeAlias
 
@@ -518,4 +520,13 @@ def serve(
     )
     server = uvicorn.Server(config)
     on_ready(url_of(sock))
+    # uvicorn stops gracefully on SIGTERM and then re-raises the signal with the
+    # previous handler; make that handler a normal exit, so that the caller's
+    # ``with`` blocks still close the store (and checkpoint its WAL).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     server.run(sockets=[sock])
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)

@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from one_store import Store
@@ -192,6 +193,19 @@ def test_export_then_import_with_modes(tmp_path):
             "one",
             "two",
         ]
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path):
+    db = tmp_path / "s.db"
+    with live_server(HTTP_APP, db) as (url, process):
+        note = httpx.post(
+            f"{url}/api/mutation", json={"path": "notes:add", "args": {"text": "kept"}}
+        )
+        assert note.json()["status"] == "success"
+    assert process.returncode == 0
+    assert not Path(f"{db}-wal").exists()  # the store was closed: WAL checkpointed
+    with Store.open(db, app=HTTP_APP) as store:
+        assert [d["text"] for d in store.documents("notes")] == ["kept"]
 
 
 def test_serve_binds_loopback_and_reports_a_busy_port(tmp_path):
