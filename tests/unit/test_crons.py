@@ -451,3 +451,23 @@ def test_two_stores_on_one_file_fire_each_cron_run_once(tmp_path, clock):
             clock.advance(60_000)
         assert a.query("jobs:count").unwrap() == 5
         assert len(a.scheduler.jobs()) == 5
+
+
+@given(
+    every=st.integers(1, 30),
+    steps=st.lists(st.integers(0, 45 * 60_000), min_size=1, max_size=6),
+)
+def test_interval_runs_land_on_their_times_however_time_is_stepped(every, steps):
+    start = ms(2024, 1, 1, 10, 2)
+    with Store.memory(SCHEMA, clock=FakeClock(start), seed=0) as s:
+        crons = Crons()
+        crons.interval("i", {"minutes": every}, tick, {"label": "i"})
+        s.scheduler.use_crons(crons)
+        for step_ms in steps:
+            s.scheduler.advance(step_ms)
+        times = [at for _, at in s.query(ticks).unwrap()]
+        end = s.clock()
+    period = every * 60_000
+    assert times == [
+        start + k * period for k in range(int((end - start) // period) + 1)
+    ]

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from returns.result import Failure
 
 from one_store import (
@@ -651,3 +653,21 @@ def test_more_than_16_mib_of_scheduled_args_in_one_call_is_limit_exceeded(store)
     assert problem.limit == "scheduledFunctionArgsBytes"
     assert store.scheduler.jobs() == []
     store.run(lambda ctx: ctx.scheduler.run_after(0, log, {"step": big})).unwrap()
+
+
+@given(
+    delays=st.lists(st.integers(0, 10_000), min_size=1, max_size=15),
+    steps=st.lists(st.integers(0, 4_000), min_size=1, max_size=8),
+)
+def test_advance_runs_every_job_once_in_time_order_at_its_time(delays, steps):
+    with Store.memory(SCHEMA, clock=FakeClock(START), seed=0) as s:
+        for i, delay in enumerate(delays):
+            s.mutation(schedule_log, {"delay": delay, "step": str(i)}).unwrap()
+        for step_ms in steps:
+            s.scheduler.advance(step_ms)
+        s.scheduler.run_all()
+        ran = logged(s)
+    expected = sorted(
+        ((START + d, i) for i, d in enumerate(delays)),  # ties: in scheduling order
+    )
+    assert ran == [(str(i), at) for at, i in expected]
