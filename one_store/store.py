@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import inspect
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -47,7 +48,7 @@ from .errors import (
 from .functions import FunctionSpec, Kind
 from .ids import IdGenerator
 from .schema import Schema
-from .storage import Storage
+from .storage import Storage, classify
 from .validators import error_text
 from .values import InvalidValue, Value, check_value, show
 
@@ -77,6 +78,10 @@ def _problem_of(error: Exception, function: str | None) -> Problem:
         return Rejected(error.data)
     if isinstance(error, ProblemError | _Abort | StorageFailure):
         return error.problem
+    if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
+        # SQLite failed under the handler's reads/writes (disk full, corrupt page,
+        # I/O error, lock): StorageError or Busy, not a fault in the user's code.
+        return classify(error)  # type: ignore[arg-type]
     if isinstance(error, UnwrapFailedError):
         inner = error.halted_container.failure()
         if is_problem(inner):
