@@ -85,7 +85,7 @@ def _make_file(path: Path, rng: random.Random) -> Any:
         return store.query(everything).unwrap()
 
 
-def _page_size(data: bytes) -> int:
+def _page_size(data: bytes | bytearray) -> int:
     size = int.from_bytes(data[16:18], "big")
     return 65536 if size == 1 else size
 
@@ -123,7 +123,7 @@ def _open(path: Path) -> Store | StoreOpenError:
 def _outcome(call: Any) -> Result[Any, Problem]:
     result = call()  # must not raise
     assert isinstance(result, Success | Failure), result
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 @pytest.mark.parametrize("how", ["header", "page_type", "page_garbage", "truncate"])
