@@ -29,6 +29,7 @@ import datetime as dt
 import math
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -366,7 +367,10 @@ class StoreScheduler:
         if name in self._by_name:
             return self._by_name[name]
         found = self.store.function(name)
-        return found.unwrap() if isinstance(found, Success) else None
+        if isinstance(found, Success):
+            spec: FunctionSpec[Any] = found.unwrap()
+            return spec
+        return _imported_function(name)
 
     def insert_job(
         self, txn: Transaction, name: str, args: dict[str, Any], when: float
@@ -882,6 +886,26 @@ class StoreScheduler:
     def running(self) -> bool:
         """Whether the background worker thread is running."""
         return self._thread is not None and self._thread.is_alive()
+
+
+def _imported_function(name: str) -> FunctionSpec[Any] | None:
+    """A function scheduled by object (``"module:name"``) from a module already imported.
+
+    Lets another store in this process (or a worker script that imports the same
+    module) run jobs scheduled with function objects. Modules are never imported
+    here: job names come from the file, and importing by name could run code.
+    """
+    module_name, _, attr = name.rpartition(":")
+    module = sys.modules.get(module_name)
+    if module is None:
+        return None
+    candidate = getattr(module, attr, None)
+    if isinstance(candidate, FunctionSpec) and candidate.display_name == attr:
+        return candidate
+    for value in vars(module).values():
+        if isinstance(value, FunctionSpec) and value.display_name == attr:
+            return value
+    return None
 
 
 def _cron_job(row: dict[str, Any]) -> CronJob:

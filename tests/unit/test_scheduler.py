@@ -514,9 +514,7 @@ def test_two_stores_on_one_file_with_threads_run_each_job_exactly_once(tmp_path:
             setup.mutation(schedule_log, {"delay": 0, "step": f"job{i}"}).unwrap()
     stores = [Store.open(path, schema=SCHEMA) for _ in range(2)]
     try:
-        # Both stores must know the same function object: register it by scheduling nothing.
-        for s in stores:
-            s.scheduler.name_of(log)
+        # Neither store scheduled `log` itself: each finds it in this imported module.
         errors: list[BaseException] = []
 
         def work(s: Store) -> None:
@@ -671,3 +669,12 @@ def test_advance_runs_every_job_once_in_time_order_at_its_time(delays, steps):
         ((START + d, i) for i, d in enumerate(delays)),  # ties: in scheduling order
     )
     assert ran == [(str(i), at) for at, i in expected]
+
+
+def test_a_job_scheduled_by_object_runs_in_another_store_of_the_process(tmp_path: Path):
+    path = tmp_path / "objects.db"
+    with Store.open(path, schema=SCHEMA, clock=FakeClock(START)) as first:
+        first.mutation(schedule_log, {"delay": 0, "step": "handed over"}).unwrap()
+    with Store.open(path, schema=SCHEMA, clock=FakeClock(START)) as second:
+        assert second.scheduler.run_due() == 1
+        assert logged(second) == [("handed over", START)]
