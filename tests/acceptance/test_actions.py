@@ -439,3 +439,10 @@ def test_an_action_whose_worker_process_dies_is_failed_not_rerun(tmp_path: Path)
             "kind": "failed",
             "error": "Transient error while executing action",
         }
+
+
+def test_a_scheduled_async_action_runs_on_its_own_loop(store):
+    store.run(lambda ctx: ctx.scheduler.run_after(0, async_steps, {"n": 2})).unwrap()
+    assert store.scheduler.run_due() == 1
+    assert store.query(written).unwrap() == [1, 2]
+    assert [j["state"] for j in scheduled_jobs(store)] == [{"kind": "success"}]
