@@ -12,8 +12,10 @@ readable through ``ctx.db.system``.
   processes) can never both run it. If the transaction cannot commit (``Busy``, a
   storage error) the job stays ``pending`` and is tried again, as Convex retries
   internal errors.
-- A scheduled **action** runs at most once: the job is marked ``inProgress`` and
-  committed before the action starts; it is never re-run.
+- A scheduled **action** runs at most once: the job is marked ``inProgress`` (with
+  the ``host:pid`` running it) and committed before the action starts; it is never
+  re-run. If that process dies, the next ``run_due`` anywhere marks it ``failed``
+  with Convex's "Transient error while executing action".
 - A handler that fails (a Failure, ``ConvexError``, any exception, even misuse of
   the library) marks its job ``failed`` with the error text; the worker goes on.
 - Crons (``one_store.crons``) are kept in the system table ``_cron_jobs``: each
