@@ -183,6 +183,15 @@ def field_name_problem(key: object) -> str | None:
     return None
 
 
+def nesting(value: object) -> int:
+    """Convex's nesting of a valid value: scalars 0, array/object 1 + deepest child."""
+    if isinstance(value, list | tuple):
+        return 1 + max((nesting(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((nesting(v) for v in value.values()), default=0)
+    return 0
+
+
 def convex_size(value: object) -> int:
     """Convex's size formula (reference §1.1) for a valid value."""
     if value is None or isinstance(value, bool):

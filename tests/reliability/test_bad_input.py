@@ -44,6 +44,7 @@ from tests.reliability.model import (
     MAX_VALUE_NESTING,
     Unspecified,
     document_problem,
+    nesting,
     normalized,
     same,
     value_problem,
@@ -250,7 +251,13 @@ def args_reason(args: object) -> str | None:
     """Why ``args`` cannot be add_record's arguments, or why its record is invalid."""
     if type(args) is not dict:
         return "arguments are not a dict"
-    problem = value_problem(args, 0, max_nesting=MAX_VALUE_NESTING)
+    problem = value_problem(args, 0, max_nesting=MAX_VALUE_NESTING + 4)
+    if problem is None and abs(nesting(args) - MAX_VALUE_NESTING) <= 2:
+        # Whether the 64 counts the arguments object itself (or Convex's [args]
+        # wrapper) is not pinned down: either verdict is accepted at the boundary.
+        raise Unspecified("argument nesting at the 64-level boundary")
+    if problem is None:
+        problem = value_problem(args, 0, max_nesting=MAX_VALUE_NESTING)
     if problem:
         return problem
     if set(args) - {"name", "count", "tags", "extra"} or not {
