@@ -242,6 +242,8 @@ def normalized(value: object) -> object:
         return [normalized(v) for v in value]
     if isinstance(value, dict):
         return {k: normalized(v) for k, v in value.items() if v is not UNSET}
+    if isinstance(value, bytearray | memoryview):  # if accepted, it reads back as bytes
+        return bytes(value)
     return value
 
 
