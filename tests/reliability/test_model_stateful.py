@@ -264,7 +264,8 @@ class StoreVersusModel(RuleBasedStateMachine):
     # ---------------------------------------------------------------- helpers
 
     def pick(self, index: int, *, live: bool = True) -> str:
-        pool = sorted(self.model) if live else self.gone
+        # Insertion order, not ID order: IDs are random, and the choice must replay.
+        pool = list(self.model) if live else self.gone
         return pool[index % len(pool)]
 
     def record_insert(
