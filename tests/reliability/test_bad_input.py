@@ -38,6 +38,7 @@ from one_store import (
     mutation,
     v,
 )
+from tests.reliability.conftest import long_run
 from tests.reliability.invariants import dump
 from tests.reliability.model import (
     MAX_DOCUMENT_NESTING,
@@ -50,8 +51,12 @@ from tests.reliability.model import (
     value_problem,
 )
 
-# Four times the profile's examples: each example is a few cheap calls.
-EXAMPLES = (settings.default.max_examples if settings.default else 100) * 4
+# CI: four times the profile's examples (each is a few cheap calls); long: 2,000.
+EXAMPLES = (
+    2000
+    if long_run()
+    else (settings.default.max_examples if settings.default else 100) * 4
+)
 
 
 class Opaque:
