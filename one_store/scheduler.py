@@ -338,11 +338,6 @@ class StoreScheduler:
         layout = storage.layouts.get(name)
         if layout is not None:
             return layout
-        # Another process may have created it since this one read the table list.
-        storage._load_layouts()
-        layout = storage.layouts.get(name)
-        if layout is not None:
-            return layout
         return storage.ensure_table(name, definition, number)
 
     def name_of(self, fn: object) -> tuple[str, FunctionSpec[Any]]:
@@ -533,8 +528,8 @@ class StoreScheduler:
         """The earliest pending job (due by ``until`` when given), by the ``by_state`` index."""
         storage = self.store.storage
         if TABLE not in storage.layouts:
-            with storage.read():  # another process may have created it since
-                storage._load_layouts()
+            with storage.read():  # sees a table another process created since
+                pass
             if TABLE not in storage.layouts:
                 return None
         high = prefix_end(_PENDING if until is None else _PENDING + sort_key(until))
@@ -636,7 +631,7 @@ class StoreScheduler:
                 error = str(outcome.failure()) if isinstance(outcome, Failure) else None
             except OneStoreError as e:  # misuse in the handler fails this job only
                 conn.execute("ROLLBACK TO scheduled_job")
-                txn.storage._load_layouts()  # tables it created are gone again
+                txn.storage.reload_layouts()  # tables it created are gone again
                 error = f"{type(e).__name__}: {e}"
             finally:
                 store._local.job = None

@@ -39,7 +39,7 @@ from attrs import frozen
 from returns.result import Failure, Result, Success
 
 from .ids import FIRST_USER_TABLE_NUMBER, decode_id, encode_id
-from .storage import TABLES, StorageFailure
+from .storage import StorageFailure
 from .store import Store
 from .validators import error_text
 from .values import (
@@ -415,22 +415,11 @@ class _Importer:
                         name,
                     )
                 )
-        self._renumber(moves)
+        self.storage.renumber(moves)
         schema = self.store.schema
         for name, number in plan.items():
             definition = schema.tables.get(name) if schema else None
             self.storage.ensure_table(name, definition, number)
-
-    def _renumber(self, moves: dict[str, int]) -> None:
-        """Change empty tables' numbers (two steps, so UNIQUE never trips)."""
-        if not moves:
-            return
-        c = self.storage.connection
-        for step, name in enumerate(moves, 1):
-            c.execute(f"UPDATE {TABLES} SET number=? WHERE name=?", (-step, name))
-        for name, number in moves.items():
-            c.execute(f"UPDATE {TABLES} SET number=? WHERE name=?", (number, name))
-        self.storage._load_layouts()
 
     def write(self, plan: dict[str, int]) -> dict[str, int]:
         """Check and insert every document; the first bad line raises ``_Abort``."""

@@ -218,6 +218,9 @@ class Storage:
             self.numbers: dict[int, str] = {}
             self._last_creation_time = 0.0
             self._data_version = -1
+            # The file's schema cookie the cached layouts match (_bootstrap loads them).
+            self._schema_version = self._cookie()
+            self._ddl = False  # this write transaction ran DDL (see write())
             self._bootstrap()
         except sqlite3.Error as e:
             raise StorageFailure(classify(e)) from e
@@ -253,7 +256,7 @@ class Storage:
                         f"({LAYOUT_VERSION}); upgrade one_store"
                     )
                 )
-            self._load_layouts()
+            self.reload_layouts()
 
     def _meta(self, key: str) -> str | None:
         row = self.connection.execute(
@@ -268,7 +271,14 @@ class Storage:
             (key, value),
         )
 
-    def _load_layouts(self) -> None:
+    def reload_layouts(self) -> None:
+        """Re-read every table's layout from the file.
+
+        Needed after rolling back DDL (a ``ROLLBACK TO`` a savepoint undoes a
+        ``CREATE TABLE`` but leaves this connection's cached layout behind).
+        Tables created or changed by *other* connections are picked up at the
+        start of every transaction without this (see ``_refresh``).
+        """
         self.layouts.clear()
         self.numbers.clear()
         for name, number, spec in self.connection.execute(
@@ -284,6 +294,22 @@ class Storage:
             )
             self.layouts[name] = TableLayout.build(name, number, indexes, search)
             self.numbers[number] = name
+        self._schema_version = self._cookie()
+
+    def _cookie(self) -> int:
+        return int(self.connection.execute("PRAGMA schema_version").fetchone()[0])
+
+    def _refresh(self) -> None:
+        """Reload the layouts when the file's schema changed since they were read.
+
+        SQLite bumps the ``schema_version`` cookie on every DDL statement of any
+        connection: another process that created a table (a schemaless insert,
+        the scheduler's system table, a newer schema) is seen here, in the
+        transaction that just began, instead of failing with "table already
+        exists" or reading an empty table.
+        """
+        if self._cookie() != self._schema_version:
+            self.reload_layouts()
 
     @staticmethod
     def _spec(indexes: tuple[Index, ...], search: tuple[SearchIndex, ...]) -> str:
@@ -347,6 +373,7 @@ class Storage:
         )
         search = definition.search_indexes if definition else ()
         c = self.connection
+        self._ddl = True
         c.execute(
             f"CREATE TABLE {quote(name)} (_id TEXT PRIMARY KEY NOT NULL, "
             "_creationTime REAL NOT NULL, _body TEXT NOT NULL)"
@@ -397,13 +424,14 @@ class Storage:
                 continue
             changed.append((name, definition))
             self._migrate_indexes(name, definition)
-        self._load_layouts()
+        self.reload_layouts()
         return [(name, doc) for name, _ in changed for doc in self.scan(name)]
 
     def _migrate_indexes(self, name: str, definition: TableDefinition) -> None:
         layout = self.layouts[name]
         wanted = {i.name: i for i in definition.all_indexes()}
         c = self.connection
+        self._ddl = True
         for old_name, old in layout.indexes.items():
             if wanted.get(old_name) != old:
                 c.execute(f"DROP INDEX IF EXISTS {quote(f'{name}${old_name}')}")
@@ -473,7 +501,9 @@ class Storage:
             c = self.connection
             try:
                 c.execute("BEGIN IMMEDIATE")
+                self._refresh()
             except sqlite3.Error as e:
+                self._rollback()
                 raise StorageFailure(classify(e)) from e
             try:
                 yield
@@ -485,6 +515,11 @@ class Storage:
             except sqlite3.Error as e:
                 self._rollback()
                 raise StorageFailure(classify(e)) from e
+            # Our own DDL moved the cookie; the cached layouts already include it.
+            if self._ddl:
+                self._ddl = False
+                with contextlib.suppress(sqlite3.Error):
+                    self._schema_version = self._cookie()
 
     transaction = write
 
@@ -498,7 +533,10 @@ class Storage:
                 return
             try:
                 c.execute("BEGIN")
+                self._refresh()
             except sqlite3.Error as e:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
                 raise StorageFailure(classify(e)) from e
             try:
                 yield
@@ -508,12 +546,13 @@ class Storage:
 
     def _rollback(self) -> None:
         c = self.connection
+        self._ddl = False
         if c.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 c.execute("ROLLBACK")
         # DDL may have been rolled back with it: re-read what really exists.
         with contextlib.suppress(sqlite3.Error):
-            self._load_layouts()
+            self.reload_layouts()
 
     def next_creation_time(self, now_ms: float) -> float:
         """Base ``_creationTime`` for a write transaction that just began.
@@ -648,6 +687,22 @@ class Storage:
         created = doc.get("_creationTime")
         if isinstance(created, float) and created > self._last_creation_time:
             self.record_creation_time(created)
+
+    def renumber(self, moves: dict[str, int]) -> None:
+        """Give existing (empty) tables new ID table numbers, in the current write.
+
+        Two steps through negative numbers, so the UNIQUE constraint never trips
+        when two tables swap numbers. Used by snapshot import to keep IDs.
+        """
+        if not moves:
+            return
+        c = self.connection
+        self._ddl = True
+        for step, name in enumerate(moves, 1):
+            c.execute(f"UPDATE {TABLES} SET number=? WHERE name=?", (-step, name))
+        for name, number in moves.items():
+            c.execute(f"UPDATE {TABLES} SET number=? WHERE name=?", (number, name))
+        self.reload_layouts()
 
     def clear(self, table: str) -> None:
         """Delete every document of ``table`` (inside the caller's transaction)."""

@@ -556,7 +556,7 @@ class Store:
         if isinstance(outcome, Failure):
             conn.execute("ROLLBACK TO nested")
             # A table created inside it is gone again: forget its layout too.
-            self.storage._load_layouts()
+            self.storage.reload_layouts()
         conn.execute("RELEASE nested")
         return outcome
 

@@ -264,3 +264,51 @@ def test_documents_violating_a_new_schema_block_open_and_change_nothing(
     assert dump(path) == before
     with Store.open(path, schema=SCHEMA) as store:
         assert store.storage.count("agents") == 3
+
+
+# ---------------------------------------------------------------- other connections
+
+
+def test_a_table_created_by_another_connection_is_seen_at_the_next_transaction(
+    tmp_path: Path,
+):
+    path = tmp_path / "s.db"
+    with Store.open(path) as a, Store.open(path) as b:
+        assert b.run(lambda ctx: ctx.db.query("notes").collect()).unwrap() == []
+        first = a.run(lambda ctx: ctx.db.insert("notes", {"x": 1})).unwrap()
+        seen = b.run(lambda ctx: [d["_id"] for d in ctx.db.query("notes")]).unwrap()
+        assert seen == [first]
+        # b inserts into the table a created (not "table already exists").
+        b.run(lambda ctx: ctx.db.insert("notes", {"x": 2})).unwrap()
+        xs = a.run(lambda ctx: [d["x"] for d in ctx.db.query("notes")]).unwrap()
+        assert xs == [1, 2]
+
+
+def test_an_index_added_by_another_connection_is_maintained_by_this_one(
+    tmp_path: Path,
+):
+    path = tmp_path / "s.db"
+    seed_file(path)
+    with_by_name = define_schema(
+        {
+            "agents": define_table({"name": v.string(), "rank": v.optional(v.int64())})
+            .index("by_name_rank", ["name", "rank"])
+            .index("by_name", ["name"]),
+        }
+    )
+    # The older connection opens first and writes after the newer one added
+    # by_name: its write must fill the new index column, or the index misses "z".
+    with (
+        Store.open(path, schema=SCHEMA) as old,
+        Store.open(path, schema=with_by_name) as new,
+    ):
+        old.run(lambda ctx: ctx.db.insert("agents", {"name": "z"})).unwrap()
+        names = new.run(
+            lambda ctx: [
+                d["name"]
+                for d in ctx.db.query("agents")
+                .with_index("by_name", lambda q: q.eq("name", "z"))
+                .collect()
+            ]
+        ).unwrap()
+        assert names == ["z"]
