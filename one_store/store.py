@@ -50,7 +50,15 @@ from .ids import IdGenerator
 from .schema import Schema
 from .storage import Storage, classify
 from .validators import error_text
-from .values import InvalidValue, Value, check_value, show
+from .values import (
+    MAX_FUNCTION_VALUE_SIZE,
+    InvalidValue,
+    Value,
+    check_value,
+    convex_size,
+    mebibytes,
+    show,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -443,6 +451,15 @@ class Store:
                 checked = check_value(args)
         except InvalidValue as e:
             return Failure(ArgsInvalid(e.path_text(), error_text(e)))
+        size = convex_size(checked)
+        if size > MAX_FUNCTION_VALUE_SIZE:
+            return Failure(
+                ArgsInvalid(
+                    "",
+                    f"Arguments for {spec.display_name} are too large (actual: "
+                    f"{mebibytes(size)}, limit: {mebibytes(MAX_FUNCTION_VALUE_SIZE)})",
+                )
+            )
         return Success(checked)
 
     def _next_rng(self) -> int:
@@ -580,16 +597,27 @@ class Store:
             raise ContextError(
                 f"{spec.display_name} is async: only actions may be async def."
             )
+        checked: Value
         try:
             if spec.returns is not None:
-                value = spec.returns.check(value, self.storage.table_of)
+                checked = spec.returns.check(value, self.storage.table_of)
             elif txn is not None:
-                value = txn.check_result(value)
+                checked = txn.check_result(value)
             else:
-                value = check_value(value)
+                checked = check_value(value)
         except InvalidValue as e:
             return Failure(ReturnsInvalid(e.path_text(), error_text(e)))
-        return Success(value)
+        size = convex_size(checked)
+        if size > MAX_FUNCTION_VALUE_SIZE:
+            return Failure(
+                ReturnsInvalid(
+                    "",
+                    f"Function {spec.display_name} return value is too large "
+                    f"(actual: {mebibytes(size)}, limit: "
+                    f"{mebibytes(MAX_FUNCTION_VALUE_SIZE)})",
+                )
+            )
+        return Success(checked)
 
     def _action_ctx(self, spec: FunctionSpec[Any]) -> ActionCtx:
         return ActionCtx(

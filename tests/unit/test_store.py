@@ -668,3 +668,41 @@ def test_seeded_stores_make_the_same_ids(clock):
 
     assert ids(5) == ids(5)
     assert ids(5) != ids(6)
+
+
+# ---------------------------------------------------------------- 16 MiB args / returns
+
+
+@mutation(args={"s": v.string()})
+def echo_length(ctx, args):
+    ctx.db.insert("notes", {"n": len(args["s"])})
+    return len(args["s"])
+
+
+@mutation(args={"n": v.int64()})
+def big_return(ctx, args):
+    ctx.db.insert("notes", {"n": args["n"]})
+    return {"s": "x" * args["n"]}
+
+
+def test_arguments_up_to_16_mib_are_accepted_and_one_byte_more_refused(store):
+    # Convex's size of {"s": <N ascii chars>}: 2 + (1 + 1) + (2 + N) = N + 6.
+    fits = (1 << 24) - 6
+    assert store.mutation(echo_length, {"s": "x" * fits}).unwrap() == fits
+    problem = failure(store.mutation(echo_length, {"s": "x" * (fits + 1)}))
+    assert isinstance(problem, ArgsInvalid)
+    assert problem.message == (
+        "Arguments for echo_length are too large (actual: 16 MiB, limit: 16 MiB)"
+    )
+    assert count(store, "notes") == 1  # the refused call ran nothing
+
+
+def test_a_return_value_over_16_mib_fails_the_mutation_and_writes_nothing(store):
+    fits = (1 << 24) - 6
+    assert isinstance(store.mutation(big_return, {"n": fits}), Success)
+    problem = failure(store.mutation(big_return, {"n": 1 << 24}))
+    assert isinstance(problem, ReturnsInvalid)
+    assert problem.message == (
+        "Function big_return return value is too large (actual: 16 MiB, limit: 16 MiB)"
+    )
+    assert count(store, "notes") == 1
