@@ -151,9 +151,14 @@ class Scheduler:
     call commits on its own.
     """
 
-    def __init__(self, owner: StoreScheduler, txn: Transaction | None) -> None:
+    def __init__(
+        self, owner: StoreScheduler, txn: Transaction | None, parent: str | None = None
+    ) -> None:
         self._owner = owner
         self._txn = txn
+        # The scheduled action job this ctx runs in: once it is canceled, what it
+        # schedules is born canceled (Convex: it keeps running, its children don't).
+        self._parent = parent
         self._count = 0
         self._args_bytes = 0
 
@@ -283,7 +288,9 @@ class Scheduler:
             )
         return str(
             self._in_transaction(
-                lambda txn: self._owner.insert_job(txn, name, prepared.unwrap(), when)
+                lambda txn: self._owner.insert_job(
+                    txn, name, prepared.unwrap(), when, self._parent
+                )
             )
         )
 
@@ -324,8 +331,8 @@ class StoreScheduler:
         return Scheduler(self, txn)
 
     def for_action(self) -> Scheduler:
-        """The ``ctx.scheduler`` of an action."""
-        return Scheduler(self, None)
+        """The ``ctx.scheduler`` of an action (of the scheduled job it runs in, if any)."""
+        return Scheduler(self, None, getattr(self.store._local, "action_job", None))
 
     def layout(self, txn: Transaction) -> TableLayout:
         """The ``_scheduled_functions`` table (created on first use)."""
@@ -370,9 +377,18 @@ class StoreScheduler:
         return _imported_function(name)
 
     def insert_job(
-        self, txn: Transaction, name: str, args: dict[str, Any], when: float
+        self,
+        txn: Transaction,
+        name: str,
+        args: dict[str, Any],
+        when: float,
+        parent: str | None = None,
     ) -> str:
-        """Write a pending job (inside ``txn``); return its ID."""
+        """Write a pending job (inside ``txn``); return its ID.
+
+        A job scheduled by an action whose own job (``parent``) has been canceled
+        is written already ``canceled``, as Convex does.
+        """
         layout = self.layout(txn)
         job_id = txn.ids.new(layout.number, txn.now_ms)
         doc: Document = {
@@ -383,6 +399,10 @@ class StoreScheduler:
             "scheduledTime": when,
             "state": {"kind": "pending"},
         }
+        owner = txn.storage.get(layout, parent) if parent is not None else None
+        if owner is not None and _kind(owner) == "canceled":
+            doc["state"] = {"kind": "canceled"}
+            doc["completedTime"] = txn.now_ms
         txn.storage.insert(layout, doc)
         if txn.tracer is not None:
             txn.tracer.write("schedule", TABLE, job_id)
@@ -671,11 +691,14 @@ class StoreScheduler:
                 return None
             if not claimed.unwrap():
                 return False
+            store._local.action_job = job_id
             try:
                 outcome = store._call("action", spec, _args(job))
                 error = str(outcome.failure()) if isinstance(outcome, Failure) else None
             except OneStoreError as e:
                 error = f"{type(e).__name__}: {e}"
+            finally:
+                store._local.action_job = None
             state = (
                 {"kind": "success"}
                 if error is None

@@ -623,6 +623,40 @@ def test_a_running_action_that_is_canceled_stays_canceled(store):
     assert [s for s, _ in logged(store)] == ["still ran"]
 
 
+def test_what_a_canceled_running_action_schedules_is_canceled(store, clock):
+    @action
+    def cancel_myself_then_schedule(ctx, args):
+        (me,) = ctx.run_query(system_jobs).unwrap()
+        ctx.scheduler.run_after(0, log, {"step": "before the cancel"})
+        ctx.scheduler.cancel(me["_id"])
+        return ctx.scheduler.run_after(0, log, {"step": "after the cancel"})
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, cancel_myself_then_schedule, {}))
+    store.scheduler.run_due()
+    clock.advance(1)
+    store.scheduler.run_due()
+    states = {
+        (j["name"].split(":")[-1], j["args"][0].get("step")): j["state"]["kind"]
+        for j in store.scheduler.jobs()
+    }
+    assert states == {
+        ("cancel_myself_then_schedule", None): "canceled",
+        ("log", "before the cancel"): "success",
+        ("log", "after the cancel"): "canceled",
+    }
+    assert [s for s, _ in logged(store)] == ["before the cancel"]
+
+
+def test_an_action_run_directly_schedules_normally(store):
+    @action
+    def schedule_one(ctx, args):
+        return ctx.scheduler.run_after(0, log, {"step": "direct"})
+
+    store.action(schedule_one).unwrap()
+    store.scheduler.run_due()
+    assert [s for s, _ in logged(store)] == ["direct"]
+
+
 def test_a_job_misusing_the_library_after_creating_a_table_leaves_no_table(store):
     @internal_mutation
     def create_then_misuse(ctx, args):
