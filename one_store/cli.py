@@ -112,11 +112,20 @@ def serve(
     port: Annotated[
         int, typer.Option(help="Port (0 picks a free one).", min=0, max=65535)
     ] = 3210,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            help="Run scheduled functions and crons while serving, as a Convex "
+            "deployment does (--no-scheduler when another process runs them)."
+        ),
+    ] = True,
 ) -> None:
     """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes)."""
     from .server import serve as run_server
 
     with open_store(app_dir, db) as store:
+        if scheduler:
+            store.scheduler.start()  # stopped by store.close() on the way out
 
         def ready(url: str) -> None:
             out.print(

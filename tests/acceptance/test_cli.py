@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -206,6 +207,39 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
     assert not Path(f"{db}-wal").exists()  # the store was closed: WAL checkpointed
     with Store.open(db, app=HTTP_APP) as store:
         assert [d["text"] for d in store.documents("notes")] == ["kept"]
+
+
+def texts(url: str) -> list[str]:
+    answer = httpx.post(f"{url}/api/query", json={"path": "notes:list", "args": {}})
+    return [note["text"] for note in answer.json()["value"]]
+
+
+def test_serve_runs_scheduled_functions_as_a_deployment_does(tmp_path):
+    with live_server(HTTP_APP, tmp_path / "s.db") as (url, _process):
+        scheduled = httpx.post(
+            f"{url}/api/mutation",
+            json={"path": "notes:addLater", "args": {"text": "later"}},
+        )
+        assert scheduled.json()["status"] == "success"
+        for _ in range(300):  # the worker polls; wait up to ~30 s on a busy machine
+            if texts(url):
+                break
+            time.sleep(0.1)
+        assert texts(url) == ["later"]
+
+
+def test_serve_no_scheduler_leaves_jobs_to_another_process(tmp_path):
+    db = tmp_path / "s.db"
+    with live_server(HTTP_APP, db, "--no-scheduler") as (url, _process):
+        httpx.post(
+            f"{url}/api/mutation",
+            json={"path": "notes:addLater", "args": {"text": "later"}},
+        )
+        time.sleep(1.5)  # three poll intervals of a worker, had one been started
+        assert texts(url) == []
+    with Store.open(db, app=HTTP_APP) as store:
+        assert store.scheduler.run_due() == 1
+        assert [d["text"] for d in store.documents("notes")] == ["later"]
 
 
 def test_serve_binds_loopback_and_reports_a_busy_port(tmp_path):

@@ -32,6 +32,12 @@ def add(ctx: MutationCtx, args: dict[str, Any]) -> str:
     return ctx.db.insert("notes", args)
 
 
+@mutation(args={"text": v.string()}, name="addLater")
+def add_later(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """Schedule ``notes:add`` to run as soon as this mutation commits."""
+    return str(ctx.scheduler.run_after(0, "notes:add", {"text": args["text"]}))
+
+
 @query(args={}, name="list")
 def list_all(ctx: QueryCtx, args: dict[str, Any]) -> Any:
     return ctx.db.query("notes").collect()
