@@ -13,9 +13,10 @@ per-transaction limits and hands out ``_creationTime`` values.
 
 from __future__ import annotations
 
+import datetime as dt
 import random as random_module
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from returns.result import Result
 
@@ -525,6 +526,32 @@ class Auth:
 Runner = Callable[[str, object, object], Result[Any, Problem]]
 
 
+class SchedulerApi(Protocol):
+    """What ``ctx.scheduler`` offers (``one_store.scheduler.Scheduler`` implements it).
+
+    Functions are given as a ``FunctionSpec`` or a ``"file:name"`` path.
+    """
+
+    def run_after(
+        self, delay_ms: float, fn: object, args: dict[str, Any] | None = None
+    ) -> str:
+        """Run ``fn`` ``delay_ms`` from now; return the job's ``_scheduled_functions`` ID."""
+        ...
+
+    def run_at(
+        self,
+        timestamp_ms: float | dt.datetime,
+        fn: object,
+        args: dict[str, Any] | None = None,
+    ) -> str:
+        """Run ``fn`` at ``timestamp_ms`` (ms since the epoch or an aware datetime)."""
+        ...
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a pending or running job (a finished one is left alone)."""
+        ...
+
+
 class BaseCtx:
     """What every context has: ``auth``, ``now()``, ``random``, ``run_query``."""
 
@@ -572,7 +599,7 @@ class QueryCtx(BaseCtx):
         self.db: DatabaseReader = DatabaseReader(txn)
 
     @property
-    def scheduler(self) -> Any:
+    def scheduler(self) -> SchedulerApi:
         """Queries cannot schedule."""
         raise ContextError(
             "ctx.scheduler is not available in a query: use a mutation or an action."
@@ -589,11 +616,11 @@ class MutationCtx(BaseCtx):
         now_ms: float,
         seed: int,
         txn: Transaction,
-        scheduler: Any,
+        scheduler: SchedulerApi,
     ) -> None:
         super().__init__(runner, auth, now_ms, seed)
         self.db: DatabaseWriter = DatabaseWriter(txn)
-        self.scheduler = scheduler
+        self.scheduler: SchedulerApi = scheduler
 
     def run_mutation(self, fn: object, args: object = None) -> Result[Any, Problem]:
         """Run a mutation inside this one, as a sub-transaction (its writes roll back alone on Failure)."""
@@ -609,11 +636,11 @@ class ActionCtx(BaseCtx):
         auth: Auth,
         now_ms: float,
         seed: int,
-        scheduler: Any,
+        scheduler: SchedulerApi,
         http: httpx.Client | None,
     ) -> None:
         super().__init__(runner, auth, now_ms, seed)
-        self.scheduler = scheduler
+        self.scheduler: SchedulerApi = scheduler
         self._http = http
 
     @property
