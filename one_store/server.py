@@ -30,7 +30,6 @@ connections only add SQLite lock waits between writers.
 
 from __future__ import annotations
 
-import base64
 import inspect
 import json
 import math
@@ -51,7 +50,7 @@ from .errors import FunctionNotFound, HandlerError, OneStoreError, Problem, Reje
 from .functions import FunctionSpec, action
 from .router import NO_ROUTE, HttpRequest, HttpResponse
 from .store import Store, normalize_path
-from .values import Value, from_convex_json, to_convex_json
+from .values import Value, b64, from_convex_json, to_convex_json
 
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
 Format: TypeAlias = Literal["json", "convex_encoded_json", "export_json"]
@@ -84,10 +83,6 @@ class RequestError(Exception):
 # --------------------------------------------------------------------------- values
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def to_clean_json(value: Value) -> Any:
     """Convex's lossy ``json`` format: int64 as a decimal string, bytes as base64."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -101,7 +96,7 @@ def to_clean_json(value: Value) -> Any:
             return "Infinity" if value > 0 else "-Infinity"
         return value
     if isinstance(value, bytes):
-        return _b64(value)
+        return b64(value)
     if isinstance(value, list):
         return [to_clean_json(v) for v in value]
     return {k: to_clean_json(v) for k, v in value.items()}

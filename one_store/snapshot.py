@@ -24,7 +24,6 @@ adds. ``_storage`` (file storage) and ``_components/`` entries are not imported.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
@@ -47,8 +46,10 @@ from .values import (
     Document,
     InvalidValue,
     Value,
+    b64,
     check_value,
     convex_size,
+    unb64,
 )
 
 Mode: TypeAlias = Literal["require_empty", "replace", "append"]
@@ -110,10 +111,6 @@ class SnapshotSummary:
 # --------------------------------------------------------------------------- export_json
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def to_export_json(value: Value) -> Any:
     """Encode a value in Convex's ``export_json`` form (int64 bare, bytes tagged)."""
     if value is None or isinstance(value, bool | str | int):
@@ -121,24 +118,12 @@ def to_export_json(value: Value) -> Any:
     if isinstance(value, float):
         if math.isfinite(value):
             return value  # json writes 5.0 as "5.0", never "5"
-        return {"$float": _b64(struct.pack("<d", value))}
+        return {"$float": b64(struct.pack("<d", value))}
     if isinstance(value, bytes):
-        return {"$bytes": _b64(value)}
+        return {"$bytes": b64(value)}
     if isinstance(value, list):
         return [to_export_json(v) for v in value]
     return {k: to_export_json(v) for k, v in value.items()}
-
-
-def _unb64(text: object, size: int | None, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise ValueError(f"{what} must hold a base64 string")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ValueError(f"{what} holds malformed base64") from None
-    if size is not None and len(data) != size:
-        raise ValueError(f"{what} must decode to {size} bytes")
-    return data
 
 
 def from_export_json(obj: Any, *, uniform: bool = True) -> Value:
@@ -164,11 +149,11 @@ def from_export_json(obj: Any, *, uniform: bool = True) -> Value:
     if uniform and len(obj) == 1:
         ((key, inner),) = obj.items()
         if key == "$bytes":
-            return _unb64(inner, None, "$bytes")
+            return unb64(inner, None, "$bytes")
         if key == "$integer":
-            return int(struct.unpack("<q", _unb64(inner, 8, "$integer"))[0])
+            return int(struct.unpack("<q", unb64(inner, 8, "$integer"))[0])
         if key == "$float":
-            return float(struct.unpack("<d", _unb64(inner, 8, "$float"))[0])
+            return float(struct.unpack("<d", unb64(inner, 8, "$float"))[0])
     out: dict[str, Value] = {}
     for key, inner in obj.items():
         if key.startswith("$"):

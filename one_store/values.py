@@ -397,7 +397,8 @@ def loads(text: str) -> Any:
 # --------------------------------------------------------------------------- wire JSON
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Standard base64 text of ``data`` (the ``$bytes``/``$integer``/``$float`` payloads)."""
     return base64.b64encode(data).decode("ascii")
 
 
@@ -406,19 +407,20 @@ def to_convex_json(value: Value) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        return {"$integer": _b64(struct.pack("<q", value))}
+        return {"$integer": b64(struct.pack("<q", value))}
     if isinstance(value, float):
         if math.isfinite(value) and not (value == 0 and math.copysign(1, value) < 0):
             return value
-        return {"$float": _b64(struct.pack("<d", value))}
+        return {"$float": b64(struct.pack("<d", value))}
     if isinstance(value, bytes):
-        return {"$bytes": _b64(value)}
+        return {"$bytes": b64(value)}
     if isinstance(value, list):
         return [to_convex_json(v) for v in value]
     return {k: to_convex_json(v) for k, v in value.items()}
 
 
-def _unb64(text: object, size: int | None, what: str) -> bytes:
+def unb64(text: object, size: int | None, what: str) -> bytes:
+    """Decode a ``$``-tag's base64 payload strictly; ``ValueError`` names ``what``."""
     if not isinstance(text, str):
         raise ValueError(f"{what} must hold a base64 string")
     try:
@@ -446,9 +448,9 @@ def from_convex_json(obj: Any) -> Value:
         if len(obj) == 1:
             ((key, inner),) = obj.items()
             if key == "$integer":
-                return int(struct.unpack("<q", _unb64(inner, 8, "$integer"))[0])
+                return int(struct.unpack("<q", unb64(inner, 8, "$integer"))[0])
             if key == "$float":
-                value = float(struct.unpack("<d", _unb64(inner, 8, "$float"))[0])
+                value = float(struct.unpack("<d", unb64(inner, 8, "$float"))[0])
                 if math.isfinite(value) and not (
                     value == 0 and math.copysign(1, value) < 0
                 ):
@@ -457,7 +459,7 @@ def from_convex_json(obj: Any) -> Value:
                     )
                 return value
             if key == "$bytes":
-                return _unb64(inner, None, "$bytes")
+                return unb64(inner, None, "$bytes")
         out: dict[str, Value] = {}
         for key, inner in obj.items():
             if isinstance(key, str) and key.startswith("$"):
