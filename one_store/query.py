@@ -417,18 +417,16 @@ def _negation(inner: Evaluator) -> Evaluator:
     def run(doc: Mapping[str, Any]) -> object:
         value = inner(doc)
         if type(value) is int:
-            return _int_result(-value)
+            if value == INT64_MIN:  # Rust's i64::checked_neg
+                raise FilterError(
+                    f"Cannot negate {value}: the result is out of range for Int64"
+                )
+            return -value
         if type(value) is float:
             return -value
         raise FilterError(f"Cannot negate {_described(value)}")
 
     return run
-
-
-def _int_result(n: int) -> int:
-    if not INT64_MIN <= n <= INT64_MAX:
-        raise FilterError(f"int64 overflow: {n} does not fit into int64")
-    return n
 
 
 _VERB = {
@@ -449,12 +447,23 @@ def _arith(op: str, a: object, b: object) -> object:
 
 
 def _int_arith(op: str, x: int, y: int) -> int:
+    """Rust's ``i64::checked_*``: None there (overflow, zero divisor) is an EvalError here."""
     if op in ("div", "mod"):
         if y == 0:
             raise FilterError(f"Cannot {_VERB[op]} {x} by zero")
         q = abs(x) // abs(y) * (1 if (x >= 0) == (y >= 0) else -1)  # truncates, as Rust
-        return _int_result(q if op == "div" else x - y * q)
-    return _int_result(x + y if op == "add" else x - y if op == "sub" else x * y)
+        # checked_rem(MIN, -1) is None although the remainder (0) fits: the
+        # division it implies overflows. So both test the quotient.
+        result = q if op == "div" else x - y * q
+        overflow = not INT64_MIN <= q <= INT64_MAX
+    else:
+        result = x + y if op == "add" else x - y if op == "sub" else x * y
+        overflow = not INT64_MIN <= result <= INT64_MAX
+    if overflow:
+        raise FilterError(
+            f"Cannot {_VERB[op]} {x} and {y}: the result is out of range for Int64"
+        )
+    return result
 
 
 def _float_arith(op: str, x: float, y: float) -> float:
