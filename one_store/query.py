@@ -51,7 +51,7 @@ import math
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from attrs import evolve, frozen
+from attrs import Factory, define, evolve, frozen
 
 from .errors import (
     ArgsInvalid,
@@ -87,6 +87,11 @@ MAX_SEARCH_TERMS = 16
 MAX_SEARCH_FILTERS = 8
 MAX_SEARCH_RESULTS = 1024
 MAX_PAGE_SIZE = 32_000
+# The transaction's read limits (context.MAX_DOCS_READ / MAX_BYTES_READ; context
+# imports this module, so they are repeated): a page is "approaching" them past 3/4.
+_TX_MAX_ROWS = 32_000
+_TX_MAX_BYTES = 16 * 1024 * 1024
+SOFT_MAX_PAGE_LEN = 6144  # 3/4 of 8192, Convex's SOFT_MAX_PAGE_LEN
 _STRING_TAG = b"\x10"  # first byte of a string's sort key (values.sort_key)
 
 
@@ -618,6 +623,61 @@ class SearchSpec:
     filters: tuple[tuple[int, bytes], ...]
 
 
+# ---------------------------------------------------------------------- pages
+
+
+@define
+class PageScan:
+    """What one ``paginate`` call scanned, for its cursors and read limits.
+
+    As Convex's ``IndexRange``: ``maximum_rows``/``maximum_bytes`` (the page's
+    ``maximumRowsRead``/``maximumBytesRead``) count every row the range yields,
+    filtered out or not, and stop the page once reached (after at least one row,
+    so a page always makes progress); a transaction read limit hit after this
+    page scanned a row stops the page too instead of failing the function
+    (``read_page_from_query``: a "pagination limit" error becomes
+    ``pageStatus: "SplitRequired"``).
+    """
+
+    maximum_rows: int | None = None
+    maximum_bytes: int | None = None
+    keys: list[bytes] = Factory(list)
+    bytes_read: int = 0
+    split_required: bool = False
+
+    def over_page_limits(self) -> bool:
+        """Whether the page's own limits are used up (checked before each next row)."""
+        return (
+            self.maximum_rows is not None and len(self.keys) >= self.maximum_rows
+        ) or (self.maximum_bytes is not None and self.bytes_read >= self.maximum_bytes)
+
+    def stops_at(self, problem: Problem) -> bool:
+        """Whether ``problem`` ends the page early rather than failing the function."""
+        return (
+            isinstance(problem, LimitExceeded)
+            and problem.limit in ("documentsRead", "bytesRead")
+            and bool(self.keys)
+        )
+
+    def status(self, page_length: int) -> str | None:
+        """Convex's ``pageStatus``: SplitRequired, SplitRecommended or None."""
+        if self.split_required:
+            return "SplitRequired"
+        soft_rows = min(self.maximum_rows or _TX_MAX_ROWS, _TX_MAX_ROWS) * 3 // 4
+        soft_bytes = min(self.maximum_bytes or _TX_MAX_BYTES, _TX_MAX_BYTES) * 3 // 4
+        if (
+            len(self.keys) > soft_rows
+            or self.bytes_read > soft_bytes
+            or page_length > SOFT_MAX_PAGE_LEN
+        ):
+            return "SplitRecommended"
+        return None
+
+    def split_key(self) -> bytes | None:
+        """The middle scanned position, once three or more rows were scanned."""
+        return self.keys[len(self.keys) // 2] if len(self.keys) > 2 else None
+
+
 # ---------------------------------------------------------------------- the query
 
 
@@ -832,9 +892,16 @@ class Query:
     # ---------------------------------------------------------- running
 
     def _rows(
-        self, key_range: KeyRange | None = None, limit: int | None = None
+        self,
+        key_range: KeyRange | None = None,
+        limit: int | None = None,
+        scan: PageScan | None = None,
     ) -> Generator[tuple[Document, bytes], None, None]:
-        """Yield ``(document, key)`` that pass the filters, counting every row read."""
+        """Yield ``(document, key)`` that pass the filters, counting every row read.
+
+        With ``scan`` (paginate), every scanned row is recorded there, and the scan
+        stops early, without raising, where a read limit ends the page.
+        """
         if self.db.layout(self.table) is None:
             return
         r = self.key_range if key_range is None else key_range
@@ -848,7 +915,19 @@ class Query:
         # whenever the generator happens to be collected.
         with contextlib.closing(rows):
             for body, key in rows:
-                doc = self.db.read_row(body)
+                if scan is not None and scan.over_page_limits():
+                    scan.split_required = True
+                    return
+                try:
+                    doc = self.db.read_row(body)
+                except ProblemError as e:
+                    if scan is not None and scan.stops_at(e.problem):
+                        scan.split_required = True
+                        return
+                    raise
+                if scan is not None:
+                    scan.keys.append(key)
+                    scan.bytes_read += len(body)
                 if check is None or check(doc):
                     yield doc, key
 
@@ -967,7 +1046,7 @@ class Query:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def paginate(self, options: Mapping[str, Any]) -> dict[str, Value]:
-        """One page: ``{"page", "isDone", "continueCursor"}``, as Convex.
+        """One page: ``{"page", "isDone", "continueCursor", "splitCursor", "pageStatus"}``.
 
         ``options`` is ``{"numItems": n, "cursor": None | str}``; pass the previous
         page's ``continueCursor`` to get the next page. Cursors are key positions,
@@ -975,10 +1054,16 @@ class Query:
         pages, and a cursor stays valid after the file is reopened. With
         ``"endCursor"`` the page is everything after ``cursor`` up to and including
         that position, whatever ``numItems`` says (Convex's reactive page ends).
+        ``"maximumRowsRead"``/``"maximumBytesRead"`` end a page early once that many
+        rows/bytes were scanned (filtered-out rows count), as does the function's
+        32,000-document / 16 MiB read limit: such a page is returned, not done,
+        with ``pageStatus`` ``"SplitRequired"``, and continues where it stopped.
+        ``splitCursor`` is the middle of the scanned rows (three or more), as
+        Convex's, so a client can split a page in two.
 
         Raises:
-            ProblemError: ``ArgsInvalid`` for a bad ``numItems``; ``InvalidCursor``
-                for a garbage cursor or one from another query.
+            ProblemError: ``ArgsInvalid`` for a bad ``numItems`` or limit;
+                ``InvalidCursor`` for a garbage cursor or one from another query.
         """
         if not isinstance(options, Mapping):
             raise fail(
@@ -987,36 +1072,50 @@ class Query:
                 )
             )
         num = _page_size(options.get("numItems"))
+        scan = PageScan(
+            _read_limit(options, "maximumRowsRead"),
+            _read_limit(options, "maximumBytesRead"),
+        )
         position = self._decode_cursor(options.get("cursor"), "cursor")
+        end = options.get("endCursor")
+        end_position = b"" if end is None else self._decode_cursor(end, "endCursor")
         if position is None:  # the End cursor
-            return {"page": [], "isDone": True, "continueCursor": self._cursor(None)}
+            return self._page([], True, self._cursor(None), scan)
         key_range = (
             self.key_range
             if position == b""
             else self.key_range.after(position, self.order_)
         )
-        end = options.get("endCursor")
         if end is not None:
-            end_position = self._decode_cursor(end, "endCursor")
-            if end_position is not None and end_position != b"":
+            if end_position:
                 key_range = key_range.before_or_at(end_position, self.order_)
-            whole: list[Value] = [doc for doc, _ in self._rows(key_range)]
-            return {
-                "page": whole,
-                "isDone": end_position is None,
-                "continueCursor": end,
-            }
+            # The whole (cursor, endCursor] interval, for correctness: the page's
+            # own limits do not apply (Convex's IndexRange ``enforce_limits``).
+            scan = PageScan()
+            whole: list[Value] = [doc for doc, _ in self._rows(key_range, scan=scan)]
+            return self._page(whole, end_position is None, end, scan)
         page: list[Value] = []
-        with contextlib.closing(self._rows(key_range, limit=num)) as rows:
+        with contextlib.closing(self._rows(key_range, limit=num, scan=scan)) as rows:
             for doc, key in rows:
                 page.append(doc)
                 if len(page) >= num:
-                    return {
-                        "page": page,
-                        "isDone": False,
-                        "continueCursor": self._cursor(key),
-                    }
-        return {"page": page, "isDone": True, "continueCursor": self._cursor(None)}
+                    return self._page(page, False, self._cursor(key), scan)
+        if scan.split_required:
+            # Continue after the last row scanned, filtered out or not.
+            return self._page(page, False, self._cursor(scan.keys[-1]), scan)
+        return self._page(page, True, self._cursor(None), scan)
+
+    def _page(
+        self, page: list[Value], done: bool, cursor: Value, scan: PageScan
+    ) -> dict[str, Value]:
+        split = scan.split_key()
+        return {
+            "page": page,
+            "isDone": done,
+            "continueCursor": cursor,
+            "splitCursor": None if split is None else self._cursor(split),
+            "pageStatus": scan.status(len(page)),
+        }
 
     def _cursor(self, key: bytes | None) -> str:
         payload = {"q": self.fingerprint(), "k": None if key is None else key.hex()}
@@ -1082,6 +1181,35 @@ def _page_size(num: object) -> int:
             )
         )
     return int(num)
+
+
+def _read_limit(options: Mapping[str, Any], name: str) -> int | None:
+    """Check ``maximumRowsRead``/``maximumBytesRead``: absent/None, or a whole number >= 1."""
+    value = options.get(name)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value
+        or value in (math.inf, -math.inf)
+        or value != int(value)
+        or value < 0
+    ):
+        raise fail(
+            ArgsInvalid(
+                f".{name}", f"{name} must be a whole number >= 1, got {show(value)}"
+            )
+        )
+    if value == 0:
+        raise fail(
+            ArgsInvalid(
+                f".{name}",
+                "InvalidPaginationLimit: maximumRowsRead and maximumBytesRead must be "
+                "greater than 0",
+            )
+        )
+    return int(value)
 
 
 def _builtin(name: str) -> Any:

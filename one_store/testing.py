@@ -323,7 +323,7 @@ class _TracedQuery(Query):
         return _with_bounds(query, tuple(ops))
 
     def _rows(
-        self, key_range: Any = None, limit: int | None = None
+        self, key_range: Any = None, limit: int | None = None, scan: Any = None
     ) -> Generator[tuple[Document, bytes], None, None]:
         tracer: _TxnTracer | None = self.db._txn.tracer
         record = None
@@ -331,7 +331,7 @@ class _TracedQuery(Query):
             order = "relevance" if self.search is not None else self.order_
             record = IndexRangeRead(self.table, self.index, self.bounds, order)
             tracer.call.ranges.append(record)
-        for doc, key in super()._rows(key_range, limit):
+        for doc, key in super()._rows(key_range, limit, scan):
             if record is not None:
                 record.documents.append(str(doc["_id"]))
             yield doc, key

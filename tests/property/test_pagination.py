@@ -16,6 +16,7 @@ Cursors survive closing and reopening the file, and a cursor only fits its query
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from one_store import ArgsInvalid, InvalidCursor, Store, define_schema, define_table, v
+from one_store import (
+    ArgsInvalid,
+    InvalidCursor,
+    LimitExceeded,
+    Store,
+    define_schema,
+    define_table,
+    v,
+)
 
 SCHEMA = define_schema(
     {"t": define_table({"k": v.int64(), "i": v.int64()}).index("by_k", ["k"])}
@@ -249,3 +258,212 @@ def test_a_cursor_from_another_query_is_invalid_cursor() -> None:
             problem = paginate(store, order, low, options).failure()
             assert isinstance(problem, InvalidCursor)
             assert "from a different query" in problem.message
+
+
+# ------------------------------------------------------------------ read limits
+
+
+def odd_k(ctx: Any, order: str = "asc") -> Any:
+    """All documents of ``t`` by ``k``, keeping odd ``k`` (a filter that drops rows)."""
+    return (
+        ctx.db.query("t")
+        .with_index("by_k")
+        .order(order)
+        .filter(lambda q: q.eq(q.mod(q.field("k"), 2), 1))
+    )
+
+
+def filled(n: int) -> Store:
+    store = Store.memory(SCHEMA, seed=0)
+    model = Model()
+    for k in range(n):
+        model.add(store, k)
+    return store
+
+
+def walk_step(store: Store, order: str, options: dict[str, Any]) -> Any:
+    return store.run(lambda ctx: odd_k(ctx, order).paginate(options)).unwrap()
+
+
+@given(
+    st.integers(0, 12),
+    st.integers(1, 5),
+    st.one_of(st.none(), st.integers(1, 4)),
+    st.one_of(st.none(), st.integers(1, 120)),
+    st.sampled_from(["asc", "desc"]),
+)
+def test_pages_cut_by_read_limits_still_cover_everything_once(
+    n: int, size: int, max_rows: int | None, max_bytes: int | None, order: str
+) -> None:
+    want = [k for k in range(n) if k % 2 == 1]
+    if order == "desc":
+        want.reverse()
+    options: dict[str, Any] = {"numItems": size}
+    if max_rows is not None:
+        options["maximumRowsRead"] = max_rows
+    if max_bytes is not None:
+        options["maximumBytesRead"] = max_bytes
+    with filled(n) as store:
+        seen: list[int] = []
+        cursor = None
+        for _ in range(100):
+            result = walk_step(store, order, {**options, "cursor": cursor})
+            page = [d["k"] for d in result["page"]]
+            seen += page
+            assert len(page) <= size
+            if result["pageStatus"] == "SplitRequired":
+                # Cut short by a limit: never done, and it read no more than allowed.
+                assert result["isDone"] is False
+                assert len(page) < size
+                assert max_rows is not None or max_bytes is not None
+                if max_rows is not None and max_bytes is None:
+                    assert len(page) <= max_rows
+            if result["isDone"]:
+                break
+            cursor = result["continueCursor"]
+        else:
+            pytest.fail("the walk did not end")
+        assert seen == want
+
+
+def test_maximum_rows_read_counts_filtered_out_rows() -> None:
+    with filled(10) as store:
+        first = store.run(
+            lambda ctx: odd_k(ctx).paginate(
+                {"numItems": 10, "cursor": None, "maximumRowsRead": 3}
+            )
+        ).unwrap()
+        # Rows k=0, 1, 2 were scanned; only 1 passed the filter.
+        assert [d["k"] for d in first["page"]] == [1]
+        assert (first["isDone"], first["pageStatus"]) == (False, "SplitRequired")
+        second = store.run(
+            lambda ctx: odd_k(ctx).paginate(
+                {
+                    "numItems": 10,
+                    "cursor": first["continueCursor"],
+                    "maximumRowsRead": 3,
+                }
+            )
+        ).unwrap()
+        assert [d["k"] for d in second["page"]] == [3, 5]  # k=3, 4, 5: after k=2
+        rest = store.run(
+            lambda ctx: odd_k(ctx).paginate(
+                {"numItems": 10, "cursor": second["continueCursor"]}
+            )
+        ).unwrap()
+        assert [d["k"] for d in rest["page"]] == [7, 9]
+        assert (rest["isDone"], rest["pageStatus"]) == (True, None)
+
+
+def test_a_page_always_reads_at_least_one_row() -> None:
+    with filled(3) as store:
+        result = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 5, "cursor": None, "maximumBytesRead": 1}
+            )
+        ).unwrap()
+        assert [d["k"] for d in result["page"]] == [0]
+        assert result["pageStatus"] == "SplitRequired"
+
+
+def insert_padded(ctx: Any, k: int, pad: str) -> Any:
+    return ctx.db.insert("t", {"k": k, "pad": pad})
+
+
+def test_the_functions_read_limit_ends_a_page_instead_of_failing() -> None:
+    big = define_schema({"t": define_table({"k": v.int64(), "pad": v.string()})})
+    pad = "x" * 1_000_000
+    with Store.memory(big, seed=0) as store:
+        for k in range(18):  # one mutation each: 16 MiB written at most per call
+            store.run(partial(insert_padded, k=k, pad=pad)).unwrap()
+
+        def page(cursor: str | None) -> Any:
+            return store.run(
+                lambda ctx: ctx.db.query("t").paginate(
+                    {"numItems": 100, "cursor": cursor}
+                )
+            ).unwrap()
+
+        first = page(None)
+        # 16 MiB hold 16 documents of 1 MB: the 17th read crosses the limit.
+        assert [d["k"] for d in first["page"]] == list(range(16))
+        assert (first["isDone"], first["pageStatus"]) == (False, "SplitRequired")
+        second = page(first["continueCursor"])
+        assert [d["k"] for d in second["page"]] == [16, 17]
+        assert (second["isDone"], second["pageStatus"]) == (True, None)
+
+        def then_read_more(ctx: Any) -> Any:
+            ctx.db.query("t").paginate({"numItems": 100, "cursor": None})
+            return ctx.db.query("t").first()
+
+        # The budget is spent: any further read in the same function fails, as Convex.
+        problem = store.run(then_read_more).failure()
+        assert isinstance(problem, LimitExceeded)
+        assert problem.limit == "bytesRead"
+
+
+def test_split_cursor_is_the_middle_of_the_scanned_rows() -> None:
+    with filled(7) as store:
+
+        def page(options: dict[str, Any]) -> Any:
+            return store.run(
+                lambda ctx: query(ctx, "asc", None).paginate(options)
+            ).unwrap()
+
+        small = page({"numItems": 2, "cursor": None})
+        assert (small["splitCursor"], small["pageStatus"]) == (None, None)
+        whole = page({"numItems": 5, "cursor": None})
+        assert [d["k"] for d in whole["page"]] == [0, 1, 2, 3, 4]
+        split = whole["splitCursor"]
+        # Splitting the page at splitCursor gives two adjacent halves.
+        head = page({"numItems": 1, "cursor": None, "endCursor": split})
+        tail = page(
+            {"numItems": 1, "cursor": split, "endCursor": whole["continueCursor"]}
+        )
+        assert [d["k"] for d in head["page"]] == [0, 1, 2]
+        assert [d["k"] for d in tail["page"]] == [3, 4]
+
+
+def test_a_page_near_its_read_limit_recommends_a_split() -> None:
+    with filled(10) as store:
+        result = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 7, "cursor": None, "maximumRowsRead": 8}
+            )
+        ).unwrap()
+        # 7 rows scanned > 3/4 of 8: a full page, but close to the limit.
+        assert len(result["page"]) == 7
+        assert (result["isDone"], result["pageStatus"]) == (False, "SplitRecommended")
+        under = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 6, "cursor": None, "maximumRowsRead": 8}
+            )
+        ).unwrap()
+        assert under["pageStatus"] is None
+
+
+def test_end_cursor_pages_ignore_the_page_limits() -> None:
+    with filled(6) as store:
+        end = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 4, "cursor": None}
+            )
+        ).unwrap()["continueCursor"]
+        result = store.run(
+            lambda ctx: query(ctx, "asc", None).paginate(
+                {"numItems": 1, "cursor": None, "endCursor": end, "maximumRowsRead": 1}
+            )
+        ).unwrap()
+        assert [d["k"] for d in result["page"]] == [0, 1, 2, 3]
+        assert result["continueCursor"] == end
+
+
+@pytest.mark.parametrize("name", ["maximumRowsRead", "maximumBytesRead"])
+@pytest.mark.parametrize("value", [0, -1, 1.5, "10", True])
+def test_read_limits_must_be_counts_from_1(name: str, value: object) -> None:
+    with Store.memory(SCHEMA, seed=0) as store:
+        problem = page_problem(store, {"numItems": 1, "cursor": None, name: value})
+        assert isinstance(problem, ArgsInvalid)
+        assert problem.path == f".{name}"
+        if value == 0:
+            assert problem.message.startswith("InvalidPaginationLimit")
