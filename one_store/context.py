@@ -240,6 +240,15 @@ class DatabaseReader:
         """Decode a scanned row, counting it against the read limits."""
         return _decode_body(self._txn, body)
 
+    def skip_row(self, size: int) -> None:
+        """Count a scanned row a filter dropped in SQL (never decoded) as read."""
+        self._txn.count_read(size)
+
+    @property
+    def traced(self) -> bool:
+        """Whether a trace records every document read (so none may be skipped)."""
+        return self._txn.tracer is not None
+
     # ----- public
     def _check_table_access(self, table: str) -> None:
         if table.startswith("_") and not self._system:

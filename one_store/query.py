@@ -17,15 +17,18 @@ position then the bound field must be the index's first fields
 (``InvalidIndexRange``). Every failure is ``InvalidIndexRange`` naming the index and
 the field, with Convex's code and text in the message.
 
-Filters are compiled once into Python closures and evaluated on the decoded
-documents. Measured on 20,000 documents (one ``eq`` on a string field, 10% match):
-decoding every row costs 88 ms, the first tree-walking evaluator added 254 ms, the
-compiled closures add about 25 ms; SQL ``json_extract`` pushed into the WHERE clause
-took 22 ms in all. SQL loses anyway, for two reasons of semantics rather than speed:
-Convex counts filtered-out documents against the read limits (so every scanned row
-is counted), and its comparisons are type-strict (``1`` is not ``1.0``, ``True`` is
-not ``1``, a missing field is not ``null``, ``-0.0 < 0.0``, ``NaN == NaN``), which
-SQLite's JSON functions do not give.
+Filters are compiled once into Python closures and always run on the documents
+they return. Measured on 20,000 documents with an ``eq`` on a string field keeping
+10% (docs/querying.md has the table): no filter 112 ms, decode-then-Python 132 ms,
+raw ``sqlite3`` with ``json_extract`` in the WHERE clause 40 ms. The predicate is
+cheap; decoding rows it drops is the cost. SQL alone cannot be Convex: every
+scanned row counts against the read limits (and a page cut by a limit continues
+after the last row scanned), and comparisons are type-strict (``1`` is not ``1.0``,
+``True`` is not ``1``, missing is not ``null``, ``-0.0 < 0.0``, ``NaN == NaN``). So
+the leading ``eq(field, str | int | bool | None | UNSET)`` conjuncts, which
+``json_type`` tests exactly and which can never raise, are also tested in SQL
+(:func:`prefilter`): rows they reject are stepped and counted by their length but
+never decoded (63 ms above).
 
 Text search uses the FTS5 table kept by storage in the same transaction as the
 document. Query text is tokenised like Convex's ``convex_en`` analyser (Tantivy's
@@ -83,6 +86,9 @@ if TYPE_CHECKING:
     from .context import DatabaseReader
 
 Order = Literal["asc", "desc"]
+# A scanned row: body (None when the SQL prefilter dropped it), key, body length
+# (given by SQL only for dropped rows).
+_Row = tuple[str | None, bytes, int]
 MAX_SEARCH_TERMS = 16
 MAX_SEARCH_FILTERS = 8
 MAX_SEARCH_RESULTS = 1024
@@ -508,6 +514,77 @@ def _checked_literals(node: object) -> object:
         raise FilterError(f"Invalid literal in filter expression: {e}") from None
 
 
+def _json_path(path: tuple[str, ...]) -> str | None:
+    """SQLite JSON path of a field path (None when a name would need escaping)."""
+    # "$"-names are storage tags ({"$bytes": ...}), never user fields: Python
+    # reads them as missing, SQL would find the tag's payload.
+    if any(not part or part[0] == "$" or '"' in part or "\\" in part for part in path):
+        return None
+    return "$" + "".join(f'."{part}"' for part in path)
+
+
+def _exact_sql_test(node: object) -> tuple[str, list[object]] | None:
+    """SQL that holds exactly when ``node`` (``eq`` of a field and a literal) is True.
+
+    Storage bodies are JSON in which strings, int64, booleans and null appear as
+    themselves (bytes and special floats are tagged objects), so ``json_type``
+    tells Convex's types apart and the test is type-strict: ``"1"``, ``1``,
+    ``1.0`` and ``True`` never match one another, and a missing field
+    (``UNSET``) is not ``null``. Floats are left to Python (``-0.0``, NaN).
+    """
+    if not isinstance(node, Expr) or node.op != "eq":
+        return None
+    a, b = node.args
+    if isinstance(b, Expr):
+        a, b = b, a
+    if not isinstance(a, Expr) or a.op != "field" or isinstance(b, Expr):
+        return None
+    path = _json_path(a.args[0])
+    if path is None:
+        return None
+    if b is UNSET:
+        return "json_type(_body, ?) IS NULL", [path]
+    if b is None:
+        return "json_type(_body, ?) = 'null'", [path]
+    if type(b) is bool:
+        return "json_type(_body, ?) = ?", [path, "true" if b else "false"]
+    kind = {str: "text", int: "integer"}.get(type(b))
+    if kind is None:
+        return None
+    return f"(json_type(_body, ?) = '{kind}' AND json_extract(_body, ?) = ?)", [
+        path,
+        path,
+        b,
+    ]
+
+
+def prefilter(filters: tuple[Expr, ...]) -> tuple[str, list[object]] | None:
+    """SQL for the equalities every filter evaluation starts with, or None.
+
+    Filters run in Python on decoded documents; most of a filtered scan's cost
+    is decoding rows the filter then drops. The leading ``eq(field, literal)``
+    conjuncts (of the first filter, and of the next ones while every earlier
+    conjunct was such an equality) are evaluated first and can never raise, so a
+    row failing one of them is one the Python predicate would drop without an
+    error: SQLite tests them and such rows are counted as read but not decoded.
+    The full predicate still runs on every other row.
+    """
+    tests: list[tuple[str, list[object]]] = []
+    for expr in filters:
+        conjuncts = expr.args if expr.op == "and" else (expr,)
+        for conjunct in conjuncts:
+            test = _exact_sql_test(conjunct)
+            if test is None:
+                break
+            tests.append(test)
+        else:
+            continue
+        break
+    if not tests:
+        return None
+    return " AND ".join(sql for sql, _ in tests), [p for _, ps in tests for p in ps]
+
+
 class FilterBuilder:
     """The ``q`` of ``.filter(lambda q: q.eq(q.field("role"), "user"))``."""
 
@@ -870,7 +947,14 @@ class Query:
             if r.high is not None:
                 where.append(f"{col} < ?")
                 params.append(r.high)
-        sql = f"SELECT _body, {col} FROM {quote(self.table)}"
+        body, columns = "_body", ""
+        pre = None if self.db.traced else prefilter(self.filters)
+        if pre is not None:
+            # Every row is still stepped (and counted as read, with its length);
+            # only rows passing the leading equalities bring their body.
+            body, columns = f"CASE WHEN {pre[0]} THEN _body END", ", length(_body)"
+            params = [*pre[1], *params]
+        sql = f"SELECT {body}, {col}{columns} FROM {quote(self.table)}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {col} {self.order_.upper()}"
@@ -911,15 +995,21 @@ class Query:
             else self._index_rows(r, limit)
         )
         check = self._predicate()
+        read_row, skip_row = self.db.read_row, self.db.skip_row
         # Close the SQL cursor as soon as the caller stops or a filter raises, not
         # whenever the generator happens to be collected.
         with contextlib.closing(rows):
-            for body, key in rows:
+            for body, key, size in rows:
                 if scan is not None and scan.over_page_limits():
                     scan.split_required = True
                     return
                 try:
-                    doc = self.db.read_row(body)
+                    if body is None:  # dropped by the SQL prefilter: read, not decoded
+                        skip_row(size)
+                        doc = None
+                    else:
+                        size = len(body)
+                        doc = read_row(body)
                 except ProblemError as e:
                     if scan is not None and scan.stops_at(e.problem):
                         scan.split_required = True
@@ -927,28 +1017,29 @@ class Query:
                     raise
                 if scan is not None:
                     scan.keys.append(key)
-                    scan.bytes_read += len(body)
-                if check is None or check(doc):
+                    scan.bytes_read += size
+                if doc is not None and (check is None or check(doc)):
                     yield doc, key
 
     def _index_rows(
         self, r: KeyRange, limit: int | None
-    ) -> Generator[tuple[str, bytes], None, None]:
+    ) -> Generator[_Row, None, None]:
         by_id = self.index == "by_id"
         # LIMIT only when every SQL row becomes a result (no filter, no re-check).
         sql, params = self.sql(r, None if (self.filters or by_id) else limit)
         cursor = self.db.execute(sql, params)
         try:
-            for body, key in cursor:
+            for row in cursor:
+                key = row[1]
                 if by_id:
                     key = sort_key(key)
                     if not r.contains(key):
                         continue
-                yield body, key
+                yield row[0], key, row[2] if len(row) > 2 else 0
         finally:
             cursor.close()
 
-    def _search_rows(self, r: KeyRange) -> Generator[tuple[str, bytes], None, None]:
+    def _search_rows(self, r: KeyRange) -> Generator[_Row, None, None]:
         assert self.search is not None
         if not self.search.match:  # no terms: no results, as Convex
             return
@@ -962,7 +1053,7 @@ class Query:
                 # FTS5's rank is already "lower is better".
                 key = sort_key([float(rank), -float(created), doc_id])
                 if r.contains(key):
-                    yield body, key
+                    yield body, key, 0
                 if position == MAX_SEARCH_RESULTS:
                     break
             else:
