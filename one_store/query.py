@@ -93,6 +93,7 @@ MAX_SEARCH_TERMS = 16
 MAX_SEARCH_FILTERS = 8
 MAX_SEARCH_RESULTS = 1024
 MAX_PAGE_SIZE = 32_000
+MAX_QUERY_OPERATORS = 256  # filters per query (convex-js query_impl.ts)
 # The transaction's read limits (context.MAX_DOCS_READ / MAX_BYTES_READ; context
 # imports this module, so they are repeated): a page is "approaching" them past 3/4.
 _TX_MAX_ROWS = 32_000
@@ -913,7 +914,19 @@ class Query:
         return evolve(self, order_=order, ordered=True)
 
     def filter(self, predicate: Callable[[FilterBuilder], object]) -> Query:
-        """Keep documents for which ``predicate(q)`` evaluates to True."""
+        """Keep documents for which ``predicate(q)`` evaluates to True.
+
+        Raises:
+            ProblemError: ``ArgsInvalid`` past Convex's 256 operators per query.
+        """
+        if len(self.filters) >= MAX_QUERY_OPERATORS:
+            raise fail(
+                ArgsInvalid(
+                    "filter",
+                    f"Can't construct query with more than {MAX_QUERY_OPERATORS} "
+                    "operators",
+                )
+            )
         expr = predicate(FilterBuilder())
         if not isinstance(expr, Expr):
             expr = Expr("literal", (expr,))

@@ -148,6 +148,43 @@ def test_walking_pages_returns_each_document_once(
         assert set(seen) - must_see <= set(model.ids) - original
 
 
+def built_in_page(
+    store: Store, index: str, order: Any, size: int, cursor: str | None
+) -> Any:
+    return store.run(
+        lambda ctx: (
+            ctx.db.query("t")
+            .with_index(index)
+            .order(order)
+            .paginate({"numItems": size, "cursor": cursor})
+        )
+    ).unwrap()
+
+
+@given(
+    st.integers(0, 9),
+    st.integers(1, 4),
+    st.sampled_from(["asc", "desc"]),
+    st.sampled_from(["by_id", "by_creation_time"]),
+)
+def test_pages_of_the_built_in_indexes(
+    n: int, size: int, order: str, index: str
+) -> None:
+    with filled(n) as store:
+        docs = store.run(lambda ctx: ctx.db.query("t").collect()).unwrap()
+        field = "_id" if index == "by_id" else "_creationTime"
+        want = sorted((d[field] for d in docs), reverse=order == "desc")
+        seen: list[Any] = []
+        cursor = None
+        for _ in range(20):
+            result = built_in_page(store, index, order, size, cursor)
+            seen += [d[field] for d in result["page"]]
+            if result["isDone"]:
+                break
+            cursor = result["continueCursor"]
+        assert seen == want
+
+
 def test_a_page_that_fills_exactly_is_not_done() -> None:
     with Store.memory(SCHEMA, seed=0) as store:
         model = Model()
@@ -241,6 +278,17 @@ def test_a_garbage_cursor_is_invalid_cursor(cursor: object) -> None:
         problem = page_problem(store, {"numItems": 1, "cursor": cursor})
         assert isinstance(problem, InvalidCursor)
         assert "t.by_k" in problem.message
+
+
+def test_a_bad_cursor_leaves_nothing_written() -> None:
+    with Store.memory(SCHEMA, seed=0) as store:
+
+        def handler(ctx: Any) -> Any:
+            ctx.db.insert("t", {"k": 1, "i": 1})
+            return query(ctx, "asc", None).paginate({"numItems": 1, "cursor": "x"})
+
+        assert isinstance(store.run(handler).failure(), InvalidCursor)
+        assert store.run(lambda ctx: ctx.db.query("t").collect()).unwrap() == []
 
 
 def test_a_cursor_from_another_query_is_invalid_cursor() -> None:

@@ -597,6 +597,24 @@ def test_filters_chain_as_and(db: Store) -> None:
     assert got == [5, 7, 9]
 
 
+def test_at_most_256_filters(db: Store) -> None:
+    insert(db, {"a": 1})
+
+    def filtered(n: int) -> Callable[[Any], Any]:
+        def handler(ctx: Any) -> Any:
+            q = ctx.db.query("items")
+            for _ in range(n):
+                q = q.filter(lambda f: f.eq(f.field("a"), 1))
+            return len(q.collect())
+
+        return handler
+
+    assert db.run(filtered(256)).unwrap() == 1
+    problem = db.run(filtered(257)).failure()
+    assert isinstance(problem, ArgsInvalid)
+    assert problem.message == "Can't construct query with more than 256 operators"
+
+
 def test_nested_field_paths(db: Store) -> None:
     insert(db, {"a": {"x": {"y": 3}}}, {"a": {"x": 3}}, {"a": 3})
     assert matching(db, lambda q: q.eq(q.field("a.x.y"), 3)) == [{"x": {"y": 3}}]
