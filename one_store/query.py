@@ -711,14 +711,15 @@ class PageScan:
     As Convex's ``IndexRange``: ``maximum_rows``/``maximum_bytes`` (the page's
     ``maximumRowsRead``/``maximumBytesRead``) count every row the range yields,
     filtered out or not, and stop the page once reached (after at least one row,
-    so a page always makes progress); a transaction read limit hit after this
-    page scanned a row stops the page too instead of failing the function
-    (``read_page_from_query``: a "pagination limit" error becomes
-    ``pageStatus: "SplitRequired"``).
+    so a page always makes progress); a transaction read limit hit once the page
+    has a position (a row it scanned, or its start cursor) stops the page too
+    instead of failing the function (``read_page_from_query``: a "pagination
+    limit" error becomes ``pageStatus: "SplitRequired"``).
     """
 
     maximum_rows: int | None = None
     maximum_bytes: int | None = None
+    resume: bytes | None = None  # the position the page started after, if any
     keys: list[bytes] = Factory(list)
     bytes_read: int = 0
     split_required: bool = False
@@ -734,8 +735,14 @@ class PageScan:
         return (
             isinstance(problem, LimitExceeded)
             and problem.limit in ("documentsRead", "bytesRead")
-            and bool(self.keys)
+            # Convex needs a position to continue from: a row this page read,
+            # or the cursor it started at.
+            and (bool(self.keys) or self.resume is not None)
         )
+
+    def last_position(self) -> bytes | None:
+        """Where a page cut short continues from."""
+        return self.keys[-1] if self.keys else self.resume
 
     def status(self, page_length: int) -> str | None:
         """Convex's ``pageStatus``: SplitRequired, SplitRecommended or None."""
@@ -1176,11 +1183,10 @@ class Query:
                 )
             )
         num = _page_size(options.get("numItems"))
-        scan = PageScan(
-            _read_limit(options, "maximumRowsRead"),
-            _read_limit(options, "maximumBytesRead"),
-        )
+        maximum_rows = _read_limit(options, "maximumRowsRead")
+        maximum_bytes = _read_limit(options, "maximumBytesRead")
         position = self._decode_cursor(options.get("cursor"), "cursor")
+        scan = PageScan(maximum_rows, maximum_bytes, position or None)
         end = options.get("endCursor")
         end_position = b"" if end is None else self._decode_cursor(end, "endCursor")
         if position is None:  # the End cursor
@@ -1195,7 +1201,7 @@ class Query:
                 key_range = key_range.before_or_at(end_position, self.order_)
             # The whole (cursor, endCursor] interval, for correctness: the page's
             # own limits do not apply (Convex's IndexRange ``enforce_limits``).
-            scan = PageScan()
+            scan = PageScan(resume=position or None)
             whole: list[Value] = [doc for doc, _ in self._rows(key_range, scan=scan)]
             return self._page(whole, end_position is None, end, scan)
         page: list[Value] = []
@@ -1206,7 +1212,7 @@ class Query:
                     return self._page(page, False, self._cursor(key), scan)
         if scan.split_required:
             # Continue after the last row scanned, filtered out or not.
-            return self._page(page, False, self._cursor(scan.keys[-1]), scan)
+            return self._page(page, False, self._cursor(scan.last_position()), scan)
         return self._page(page, True, self._cursor(None), scan)
 
     def _page(

@@ -440,6 +440,24 @@ def test_the_functions_read_limit_ends_a_page_instead_of_failing() -> None:
         assert [d["k"] for d in second["page"]] == [16, 17]
         assert (second["isDone"], second["pageStatus"]) == (True, None)
 
+        def page_after_spending(cursor: str | None) -> Any:
+            def handler(ctx: Any) -> Any:
+                ctx.db.query("t").take(16)  # 16 MB of the 16 MiB budget
+                return ctx.db.query("t").paginate({"numItems": 5, "cursor": cursor})
+
+            return store.run(handler)
+
+        # A page with nowhere to continue from fails; one started at a cursor is
+        # returned empty, to continue from the same place (Convex's query.cursor()).
+        assert isinstance(page_after_spending(None).failure(), LimitExceeded)
+        stalled = page_after_spending(first["continueCursor"]).unwrap()
+        assert (stalled["page"], stalled["isDone"], stalled["pageStatus"]) == (
+            [],
+            False,
+            "SplitRequired",
+        )
+        assert stalled["continueCursor"] == first["continueCursor"]
+
         def then_read_more(ctx: Any) -> Any:
             ctx.db.query("t").paginate({"numItems": 100, "cursor": None})
             return ctx.db.query("t").first()
