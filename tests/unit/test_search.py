@@ -7,6 +7,7 @@ document's transaction (convex-backend ``crates/search``, ``search_query.rs``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -385,3 +386,24 @@ def test_a_rolled_back_write_leaves_no_search_entry(db: Store) -> None:
         'SELECT count(*) FROM "posts$search$search_body"'
     ).fetchone()
     assert fts == (0,)
+
+
+def test_patch_and_replace_move_the_filter_values(db: Store) -> None:
+    (doc_id,) = add(db, {"body": "hello", "channel": 1})
+    db.run(lambda ctx: ctx.db.patch(doc_id, {"channel": 2})).unwrap()
+    assert (search(db, "hello", channel=1), search(db, "hello", channel=2)) == (
+        [],
+        ["hello"],
+    )
+    db.run(lambda ctx: ctx.db.replace(doc_id, {"body": "bye"})).unwrap()
+    assert search(db, "hello") == []
+    assert search(db, "bye", channel=UNSET) == ["bye"]
+
+
+def test_a_search_index_added_later_is_back_filled(tmp_path: Path) -> None:
+    path = tmp_path / "later.db"
+    plain = define_schema({"posts": define_table({"body": v.optional(v.any())})})
+    with Store.open(path, schema=plain, seed=0) as store:
+        add(store, {"body": "written before the index"}, {"body": "other"})
+    with Store.open(path, schema=SCHEMA, seed=0) as store:
+        assert search(store, "index") == ["written before the index"]
