@@ -76,7 +76,6 @@ from .values import (
     check_value,
     compare,
     get_path,
-    prefix_end,
     show,
     sort_key,
     type_name,
@@ -99,6 +98,7 @@ MAX_QUERY_OPERATORS = 256  # filters per query (convex-js query_impl.ts)
 _TX_MAX_ROWS = 32_000
 _TX_MAX_BYTES = 16 * 1024 * 1024
 SOFT_MAX_PAGE_LEN = 6144  # 3/4 of 8192, Convex's SOFT_MAX_PAGE_LEN
+_PAST_VALUE = b"\xff"  # sorts after every key that continues past a value (a tag)
 _STRING_TAG = b"\x10"  # first byte of a string's sort key (values.sort_key)
 
 
@@ -281,15 +281,20 @@ def compile_range(
                 f"fields in order.\nIndex fields: {user_fields}\nQuery fields: {used}\n"
                 f"First incorrect field: {field}",
             )
+    # A stored key is the fields' encodings, then _creationTime's and _id's: after
+    # any value's encoding comes the next one's type tag (0x01-0x15), never 0xFF.
+    # So the keys whose values equal ``v`` are exactly those in [K, K + FF) for
+    # K = prefix + enc(v). Not [K, increment(K)) (Convex's interval, which
+    # Convex's own keys share): enc("x") = 10 78 00 is also the start of
+    # enc("x\x00") = 10 78 00 FF 00, a different, greater string.
     prefix = b"".join(sort_key(eqs[f]) for f in used if f in eqs)
-    low, high = prefix, prefix_end(prefix)
+    low, high = prefix, (prefix + _PAST_VALUE if prefix else None)
     if lower is not None:
         k = prefix + sort_key(lower[2])
-        # gt excludes every key that starts with the value's encoding.
-        low = k if lower[0] == "gte" else (prefix_end(k) or k)
+        low = k if lower[0] == "gte" else k + _PAST_VALUE
     if upper is not None:
         k = prefix + sort_key(upper[2])
-        high = k if upper[0] == "lt" else prefix_end(k)
+        high = k if upper[0] == "lt" else k + _PAST_VALUE
     return KeyRange(low, high)
 
 
@@ -550,7 +555,9 @@ def _exact_sql_test(node: object) -> tuple[str, list[object]] | None:
     if type(b) is bool:
         return "json_type(_body, ?) = ?", [path, "true" if b else "false"]
     kind = {str: "text", int: "integer"}.get(type(b))
-    if kind is None:
+    # SQLite's json_extract ends a string at an escaped NUL ("x\u0000y" -> "x"),
+    # so a literal with a NUL could never match: leave those to Python.
+    if kind is None or (kind == "text" and "\x00" in b):
         return None
     return f"(json_type(_body, ?) = '{kind}' AND json_extract(_body, ?) = ?)", [
         path,

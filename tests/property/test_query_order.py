@@ -102,8 +102,23 @@ OPS: dict[str, Callable[[int], bool]] = {
 
 values = st.one_of(st.just(UNSET), convex_values(max_leaves=4))
 # Values that collide under loose equality, so they show up together often.
+# Strings and bytes whose encoding extends another's ("x" is a prefix of "x\x00",
+# whose NUL is escaped as 00 FF) catch ranges built by incrementing a prefix.
 tricky: st.SearchStrategy[Any] = st.sampled_from(
-    [UNSET, None, 0, 1, -1, 0.0, -0.0, 1.0, False, True, "", "1", b"", [], {}]
+    [
+        *(UNSET, None, 0, 1, -1, 0.0, -0.0, 1.0, False, True, "", "1", b"", [], {}),
+        *(
+            "x",
+            "x\x00",
+            "x\x00\x00",
+            "x\x00a",
+            "\x00",
+            b"x",
+            b"x\x00",
+            ["x"],
+            ["x\x00"],
+        ),
+    ]
 )
 mixed_values = st.lists(st.one_of(tricky, values), max_size=14)
 
@@ -219,3 +234,37 @@ def test_one_one_point_oh_and_true_are_three_keys() -> None:
 
             assert positions(store, build) == want
         assert positions(store, lambda q: q.with_index("by_v")) == [0, 3, 1, 2, 4]
+
+
+NUL_EXTENDED = ["w", "x", "x\x00", "x\x00\x00", "x\x00a", "x\x01", "y", b"x", b"x\x00"]
+
+
+def bounded(store: Store, index: str, op: str, bound: Any) -> Any:
+    """Positions from ``index`` (``by_g_v``: after ``eq("g", 0)``) with one bound."""
+
+    def build(r: Any) -> Any:
+        return getattr(r if index == "by_v" else r.eq("g", 0), op)("v", bound)
+
+    return positions(store, lambda q: q.with_index(index, build))
+
+
+def test_a_value_is_not_equal_to_its_nul_extensions() -> None:
+    # "x" < "x\x00" < "x\x00a" < "x\x01": the key of "x" is a byte prefix of the
+    # others' (a NUL is escaped as 00 FF), so a range must not be "every key that
+    # starts with the bound's key".
+    with load(NUL_EXTENDED, [0] * len(NUL_EXTENDED)) as store:
+        for op in sorted(OPS):
+            for bound in ["x", "x\x00", b"x"]:
+                want = [
+                    i
+                    for i in expected_order(NUL_EXTENDED)
+                    if OPS[op](reference_compare(NUL_EXTENDED[i], bound))
+                ]
+                for index in ("by_v", "by_g_v"):
+                    assert bounded(store, index, op, bound) == want, (op, bound)
+        # An equality prefix ending in such a value, then the rest of the index.
+        got = positions(
+            store,
+            lambda q: q.with_index("by_g_v", lambda r: r.eq("g", 0).eq("v", "x")),
+        )
+        assert got == [1]
