@@ -699,7 +699,8 @@ def test_everything_else_is_left_to_python(db: Store, predicate: Any) -> None:
     assert sql.startswith("SELECT _body,")
 
 
-PATHS = ["a", "b", "a.c", "b.c", "a.$bytes"]
+# Nested names with JSON-path punctuation check the quoting of SQLite paths.
+PATHS = ["a", "b", "a.c", "b.c", "a.c d[0]", "b.*", "a.$bytes"]
 literals = st.one_of(
     st.sampled_from(
         [UNSET, None, 0, 1, -1, 1.0, -0.0, True, False, "", "1", "x", "x\x00", b""]
@@ -712,7 +713,9 @@ filters = st.tuples(st.lists(equalities, min_size=1, max_size=3), st.booleans())
 field_values = st.one_of(
     st.sampled_from([UNSET, None, 1, 1.0, True, "1", "x", "x\x00", "x\x00y", b"x"]),
     convex_values(max_leaves=3),
-    st.dictionaries(st.sampled_from(["c", "d"]), convex_values(max_leaves=2)),
+    st.dictionaries(
+        st.sampled_from(["c", "d", "c d[0]", "*"]), convex_values(max_leaves=2)
+    ),
 )
 
 
