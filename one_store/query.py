@@ -15,7 +15,15 @@ each kind (``AlreadyDefinedBound``), bounds on one field (``BoundsOnMultipleFiel
 fields in the index (``FieldNotInIndex``), and the ``eq`` fields sorted by index
 position then the bound field must be the index's first fields
 (``InvalidIndexRange``). Every failure is ``InvalidIndexRange`` naming the index and
-the field, with Convex's code and text in the message.
+the field, with Convex's code and text in the message. The interval of the keys
+whose value is ``v`` is ``[K, K + 0xFF)`` for ``K`` the key bytes up to ``v``, not
+Convex's ``[K, increment(K))``, which also takes in the greater strings whose key
+extends ``K`` (``"x"`` followed by a NUL character, after ``"x"``).
+
+``paginate`` is Convex's ``queryPage``: a cursor is a key position tied to the
+query's fingerprint; ``maximumRowsRead``/``maximumBytesRead`` and the function's
+read limits end a page early with ``pageStatus: "SplitRequired"``
+(:class:`PageScan`).
 
 Filters are compiled once into Python closures and always run on the documents
 they return. Measured on 20,000 documents with an ``eq`` on a string field keeping
