@@ -60,10 +60,16 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def open_store(app_dir: Path, db: Path) -> Iterator[Store]:
-    """Open ``db`` with the app loaded; turn every opening problem into one line."""
+def open_store(app_dir: Path, db: Path, *, existing: bool = False) -> Iterator[Store]:
+    """Open ``db`` with the app loaded; turn every opening problem into one line.
+
+    ``existing``: the command only reads ``db``, so a missing file is a mistyped
+    path to report, not a new database to create.
+    """
     if not app_dir.is_dir():
         fail(f"app folder {str(app_dir)!r} does not exist")
+    if existing and not db.is_file():
+        fail(f"database {str(db)!r} does not exist")
     try:
         store = Store.open(db, app=app_dir)
     except StorageFailure as e:
@@ -193,7 +199,7 @@ def data(
     limit: Annotated[int, typer.Option(help="Documents to show at most.", min=1)] = 50,
 ) -> None:
     """List the tables with their document counts, or the documents of one table."""
-    with open_store(app_dir, db) as store:
+    with open_store(app_dir, db, existing=True) as store:
         storage = store.storage
         with storage.read():
             tables = storage.tables()
@@ -263,7 +269,7 @@ def export_cmd(
     """Export every table to a Convex snapshot ZIP (npx convex export's layout)."""
     from .snapshot import export_snapshot
 
-    with open_store(app_dir, db) as store, _progress() as progress:
+    with open_store(app_dir, db, existing=True) as store, _progress() as progress:
         try:
             summary = export_snapshot(store, path, progress=_Bars(progress))
         except OSError as e:

@@ -78,6 +78,18 @@ def test_describe_prints_tables_indexes_functions_and_routes():
     assert "/files/deep/*" in out
 
 
+@pytest.mark.parametrize(
+    "command", [["data"], ["export", "--path", "out.zip"]], ids=["data", "export"]
+)
+def test_reading_commands_refuse_a_missing_database_and_create_nothing(
+    tmp_path, command
+):
+    typo = tmp_path / "typo.db"
+    done = one_store(command[0], HTTP_APP, "--db", typo, *command[1:])
+    assert_one_line_error(done, f"database {str(typo)!r} does not exist")
+    assert not typo.exists()
+
+
 def test_run_then_data(tmp_path):
     db = tmp_path / "cli.db"
     created = one_store(
