@@ -2,7 +2,8 @@
 
 The demo opens the two app folders of this repository — ``schema/one`` (the ONE
 agent/human system) and ``schema/chat`` (the agent chat app), found in the
-``schema/`` folder next to the ``one_store/`` package directory — each on its own
+``schema/`` folder next to the ``one_store/`` package directory, or in the copy a
+wheel installs as ``one_store/_apps`` — each on its own
 SQLite file, as two Convex projects are two deployments: ``db_path`` holds the
 ONE system and its sibling ``<stem>.chat<suffix>`` the chat app. It then runs a
 realistic scenario, prints what it did as tables, and shows bad input coming
@@ -28,7 +29,14 @@ from .errors import OneStoreError, Problem
 from .storage import StorageFailure
 from .store import Store
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
+# The checkout's schema/ (editable install), else the copy a wheel ships in
+# one_store/_apps (pyproject's force-include).
+_CHECKOUT_APPS = Path(__file__).resolve().parent.parent / "schema"
+SCHEMA_DIR = (
+    _CHECKOUT_APPS
+    if (_CHECKOUT_APPS / "one" / "schema.py").is_file()
+    else Path(__file__).resolve().parent / "_apps"
+)
 ONE_APP = SCHEMA_DIR / "one"
 CHAT_APP = SCHEMA_DIR / "chat"
 
