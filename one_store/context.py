@@ -89,9 +89,11 @@ class Transaction:
         self.on_commit: list[Callable[[], None]] = []
         # A call trace recorder (one_store.testing.trace); None outside tests.
         self.tracer: Any = None
-        # Documents this transaction read from storage, by identity: they are
-        # valid Convex values already, so returning them needs no second check.
-        self.trusted: dict[int, Document] = {}
+        # Documents this transaction read from storage, by identity, with the
+        # length of their stored JSON: they are valid Convex values already, so
+        # returning them needs no second check, and their Convex size is at most
+        # 9 bytes per JSON character (see ``result_size``).
+        self.trusted: dict[int, tuple[Document, int]] = {}
 
     # ---------------------------------------------------------------- limits
 
@@ -163,7 +165,8 @@ class Transaction:
         if not self.trusted or depth >= MAX_VALUE_NESTING:
             return check_value(value, depth)
         if type(value) is dict:
-            if self.trusted.get(id(value)) is value:
+            entry = self.trusted.get(id(value))
+            if entry is not None and entry[0] is value:
                 return value
             if len(value) > MAX_OBJECT_FIELDS:
                 return check_value(value, depth)  # raises the usual error
@@ -191,6 +194,39 @@ class Transaction:
             return items
         return check_value(value, depth)
 
+    def result_size(self, value: Value) -> int:
+        """An upper bound of a checked return value's Convex size (exact without reads).
+
+        A document this transaction read counts as 9 bytes per character of its
+        stored JSON, which bounds its Convex size (every JSON token is at least
+        1/9 of its size: an int64 or float64 is 9 bytes and at least 1 character,
+        a string's UTF-8 at most 4 bytes per character plus the quotes); the rest
+        is measured exactly. When the bound is within a limit the value is too,
+        so a page of documents is not walked a second time just to be sized (the
+        walk cost as much as decoding the rows); above a limit, callers measure
+        exactly before failing.
+        """
+        if not self.trusted:
+            return convex_size(value)
+        return self._size(value)
+
+    def _size(self, value: Value) -> int:
+        t = type(value)
+        if t is dict:
+            entry = self.trusted.get(id(value))
+            if entry is not None and entry[0] is value:
+                return 9 * entry[1]
+            n = 2
+            for key, item in value.items():  # type: ignore[union-attr]
+                n += len(key) + 1 + self._size(item)
+            return n
+        if t is list:
+            n = 2
+            for item in value:  # type: ignore[union-attr]
+                n += self._size(item)
+            return n
+        return convex_size(value)
+
     def resolve(self, number: int) -> str | None:
         """Table number -> user table name (for ``v.id`` checks)."""
         name = self.storage.table_of(number)
@@ -214,7 +250,7 @@ _READ_ONLY = (
 def _decode_body(txn: Transaction, body: str) -> Document:
     txn.count_read(len(body))
     doc: Document = loads(body)
-    txn.trusted[id(doc)] = doc
+    txn.trusted[id(doc)] = (doc, len(body))
     if txn.tracer is not None:
         txn.tracer.read(doc)
     return doc
@@ -495,7 +531,7 @@ class DatabaseWriter(DatabaseReader):
                 merged[key] = value  # let _checked report the mismatch
         system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
         doc, text = self._checked(layout.name, merged, system)
-        self._txn.storage.update(layout, doc, text)
+        self._txn.storage.update(layout, doc, text, current)
         if self._txn.tracer is not None:
             self._txn.tracer.write("patch", layout.name, doc_id)
 
@@ -504,7 +540,7 @@ class DatabaseWriter(DatabaseReader):
         layout, current = self._existing(doc_id, "replace", "Replace")
         system = {"_id": current["_id"], "_creationTime": current["_creationTime"]}
         doc, text = self._checked(layout.name, document, system)
-        self._txn.storage.update(layout, doc, text)
+        self._txn.storage.update(layout, doc, text, current)
         if self._txn.tracer is not None:
             self._txn.tracer.write("replace", layout.name, doc_id)
 

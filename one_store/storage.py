@@ -48,7 +48,7 @@ from .errors import (
     StorageFailure as StorageFailure,
 )  # re-exported: callers catch it here
 from .schema import Index, Schema, SearchIndex, TableDefinition
-from .values import Document, dumps, key_function, loads, sort_key
+from .values import Document, dumps, get_path, key_function, loads, sort_key
 
 LAYOUT_VERSION = 1
 META = "_one_store_meta"
@@ -111,14 +111,31 @@ class SearchLayout:
 
     def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
         """The FTS row for ``doc``, or None when its search field is not a string."""
-        from .values import get_path
-
         text = get_path(doc, self.text_path)
         if not isinstance(text, str):
             return None
         return (
             " ".join(search_tokens(text)),
             *(sort_key(get_path(doc, p)) for p in self.filter_paths),
+        )
+
+    def same_entry(self, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether ``old`` and ``new`` have the same FTS row (so it can stay).
+
+        Compared on the inputs, not on :meth:`row`, so the common case costs two
+        lookups instead of two tokenisations: the same search text (a string, or
+        no string at all: no row) and the same filter values (by sort key, which
+        tells ``1`` from ``1.0`` and ``-0.0`` from ``0.0``).
+        """
+        a, b = get_path(old, self.text_path), get_path(new, self.text_path)
+        a_text, b_text = isinstance(a, str), isinstance(b, str)
+        if a_text != b_text or (a_text and a != b):
+            return False
+        if not a_text:
+            return True  # neither has a row
+        return all(
+            sort_key(get_path(old, p)) == sort_key(get_path(new, p))
+            for p in self.filter_paths
         )
 
 
@@ -621,18 +638,36 @@ class Storage:
             self._search_insert(s, cursor.lastrowid or 0, doc)
 
     def update(
-        self, layout: TableLayout, doc: Document, text: str | None = None
+        self,
+        layout: TableLayout,
+        doc: Document,
+        text: str | None = None,
+        previous: Document | None = None,
     ) -> None:
-        """Overwrite a document (same ``_id``) and its index keys."""
+        """Overwrite a document (same ``_id``) and its index keys.
+
+        With ``previous`` (the document as stored before this write), search
+        entries whose text and filter values did not change are left alone: a
+        patch of other fields then costs no FTS5 delete and insert (nor their
+        segment flush at commit, which was most of a patch's time).
+        """
         row = layout.row(doc, text)
         self.connection.execute(layout.update_sql, (*row[1:], row[0]))
-        if layout.search:
-            rowid = self._rowid(layout, str(doc["_id"]))
-            for s in layout.search.values():
-                self.connection.execute(
-                    f"DELETE FROM {quote(s.fts)} WHERE rowid=?", (rowid,)
-                )
-                self._search_insert(s, rowid, doc)
+        if not layout.search:
+            return
+        stale = [
+            s
+            for s in layout.search.values()
+            if previous is None or not s.same_entry(previous, doc)
+        ]
+        if not stale:
+            return
+        rowid = self._rowid(layout, str(doc["_id"]))
+        for s in stale:
+            self.connection.execute(
+                f"DELETE FROM {quote(s.fts)} WHERE rowid=?", (rowid,)
+            )
+            self._search_insert(s, rowid, doc)
 
     def delete(self, layout: TableLayout, doc_id: str) -> None:
         """Delete a document and its index keys."""

@@ -706,3 +706,29 @@ def test_a_return_value_over_16_mib_fails_the_mutation_and_writes_nothing(store)
         "Function big_return return value is too large (actual: 16 MiB, limit: 16 MiB)"
     )
     assert count(store, "notes") == 1
+
+
+@query(args={})
+def all_numbers(ctx, args):
+    return {"docs": ctx.db.query("numbers").collect()}
+
+
+def test_returned_documents_are_held_to_16_mib_by_their_exact_size():
+    # A document of 8,000 zeros is ~16 KB of JSON but 72 KB by Convex's size:
+    # 240 of them read well within the 16 MiB read limit yet return more than
+    # 16 MiB, so the bound from the stored text must fall back to the exact size.
+    def add(n):
+        return lambda ctx: [
+            ctx.db.insert("numbers", {"xs": [0] * 8000}) for _ in range(n)
+        ]
+
+    with Store.memory() as store:
+        store.run(add(230)).unwrap()
+        assert len(store.query(all_numbers).unwrap()["docs"]) == 230  # 15.8 MiB
+        store.run(add(10)).unwrap()
+        problem = failure(store.query(all_numbers))
+    assert isinstance(problem, ReturnsInvalid)
+    assert problem.message == (
+        "Function all_numbers return value is too large "
+        "(actual: 16.5 MiB, limit: 16 MiB)"
+    )
