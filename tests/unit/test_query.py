@@ -930,7 +930,7 @@ def test_take_one_costs_the_same_at_any_table_size(
             insert(store, *({"a": 1, "b": i} for i in range(size)))
             steps.append(vm_steps(store, build)[1])
             whole = vm_steps(store, lambda ctx: ctx.db.query("items").collect())[1]
-            assert whole > 50 * steps[-1]  # the counter sees a whole scan
+            assert whole > 10 * steps[-1]  # the counter sees a whole scan
     assert steps[0] == steps[1] > 0
 
 
