@@ -533,3 +533,21 @@ def test_read_limits_must_be_counts_from_1(name: str, value: object) -> None:
         assert problem.path == f".{name}"
         if value == 0:
             assert problem.message.startswith("InvalidPaginationLimit")
+
+
+def test_one_function_may_walk_every_page() -> None:
+    with filled(5) as store:
+
+        def walk(ctx: Any) -> list[int]:
+            seen: list[int] = []
+            cursor = None
+            while True:
+                result = query(ctx, "asc", None).paginate(
+                    {"numItems": 2, "cursor": cursor}
+                )
+                seen += [d["k"] for d in result["page"]]
+                if result["isDone"]:
+                    return seen
+                cursor = result["continueCursor"]
+
+        assert store.run(walk).unwrap() == [0, 1, 2, 3, 4]
