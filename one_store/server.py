@@ -12,9 +12,10 @@ Routes (reference ``convex-wire.md`` §1 and §4):
 - every other path: the app's ``http.py`` router (exact path, then longest prefix;
   404 ``No matching routes found``).
 
-A function that ran answers HTTP 200 ``{"status": "success", "value"}`` or
-``{"status": "error", "errorMessage", "errorData"?}`` (``errorData`` is a
-``ConvexError``'s data). A malformed request answers 4xx ``{"code", "message"}``.
+A function that ran answers HTTP 200 ``{"status": "success", "value",
+"logLines"?}`` or ``{"status": "error", "errorMessage", "errorData"?, "logLines"?}``
+(``errorData`` is a ``ConvexError``'s data; ``logLines`` what the handler printed
+or logged, see :mod:`one_store.logs`). A malformed request answers 4xx ``{"code", "message"}``.
 An unknown path, and an ``internal_*`` function's path, answer 404
 ``FunctionNotFound`` alike, so a client cannot tell that an internal function
 exists. No answer ever carries a traceback, and bad input never writes.
@@ -46,6 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import logs
 from .errors import FunctionNotFound, HandlerError, OneStoreError, Problem, Rejected
 from .functions import FunctionSpec, action
 from .router import NO_ROUTE, HttpRequest, HttpResponse
@@ -217,17 +219,24 @@ def parse_call(body: bytes, *, need_path: bool) -> tuple[str, Value, Format]:
 # --------------------------------------------------------------------------- replies
 
 
-def envelope(result: Result[Any, Problem], fmt: Format) -> dict[str, Any]:
-    """The 200 body for a function that ran: success or error envelope."""
+def envelope(
+    result: Result[Any, Problem], fmt: Format, log_lines: list[str] | None = None
+) -> dict[str, Any]:
+    """The 200 body for a function that ran: success or error envelope.
+
+    ``logLines`` is left out when empty, as Convex does.
+    """
+    out: dict[str, Any]
     match result:
         case Success(value):
-            return {"status": "success", "value": encode(value, fmt)}
+            out = {"status": "success", "value": encode(value, fmt)}
         case Failure(problem):
-            out: dict[str, Any] = {"status": "error", "errorMessage": str(problem)}
+            out = {"status": "error", "errorMessage": str(problem)}
             if isinstance(problem, Rejected):
                 out["errorData"] = encode(problem.data, fmt)
-            return out
-    raise AssertionError("unreachable")  # pragma: no cover
+    if log_lines:
+        out["logLines"] = log_lines
+    return out
 
 
 def _not_found(path: str) -> RequestError:
@@ -254,22 +263,28 @@ class Api:
             raise _not_found(path)
         return found.unwrap()
 
-    def run(self, spec: FunctionSpec[Any], args: Value) -> Result[Any, Problem]:
-        """Run a function by its kind (called on a worker thread).
+    def run(
+        self, spec: FunctionSpec[Any], args: Value
+    ) -> tuple[Result[Any, Problem], list[str]]:
+        """Run a function by its kind (on a worker thread); its result and log lines.
 
         Library misuse inside the handler (``ctx.db`` in an action, a write in a
         query) raises ``OneStoreError`` in process; over HTTP it is the calling
         function's error, so it comes back as an error envelope like any other.
         """
         arguments: Any = args
-        try:
-            if spec.kind == "query":
-                return self.store.query(spec, arguments)
-            if spec.kind == "mutation":
-                return self.store.mutation(spec, arguments)
-            return self.store.action(spec, arguments)
-        except OneStoreError as e:
-            return Failure(HandlerError(e, self.store.path_of(spec)))
+        result: Result[Any, Problem]
+        with logs.capture() as lines:
+            try:
+                if spec.kind == "query":
+                    result = self.store.query(spec, arguments)
+                elif spec.kind == "mutation":
+                    result = self.store.mutation(spec, arguments)
+                else:
+                    result = self.store.action(spec, arguments)
+            except OneStoreError as e:
+                result = Failure(HandlerError(e, self.store.path_of(spec)))
+        return result, lines
 
     async def call(self, request: Request, kind: str) -> Response:
         """``POST /api/query|mutation|action``."""
@@ -283,8 +298,8 @@ class Api:
                 f"but it is defined as {spec.kind.capitalize()}."
             )
             return ConvexJSONResponse({"status": "error", "errorMessage": message})
-        result = await run_in_threadpool(self.run, spec, args)
-        return ConvexJSONResponse(envelope(result, fmt))
+        result, lines = await run_in_threadpool(self.run, spec, args)
+        return ConvexJSONResponse(envelope(result, fmt, lines))
 
     async def run_by_url(self, request: Request) -> Response:
         """``POST /api/run/<module path>/<fn>``: any public function, by URL."""
@@ -300,8 +315,8 @@ class Api:
             await read_body(request, self.max_body), need_path=False
         )
         spec = self.lookup(path)
-        result = await run_in_threadpool(self.run, spec, args)
-        return ConvexJSONResponse(envelope(result, fmt))
+        result, lines = await run_in_threadpool(self.run, spec, args)
+        return ConvexJSONResponse(envelope(result, fmt, lines))
 
     async def http_action(self, request: Request) -> Response:
         """Any path outside ``/api/``: the app's ``http.py`` router."""
@@ -445,6 +460,7 @@ def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
         >>> client.post("/api/query", json={"path": "threads:list", "args": {}}).json()  # doctest: +SKIP
     """
     api = Api(store, max_body)
+    logs.install()  # print/logging in handlers -> the replies' logLines
     every = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
 
     def kind_endpoint(kind: str) -> Endpoint:

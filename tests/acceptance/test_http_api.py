@@ -52,6 +52,42 @@ def call(
 # --------------------------------------------------------------------------- success
 
 
+def test_print_and_logging_in_a_handler_come_back_as_log_lines(client):
+    reply = call(
+        client, "query", "notes:chatty", {"tag": "q", "times": integer(2)}
+    ).json()
+    assert reply == {
+        "status": "success",
+        "value": "2",  # clean json writes int64 as a string
+        "logLines": ["[LOG] q 0", "[LOG] q 1", "[WARN] careful, q"],
+    }
+
+
+def test_log_lines_come_with_errors_too_and_are_left_out_when_empty(client):
+    reply = call(client, "action", "notes:chatty_action", {"tag": "a"}).json()
+    assert reply["status"] == "error"
+    assert reply["logLines"] == [
+        "[LOG] action starts",
+        "[LOG] a 0",
+        "[WARN] careful, a",
+    ]
+    quiet = call(client, "query", "notes:list", {}).json()
+    assert "logLines" not in quiet
+
+
+def test_concurrent_requests_get_only_their_own_log_lines(client):
+    def ask(tag: str) -> list[str]:
+        args = {"tag": tag, "times": integer(200)}
+        return list(call(client, "query", "notes:chatty", args).json()["logLines"])
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = dict(zip("abcdefgh", pool.map(ask, "abcdefgh"), strict=True))
+    for tag, lines in replies.items():
+        assert lines == [f"[LOG] {tag} {i}" for i in range(200)] + [
+            f"[WARN] careful, {tag}"
+        ]
+
+
 def test_mutation_then_query_with_clean_json_by_default(client):
     created = call(
         client,

@@ -1,5 +1,6 @@
 """Functions of the HTTP API test app: every kind, visibility and outcome."""
 
+import logging
 from typing import Any
 
 from returns.result import Failure
@@ -36,6 +37,24 @@ def add(ctx: MutationCtx, args: dict[str, Any]) -> str:
 def add_later(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Schedule ``notes:add`` to run as soon as this mutation commits."""
     return str(ctx.scheduler.run_after(0, "notes:add", {"text": args["text"]}))
+
+
+@query(args={"tag": v.string(), "times": v.int64()})
+def chatty(ctx: QueryCtx, args: dict[str, Any]) -> int:
+    """Print and log: the reply's logLines carry it, in order."""
+    for i in range(args["times"]):
+        print(f"{args['tag']} {i}")
+    logging.getLogger("notes").warning("careful, %s", args["tag"])
+    logging.getLogger("notes").debug("not let through: the logger's level")
+    return int(args["times"])
+
+
+@action(args={"tag": v.string()})
+def chatty_action(ctx: ActionCtx, args: dict[str, Any]) -> None:
+    """An action's own output and that of the query it runs, then a failure."""
+    print("action starts")
+    ctx.run_query("notes:chatty", {"tag": args["tag"], "times": 1}).unwrap()
+    raise ConvexError("after logging")
 
 
 @query(args={}, name="list")

@@ -1,0 +1,131 @@
+"""Function output for the HTTP API's ``logLines``: ``print`` and ``logging`` per call.
+
+Convex returns a function's ``console.log`` output with its result, as
+``"[LEVEL] message"`` lines (reference ``convex-wire.md`` §1.4), and its clients
+print them. Here a handler's ``print`` output becomes ``[LOG] ...`` lines and the
+``logging`` records it emits become ``[DEBUG|INFO|WARN|ERROR] ...`` lines, in the
+order they happened. Capture is per thread, so concurrent requests never mix, and
+everything still reaches the server's own stdout/stderr as before.
+
+Only ``one-store serve`` installs it (:func:`install` replaces ``sys.stdout`` with
+a tee and adds one handler to the root logger); in-process calls are untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, Final
+
+MAX_LINES: Final = 256  # per call; Convex also truncates a function's log output
+
+
+class _Calls(threading.local):
+    events: list[tuple[bool, str]] | None = None  # (is_print, text) of the current call
+
+
+_calls = _Calls()
+
+
+def _level(levelno: int) -> str:
+    if levelno >= logging.ERROR:
+        return "ERROR"
+    if levelno >= logging.WARNING:
+        return "WARN"
+    if levelno >= logging.INFO:
+        return "INFO"
+    return "DEBUG"
+
+
+class _RecordHandler(logging.Handler):
+    """Adds the records of the capturing thread to its call's lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        events = _calls.events
+        if events is not None:
+            events.append((False, f"[{_level(record.levelno)}] {record.getMessage()}"))
+        # Our handler on the root logger switches off Python's last-resort output
+        # (warnings to stderr when no handler is configured): keep it.
+        last = logging.lastResort
+        if last is not None and record.levelno >= last.level and self._alone(record):
+            last.handle(record)
+
+    def _alone(self, record: logging.LogRecord) -> bool:
+        """No handler but this one sees ``record`` (Python would use lastResort)."""
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            if any(h is not self for h in logger.handlers):
+                return False
+            logger = logger.parent if logger.propagate else None
+        return True
+
+
+class _Tee(io.TextIOBase):
+    """``sys.stdout`` that also hands the capturing thread's text to its call."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        events = _calls.events
+        if events is not None:
+            events.append((True, text))
+        return int(self.inner.write(text))
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ...
+        return getattr(self.inner, name)
+
+
+_handler: Final = _RecordHandler(logging.NOTSET)
+
+
+def install() -> None:
+    """Route ``print`` and ``logging`` through the capture (idempotent)."""
+    root = logging.getLogger()
+    if _handler not in root.handlers:
+        root.addHandler(_handler)
+    if not isinstance(sys.stdout, _Tee):
+        sys.stdout = _Tee(sys.stdout)
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[list[str]]:
+    """Collect this thread's output while the block runs; the list is filled at exit."""
+    lines: list[str] = []
+    outer = _calls.events
+    events: list[tuple[bool, str]] = []
+    _calls.events = events
+    try:
+        yield lines
+    finally:
+        _calls.events = outer
+        lines.extend(_render(events))
+
+
+def _render(events: list[tuple[bool, str]]) -> list[str]:
+    lines: list[str] = []
+    printed: list[str] = []
+
+    def flush_printed() -> None:
+        text = "".join(printed)
+        printed.clear()
+        lines.extend(f"[LOG] {line}" for line in text.splitlines())
+
+    for is_print, text in events:
+        if is_print:
+            printed.append(text)
+        else:
+            flush_printed()
+            lines.append(text)
+    flush_printed()
+    if len(lines) > MAX_LINES:
+        dropped = len(lines) - MAX_LINES
+        lines = [*lines[:MAX_LINES], f"[WARN] {dropped} more log line(s) dropped"]
+    return lines
