@@ -142,7 +142,9 @@ def test_run_then_data(tmp_path):
     ],
 )
 def test_errors_are_one_line_and_exit_1(tmp_path, args, fragments):
-    assert_one_line_error(one_store(*args, "--db", tmp_path / "e.db"), *fragments)
+    db = tmp_path / "e.db"
+    db.touch()  # an empty file is an empty SQLite database
+    assert_one_line_error(one_store(*args, "--db", db), *fragments)
 
 
 def test_describe_of_a_missing_folder():
@@ -162,6 +164,7 @@ def test_a_broken_app_is_one_line(tmp_path):
     assert_one_line_error(
         one_store("describe", app), "cannot load app", "no such thing"
     )
+    (tmp_path / "b.db").touch()
     assert_one_line_error(
         one_store("data", app, "--db", tmp_path / "b.db"), "no such thing"
     )
