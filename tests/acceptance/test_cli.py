@@ -225,7 +225,9 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
 
 
 def texts(url: str) -> list[str]:
-    answer = httpx.post(f"{url}/api/query", json={"path": "notes:list", "args": {}})
+    answer = httpx.post(
+        f"{url}/api/query", json={"path": "notes:list", "args": {}}, timeout=30
+    )
     return [note["text"] for note in answer.json()["value"]]
 
 
@@ -234,6 +236,7 @@ def test_serve_runs_scheduled_functions_as_a_deployment_does(tmp_path):
         scheduled = httpx.post(
             f"{url}/api/mutation",
             json={"path": "notes:addLater", "args": {"text": "later"}},
+            timeout=30,
         )
         assert scheduled.json()["status"] == "success"
         for _ in range(300):  # the worker polls; wait up to ~30 s on a busy machine
@@ -249,6 +252,7 @@ def test_serve_no_scheduler_leaves_jobs_to_another_process(tmp_path):
         httpx.post(
             f"{url}/api/mutation",
             json={"path": "notes:addLater", "args": {"text": "later"}},
+            timeout=30,
         )
         time.sleep(1.5)  # three poll intervals of a worker, had one been started
         assert texts(url) == []
