@@ -12,7 +12,6 @@ as Convex's transaction id generator does.
 
 from __future__ import annotations
 
-import base64
 import functools
 import operator
 import os
@@ -48,9 +47,6 @@ def _read_varint(data: bytes) -> tuple[int, int] | None:
 
 
 _WEIGHTS: Final = {n: tuple(range(n, 0, -1)) for n in range(1, 32)}
-_RFC4648: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_TO_CROCKFORD: Final = str.maketrans(_RFC4648, ALPHABET)
-_FROM_CROCKFORD: Final = str.maketrans(ALPHABET, _RFC4648)
 
 
 def _fletcher16(data: bytes) -> int:
@@ -61,23 +57,37 @@ def _fletcher16(data: bytes) -> int:
     return (c1 << 8) | c0
 
 
+_PAIRS: Final = tuple(a + b for a in ALPHABET for b in ALPHABET)  # 10 bits -> 2 chars
+
+
 def _b32encode(data: bytes) -> str:
-    # RFC 4648 base32 is MSB-first 5-bit groups with zero padding bits, as
-    # Convex's; only the alphabet differs.
-    return base64.b32encode(data).decode("ascii").rstrip("=").translate(_TO_CROCKFORD)
+    # MSB-first 5-bit groups with zero padding bits (Convex's base32), read off
+    # the data as one big integer two characters at a time: half the time of
+    # RFC 4648's b32encode plus translation, and every insert makes an ID.
+    chars = -(-8 * len(data) // 5)
+    even = chars + (chars & 1)
+    number = int.from_bytes(data, "big") << (5 * even - 8 * len(data))
+    pairs = [_PAIRS[(number >> s) & 1023] for s in range(10 * (even // 2 - 1), -1, -10)]
+    return "".join(pairs)[:chars]
+
+
+# Crockford digits -> the digits ``int(text, 32)`` reads (0-9, a-v), same values.
+_TO_INT32: Final = str.maketrans(ALPHABET, "0123456789abcdefghijklmnopqrstuv")
 
 
 def _b32decode(text: str) -> bytes | None:
+    # The text is one big base-32 number, MSB first: int() parses it in C (the
+    # RFC 4648 decoder is a Python loop, ~4x slower; IDs are decoded on every
+    # v.id argument). The characters are checked first because int() would also
+    # take letters outside this alphabet, signs, spaces and underscores.
     if not set(text) <= _ALPHABET_SET:
         return None
-    padded = text.translate(_FROM_CROCKFORD) + "=" * (-len(text) % 8)
-    try:
-        data = base64.b32decode(padded)
-    except ValueError:
-        return None
-    if _b32encode(data) != text:
+    bits = 5 * len(text)
+    size, pad = divmod(bits, 8)
+    number = int(text.translate(_TO_INT32), 32)
+    if number & ((1 << pad) - 1):
         return None  # non-canonical: padding bits set
-    return data
+    return (number >> pad).to_bytes(size, "big")
 
 
 def encode_id(table_number: int, raw: bytes | None = None) -> str:

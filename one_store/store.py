@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result, Success
@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Clock = Callable[[], float]
 MAX_CALL_DEPTH = 8
+# Exact types a handler's plain return value usually has (skips the Result checks).
+_PLAIN = frozenset({dict, list, str, int, float, bool, bytes, type(None)})
 
 
 def system_clock() -> float:
@@ -412,37 +414,48 @@ class Store:
     def _call(self, kind: Kind, fn: object, args: object) -> Result[Any, Problem]:
         if self._closed:
             raise ContextError("This store is closed.")
-        resolved = self._resolve(kind, fn)
-        if isinstance(resolved, Failure):
-            return resolved
-        spec = resolved.unwrap()
-        if self._depth() >= MAX_CALL_DEPTH:
+        # The common case, a spec of the right kind, skips _resolve's Result.
+        if type(fn) is FunctionSpec and fn.kind == kind:
+            spec: FunctionSpec[Any] = fn
+        else:
+            resolved = self._resolve(kind, fn)
+            if isinstance(resolved, Failure):
+                return resolved
+            spec = resolved.unwrap()
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        if depth >= MAX_CALL_DEPTH:
             raise ContextError(
                 f"Nested function calls are limited to depth {MAX_CALL_DEPTH}."
             )
-        prepared = self._prepare(spec, args)
-        if isinstance(prepared, Failure):
-            return prepared
-        self._local.depth = self._depth() + 1
+        checked = self._checked_args(spec, args)
+        if not isinstance(checked, dict):
+            return Failure(checked)
+        local.depth = depth + 1
         try:
             if kind == "action":
-                return self._run_action(spec, prepared.unwrap())
-            return self._run_transaction(spec, prepared.unwrap())
+                return self._run_action(spec, checked)
+            return self._run_transaction(spec, checked)
         finally:
-            self._local.depth -= 1
+            local.depth -= 1
 
     def _prepare(
         self, spec: FunctionSpec[Any], args: object
     ) -> Result[dict[str, Any], Problem]:
+        checked = self._checked_args(spec, args)
+        return Success(checked) if isinstance(checked, dict) else Failure(checked)
+
+    def _checked_args(
+        self, spec: FunctionSpec[Any], args: object
+    ) -> dict[str, Any] | Problem:
+        """The checked arguments (always a dict), or the Problem with them."""
         if args is None:
             args = {}
         if not isinstance(args, dict):
-            return Failure(
-                ArgsInvalid(
-                    "",
-                    "Expected to receive an object as the function's argument. "
-                    f"Instead received: {show(args)}",
-                )
+            return ArgsInvalid(
+                "",
+                "Expected to receive an object as the function's argument. "
+                f"Instead received: {show(args)}",
             )
         try:
             if spec.args is not None:
@@ -450,17 +463,15 @@ class Store:
             else:
                 checked = check_value(args)
         except InvalidValue as e:
-            return Failure(ArgsInvalid(e.path_text(), error_text(e)))
+            return ArgsInvalid(e.path_text(), error_text(e))
         size = convex_size(checked)
         if size > MAX_FUNCTION_VALUE_SIZE:
-            return Failure(
-                ArgsInvalid(
-                    "",
-                    f"Arguments for {spec.display_name} are too large (actual: "
-                    f"{mebibytes(size)}, limit: {mebibytes(MAX_FUNCTION_VALUE_SIZE)})",
-                )
+            return ArgsInvalid(
+                "",
+                f"Arguments for {spec.display_name} are too large (actual: "
+                f"{mebibytes(size)}, limit: {mebibytes(MAX_FUNCTION_VALUE_SIZE)})",
             )
-        return Success(checked)
+        return cast("dict[str, Any]", checked)
 
     def _next_rng(self) -> int:
         """The seed of the next call's ``ctx.random`` (store seed + call number)."""
@@ -477,17 +488,16 @@ class Store:
         storage = self.storage
         writable = spec.kind == "mutation"
         outer: Transaction | None = getattr(self._local, "txn", None)
-        path = self.path_of(spec)
         if outer is not None:
-            return self._run_nested(spec, args, outer, path)
+            return self._run_nested(spec, args, outer)
         if self._testing and writable and "fault" in self._testing:
-            fault: Problem | None = self._testing["fault"](path)
+            fault: Problem | None = self._testing["fault"](self.path_of(spec))
             if fault is not None:  # one_store.testing.inject_faults
                 return Failure(fault)
         now = float(self.clock())
         txn = Transaction(storage, self.schema, now, self._ids, writable)
         if self._testing and "trace" in self._testing:
-            self._testing["trace"](txn, spec.kind, path)
+            self._testing["trace"](txn, spec.kind, self.path_of(spec))
         auth = Auth(self._identity)
         rng = self._next_rng()
         last_known = storage.last_creation_time
@@ -512,7 +522,7 @@ class Store:
                 except Exception as e:
                     if isinstance(e, OneStoreError):
                         raise
-                    raise _Abort(_problem_of(e, path)) from e
+                    raise _Abort(_problem_of(e, self.path_of(spec))) from e
                 if isinstance(outcome, Failure):
                     raise _Abort(outcome.failure())
                 if writable and txn.inserted:
@@ -537,7 +547,7 @@ class Store:
         spec: FunctionSpec[Any],
         args: dict[str, Any],
         outer: Transaction,
-        path: str,
+        path: str | None = None,
     ) -> Result[Any, Problem]:
         """``ctx.run_query`` / ``ctx.run_mutation`` inside a mutation: same transaction.
 
@@ -569,7 +579,7 @@ class Store:
         except Exception as e:
             if isinstance(e, OneStoreError):
                 raise
-            outcome = Failure(_problem_of(e, path))
+            outcome = Failure(_problem_of(e, path or self.path_of(spec)))
         if isinstance(outcome, Failure):
             conn.execute("ROLLBACK TO nested")
             # A table created inside it is gone again: forget its layout too.
@@ -581,22 +591,27 @@ class Store:
         self, spec: FunctionSpec[Any], value: object, txn: Transaction | None = None
     ) -> Result[Any, Problem]:
         """Check a handler's outcome: a Result or a plain value, against ``returns``."""
-        if isinstance(value, Failure):
-            problem = value.failure()
-            if is_problem(problem):
-                return value
-            return Failure(
-                Rejected(problem)
-                if _is_value(problem)
-                else HandlerError(TypeError(f"handler returned Failure({problem!r})"))
-            )
-        if isinstance(value, Success):
-            value = value.unwrap()
-        if inspect.iscoroutine(value):
-            value.close()
-            raise ContextError(
-                f"{spec.display_name} is async: only actions may be async def."
-            )
+        if (
+            type(value) not in _PLAIN
+        ):  # a plain value is neither a Result nor a coroutine
+            if isinstance(value, Failure):
+                problem = value.failure()
+                if is_problem(problem):
+                    return value
+                return Failure(
+                    Rejected(problem)
+                    if _is_value(problem)
+                    else HandlerError(
+                        TypeError(f"handler returned Failure({problem!r})")
+                    )
+                )
+            if isinstance(value, Success):
+                value = value.unwrap()
+            if inspect.iscoroutine(value):
+                value.close()
+                raise ContextError(
+                    f"{spec.display_name} is async: only actions may be async def."
+                )
         checked: Value
         try:
             if spec.returns is not None:

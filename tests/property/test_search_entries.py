@@ -9,13 +9,14 @@ tokenised text and filter sort keys, or no entry when the text is not a string.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from one_store import UNSET, Store, define_schema, define_table, v
-from one_store.storage import search_tokens
+from one_store.storage import MAX_TERM_BYTES, search_tokens
 from one_store.values import sort_key
 
 SCHEMA = define_schema(
@@ -77,3 +78,28 @@ def test_search_entry_follows_every_write(
             store.run(write).unwrap()
             doc = store.run(lambda ctx: ctx.db.get(doc_id)).unwrap()
             assert entry(store, doc_id) == expected(doc)
+
+
+def reference_tokens(text: str) -> list[str]:
+    """Convex's analyser spelled out: alphanumeric runs, long ones dropped, lowercased."""
+    return [
+        t.lower()
+        for t in re.findall(r"[^\W_]+", text)
+        if len(t.encode("utf-8")) < MAX_TERM_BYTES
+    ]
+
+
+ASCII_TEXT = st.text(
+    st.sampled_from("aZ09 _-.,!@[`{~\x00\x7f\t\n") | st.characters(max_codepoint=127)
+)
+LONG_WORDS = st.lists(
+    st.text(st.sampled_from("aB3"), min_size=28, max_size=36), max_size=3
+).map(" ".join)
+
+
+@given(st.one_of(ASCII_TEXT, LONG_WORDS, st.text()))
+@example("Hello, World! foo_bar x-1 ABC123")
+@example("a" * 31 + " " + "B" * 32)
+@example("Straße ÜBER naïve")
+def test_search_tokens_are_convex_tokens(text: str) -> None:
+    assert search_tokens(text) == reference_tokens(text)
