@@ -163,3 +163,23 @@ def http_action(handler: Callable[..., Any]) -> FunctionSpec[Any]:
     if not callable(handler):
         raise DefinitionError(f"@http_action needs a function, got {handler!r}")
     return FunctionSpec(handler, "http_action", "internal")
+
+
+def normalize_path(path: object) -> str | None:
+    """Canonical ``"file:name"`` for a Convex function path, or None if malformed.
+
+    ``"messages:list"``, ``"messages.js:list"`` and ``"dir/file:fn"`` are accepted;
+    a module without ``:name`` means its ``default`` export.
+    """
+    if not isinstance(path, str) or not path:
+        return None
+    module, sep, name = path.rpartition(":")
+    if not sep:
+        module, name = path, "default"
+    for ext in (".js", ".ts", ".py"):
+        if module.endswith(ext):
+            module = module[: -len(ext)]
+    parts = module.split("/")
+    if not module or any(p in ("", ".", "..") for p in parts) or not name:
+        return None
+    return f"{module}:{name}"

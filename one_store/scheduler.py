@@ -48,7 +48,7 @@ from .errors import (
     OneStoreError,
     ProblemError,
 )
-from .functions import FunctionSpec
+from .functions import FunctionSpec, normalize_path
 from .ids import table_number_of
 from .schema import define_table
 from .storage import TableLayout, quote
@@ -353,8 +353,6 @@ class StoreScheduler:
             found = self.store.function(fn)
             if isinstance(found, Failure):
                 raise ProblemError(found.failure())
-            from .store import normalize_path
-
             return normalize_path(fn) or fn, found.unwrap()
         if isinstance(fn, FunctionSpec):
             path = self.store.path_of(fn)

@@ -49,9 +49,9 @@ from starlette.routing import Route
 
 from . import logs
 from .errors import FunctionNotFound, HandlerError, OneStoreError, Problem, Rejected
-from .functions import FunctionSpec, action
+from .functions import FunctionSpec, action, normalize_path
 from .router import NO_ROUTE, HttpRequest, HttpResponse
-from .store import Store, normalize_path
+from .store import Store
 from .values import Value, b64, from_convex_json, to_convex_json
 
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap

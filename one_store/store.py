@@ -45,8 +45,9 @@ from .errors import (
     StoreOpenError,
     is_problem,
 )
-from .functions import FunctionSpec, Kind
+from .functions import FunctionSpec, Kind, normalize_path
 from .ids import IdGenerator
+from .scheduler import StoreScheduler
 from .schema import Schema
 from .storage import Storage, classify
 from .validators import error_text
@@ -151,8 +152,6 @@ class Store:
         self._testing: dict[str, Any] = {}
         if self.schema is not None:
             self._sync_schema(self.schema)
-        from .scheduler import StoreScheduler
-
         self.scheduler = StoreScheduler(self)
 
     # ------------------------------------------------------------------ opening
@@ -720,26 +719,6 @@ def _run_coroutine(coro: Any) -> Any:
     if "error" in box:
         raise box["error"]
     return box["value"]
-
-
-def normalize_path(path: object) -> str | None:
-    """Canonical ``"file:name"`` for a Convex function path, or None if malformed.
-
-    ``"messages:list"``, ``"messages.js:list"`` and ``"dir/file:fn"`` are accepted;
-    a module without ``:name`` means its ``default`` export.
-    """
-    if not isinstance(path, str) or not path:
-        return None
-    module, sep, name = path.rpartition(":")
-    if not sep:
-        module, name = path, "default"
-    for ext in (".js", ".ts", ".py"):
-        if module.endswith(ext):
-            module = module[: -len(ext)]
-    parts = module.split("/")
-    if not module or any(p in ("", ".", "..") for p in parts) or not name:
-        return None
-    return f"{module}:{name}"
 
 
 def _load(app: object) -> App | None:
