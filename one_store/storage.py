@@ -176,6 +176,8 @@ class TableLayout:
     update_sql: str
     get_sql: str
     delete_sql: str
+    # UPDATE text by the row() positions of the key columns it sets (see update()).
+    _partial_updates: dict[tuple[int, ...], str] = field(factory=dict)
 
     @classmethod
     def build(
@@ -223,6 +225,16 @@ class TableLayout:
             get_sql=f"SELECT _body FROM {t} WHERE _id=?",
             delete_sql=f"DELETE FROM {t} WHERE _id=? RETURNING _creationTime",
         )
+
+    def partial_update_sql(self, keys: tuple[int, ...]) -> str:
+        """``UPDATE`` of ``_body`` and the key columns at ``row()`` positions ``keys``."""
+        sql = self._partial_updates.get(keys)
+        if sql is None:
+            names = [key_column(self.key_fns[i - 3][0]) for i in keys]
+            sets = ",".join(f"{quote(c)}=?" for c in ["_body", *names])
+            sql = f"UPDATE {quote(self.name)} SET {sets} WHERE _id=?"
+            self._partial_updates[keys] = sql
+        return sql
 
     def row(self, doc: Document, text: str | None = None) -> list[Any]:
         """Column values for ``doc`` (JSON ``text`` if already encoded), as ``insert_sql``."""
@@ -676,13 +688,26 @@ class Storage:
     ) -> None:
         """Overwrite a document (same ``_id``) and its index keys.
 
-        With ``previous`` (the document as stored before this write), search
-        entries whose text and filter values did not change are left alone: a
-        patch of other fields then costs no FTS5 delete and insert (nor their
-        segment flush at commit, which was most of a patch's time).
+        With ``previous`` (the document as stored before this write, same
+        ``_id`` and ``_creationTime``), index keys and search entries that did not
+        change are left alone: a patch of other fields then costs no index
+        rewrite, and no FTS5 delete and insert (nor their segment flush at commit,
+        which was most of a patch's time).
         """
         row = layout.row(doc, text)
-        self.connection.execute(layout.update_sql, (*row[1:], row[0]))
+        if previous is None:
+            self.connection.execute(layout.update_sql, (*row[1:], row[0]))
+        else:
+            # Set only the key columns whose value changed: SQLite then leaves the
+            # other indexes' b-trees alone (a patch of two fields rewrote all
+            # three key indexes, about as many WAL pages as the change itself).
+            # The system fields, _creationTime included, never change here.
+            old = layout.row(previous, "")
+            keys = tuple(i for i in range(3, len(row)) if row[i] != old[i])
+            self.connection.execute(
+                layout.partial_update_sql(keys),
+                (row[2], *[row[i] for i in keys], row[0]),
+            )
         if not layout.search:
             return
         stale = [

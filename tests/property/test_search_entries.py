@@ -1,9 +1,10 @@
-"""The FTS5 entry of a document always matches the document after any writes.
+"""A document's index keys and FTS5 entry always match the document after any writes.
 
-``Storage.update`` leaves a search entry alone when the search text and filter
-values did not change (so a patch of other fields skips FTS5's delete, insert and
-segment flush). These tests pin the outcome: whatever sequence of patches and
-replaces runs, the entry is exactly what a fresh index of the document would be —
+``Storage.update`` sets only the key columns that changed and leaves a search
+entry alone when the search text and filter values did not change (so a patch of
+other fields skips index rewrites and FTS5's delete, insert and segment flush).
+These tests pin the outcome: whatever sequence of patches and replaces runs, the
+keys and the entry are exactly what a fresh index of the document would hold —
 tokenised text and filter sort keys, or no entry when the text is not a string.
 """
 
@@ -27,7 +28,10 @@ SCHEMA = define_schema(
                 "channel": v.optional(v.any()),
                 "other": v.optional(v.any()),
             }
-        ).search_index("search_body", search_field="body", filter_fields=["channel"]),
+        )
+        .index("by_channel", ["channel"])
+        .index("by_other_channel", ["other", "channel"])
+        .search_index("search_body", search_field="body", filter_fields=["channel"]),
     }
 )
 
@@ -53,6 +57,19 @@ def entry(store: Store, doc_id: str) -> tuple[Any, ...] | None:
     return row
 
 
+def keys(store: Store, doc_id: str) -> tuple[Any, ...]:
+    layout = store.storage.layouts["posts"]
+    columns = ", ".join(f'"_k_{name}"' for name, _ in layout.key_fns)
+    row: tuple[Any, ...] = store.storage.connection.execute(
+        f"SELECT {columns} FROM posts WHERE _id=?", (doc_id,)
+    ).fetchone()
+    return row
+
+
+def expected_keys(store: Store, doc: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(fn(doc) for _, fn in store.storage.layouts["posts"].key_fns)
+
+
 def expected(doc: dict[str, Any]) -> tuple[Any, ...] | None:
     body = doc.get("body", UNSET)
     if not isinstance(body, str):
@@ -65,7 +82,7 @@ def expected(doc: dict[str, Any]) -> tuple[Any, ...] | None:
 @example(first={"body": "a", "channel": 0.0}, steps=[("patch", {"channel": -0.0})])
 @example(first={"body": "a b"}, steps=[("patch", {"other": 1}), ("patch", {"body": 5})])
 @example(first={"body": 5}, steps=[("replace", {"body": "now text"})])
-def test_search_entry_follows_every_write(
+def test_index_keys_and_search_entry_follow_every_write(
     first: dict[str, Any], steps: list[tuple[str, dict[str, Any]]]
 ) -> None:
     with Store.memory(SCHEMA, seed=0) as store:
@@ -78,6 +95,7 @@ def test_search_entry_follows_every_write(
             store.run(write).unwrap()
             doc = store.run(lambda ctx: ctx.db.get(doc_id)).unwrap()
             assert entry(store, doc_id) == expected(doc)
+            assert keys(store, doc_id) == expected_keys(store, doc)
 
 
 def reference_tokens(text: str) -> list[str]:
