@@ -9,16 +9,8 @@ and ``order("desc")`` walks it backwards. Rows are stepped one at a time from th
 million documents decodes one row, and ``LIMIT n`` is added when nothing can drop
 rows after SQL.
 
-Index ranges follow Convex's ``IndexRange::split``/``compile``
-(``crates/common/src/query.rs``): at most one ``eq`` per field and one bound of
-each kind (``AlreadyDefinedBound``), bounds on one field (``BoundsOnMultipleFields``),
-fields in the index (``FieldNotInIndex``), and the ``eq`` fields sorted by index
-position then the bound field must be the index's first fields
-(``InvalidIndexRange``). Every failure is ``InvalidIndexRange`` naming the index and
-the field, with Convex's code and text in the message. The interval of the keys
-whose value is ``v`` is ``[K, K + 0xFF)`` for ``K`` the key bytes up to ``v``, not
-Convex's ``[K, increment(K))``, which also takes in the greater strings whose key
-extends ``K`` (``"x"`` followed by a NUL character, after ``"x"``).
+Index ranges (what Convex accepts, and the key interval of each) are compiled in
+:mod:`one_store.ranges`; filter expressions in :mod:`one_store.filters`.
 
 ``paginate`` is Convex's ``queryPage``: a cursor is a key position tied to the
 query's fingerprint; ``maximumRowsRead``/``maximumBytesRead`` and the function's
@@ -60,7 +52,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from attrs import Factory, define, evolve, frozen
 
@@ -73,26 +65,38 @@ from .errors import (
     Problem,
     ProblemError,
 )
+from .filters import (
+    Expr,
+    FilterBuilder,
+    FilterError,
+    as_boolean,
+    checked_literals,
+    compile_expr,
+    prefilter,
+)
+from .ranges import (
+    IndexRangeBuilder,
+    KeyRange,
+    Order,
+    compile_range,
+    fail,
+    id_bounds,
+    range_value,
+)
 from .storage import TableLayout, key_column, quote, search_tokens
 from .values import (
-    INT64_MAX,
-    INT64_MIN,
     UNSET,
     Document,
-    InvalidValue,
     Value,
-    check_value,
-    compare,
-    get_path,
     show,
     sort_key,
-    type_name,
 )
 
 if TYPE_CHECKING:
     from .context import DatabaseReader
 
-Order = Literal["asc", "desc"]
+_WHOLE_INDEX = KeyRange()  # the range of a query without with_index's range
+
 # A scanned row: body (None when the SQL prefilter dropped it), key, body length
 # (given by SQL only for dropped rows).
 _Row = tuple[str | None, bytes, int]
@@ -106,572 +110,6 @@ MAX_QUERY_OPERATORS = 256  # filters per query (convex-js query_impl.ts)
 _TX_MAX_ROWS = 32_000
 _TX_MAX_BYTES = 16 * 1024 * 1024
 SOFT_MAX_PAGE_LEN = 6144  # 3/4 of 8192, Convex's SOFT_MAX_PAGE_LEN
-_PAST_VALUE = b"\xff"  # sorts after every key that continues past a value (a tag)
-_STRING_TAG = b"\x10"  # first byte of a string's sort key (values.sort_key)
-
-
-def fail(problem: Problem) -> ProblemError:
-    """Wrap a Problem to be raised from handler-facing code."""
-    return ProblemError(problem)
-
-
-def _range_value(index_id: str, field: str, value: object) -> object:
-    """Check a range/filter value is a Convex value (``UNSET`` = missing field)."""
-    if value is UNSET:
-        return value
-    try:
-        return check_value(value)
-    except InvalidValue as e:
-        raise fail(
-            InvalidIndexRange(
-                index_id,
-                field,
-                f"The value for {field!r} in the range of index {index_id} is not a "
-                f"Convex value: {e}",
-            )
-        ) from None
-
-
-# ---------------------------------------------------------------------- index ranges
-
-
-class IndexRangeBuilder:
-    """The ``q`` of ``with_index(name, lambda q: q.eq(...).gt(...))``."""
-
-    def __init__(self) -> None:
-        self.ops: list[tuple[str, str, object]] = []
-
-    def _add(self, op: str, field: str, value: object) -> IndexRangeBuilder:
-        self.ops.append((op, field, value))
-        return self
-
-    def eq(self, field: str, value: object) -> IndexRangeBuilder:
-        """Field equals ``value`` (``UNSET`` means the field is missing)."""
-        return self._add("eq", field, value)
-
-    def gt(self, field: str, value: object) -> IndexRangeBuilder:
-        """Field is greater than ``value`` in Convex's total order."""
-        return self._add("gt", field, value)
-
-    def gte(self, field: str, value: object) -> IndexRangeBuilder:
-        """Field is greater than or equal to ``value``."""
-        return self._add("gte", field, value)
-
-    def lt(self, field: str, value: object) -> IndexRangeBuilder:
-        """Field is less than ``value``."""
-        return self._add("lt", field, value)
-
-    def lte(self, field: str, value: object) -> IndexRangeBuilder:
-        """Field is less than or equal to ``value``."""
-        return self._add("lte", field, value)
-
-
-@frozen
-class KeyRange:
-    """A half-open interval ``[low, high)`` of index key bytes (``high`` None = open)."""
-
-    low: bytes = b""
-    high: bytes | None = None
-
-    def after(self, key: bytes, order: Order) -> KeyRange:
-        r"""The part of the range strictly after ``key`` in scan order.
-
-        Keys end with the document's ``_id``, so no stored key extends another and
-        ``key + b"\\x00"`` is the smallest key greater than ``key``.
-        """
-        if order == "asc":
-            return KeyRange(max(self.low, key + b"\x00"), self.high)
-        high = key if self.high is None else min(self.high, key)
-        return KeyRange(self.low, high)
-
-    def before_or_at(self, key: bytes, order: Order) -> KeyRange:
-        """The part of the range up to and including ``key`` in scan order."""
-        if order == "asc":
-            end = key + b"\x00"
-            return KeyRange(self.low, end if self.high is None else min(self.high, end))
-        return KeyRange(max(self.low, key), self.high)
-
-    def contains(self, key: bytes) -> bool:
-        """Whether ``key`` lies in the range."""
-        return key >= self.low and (self.high is None or key < self.high)
-
-
-_SYMBOL = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-
-
-def compile_range(
-    table: str,
-    index_name: str,
-    key_fields: tuple[str, ...],
-    ops: list[tuple[str, str, object]],
-) -> KeyRange:
-    """Turn builder operations into a key interval, with Convex's acceptance rules.
-
-    The checks run in the order of Convex's ``IndexRange::split`` and ``compile``,
-    so the same mistake gets the same error.
-
-    Raises:
-        ProblemError: ``InvalidIndexRange`` naming the index and the field.
-    """
-    index_id = f"{table}.{index_name}"
-
-    def bad(field: str | None, code: str, message: str) -> ProblemError:
-        return fail(InvalidIndexRange(index_id, field, f"{code}: {message}"))
-
-    eqs: dict[str, object] = {}
-    lower: tuple[str, str, object] | None = None
-    upper: tuple[str, str, object] | None = None
-    for op, field, raw in ops:
-        if not isinstance(field, str):
-            raise bad(
-                show(field),
-                "FieldNotInIndex",
-                f"Field names are strings, got {show(field)}.",
-            )
-        value = _range_value(index_id, field, raw)
-        if op == "eq":
-            if field in eqs:
-                raise bad(
-                    field,
-                    "AlreadyDefinedBound",
-                    f"Already defined equality bound in index range. Can't add "
-                    f"{field!r} == {show(value)}.",
-                )
-            eqs[field] = value
-            continue
-        is_lower = op in ("gt", "gte")
-        if (lower if is_lower else upper) is not None:
-            raise bad(
-                field,
-                "AlreadyDefinedBound",
-                f"Already defined {'lower' if is_lower else 'upper'} bound in index "
-                f"range. Can't add {field!r} {_SYMBOL[op]} {show(value)}.",
-            )
-        first = lower or upper
-        if first is not None and first[1] != field:
-            raise bad(
-                field,
-                "BoundsOnMultipleFields",
-                "Upper and lower bounds in `range` can only be applied to a single index "
-                f"field. This query against index {index_id} attempted to set a range "
-                f"bound on both {first[1]!r} and {field!r}. Consider using `filter` "
-                "instead.",
-            )
-        if is_lower:
-            lower = (op, field, value)
-        else:
-            upper = (op, field, value)
-    bound = lower or upper
-    bound_field = bound[1] if bound else None
-    if bound_field is not None and bound_field in eqs:
-        raise bad(
-            bound_field,
-            "AlreadyDefinedBound",
-            f"Already defined inequality bound in index range. Can't add "
-            f"{bound_field!r} == {show(eqs[bound_field])}.",
-        )
-    user_fields = [f for f in key_fields if f != "_id"]
-    for field in [*sorted(eqs), *([bound_field] if bound_field else [])]:
-        if field not in key_fields:
-            raise bad(
-                field,
-                "FieldNotInIndex",
-                f"The index range included a comparison with {field!r}, but "
-                f"{index_id} with fields {user_fields} doesn't index this field.",
-            )
-    used = sorted(eqs, key=key_fields.index) + ([bound_field] if bound_field else [])
-    for position, field in enumerate(used):
-        if key_fields[position] != field:
-            raise bad(
-                field,
-                "InvalidIndexRange",
-                f"Tried to query index {index_id} but the query didn't use the index "
-                f"fields in order.\nIndex fields: {user_fields}\nQuery fields: {used}\n"
-                f"First incorrect field: {field}",
-            )
-    # A stored key is the fields' encodings, then _creationTime's and _id's: after
-    # any value's encoding comes the next one's type tag (0x01-0x15), never 0xFF.
-    # So the keys whose values equal ``v`` are exactly those in [K, K + FF) for
-    # K = prefix + enc(v). Not [K, increment(K)) (Convex's interval, which
-    # Convex's own keys share): enc("x") = 10 78 00 is also the start of
-    # enc("x\x00") = 10 78 00 FF 00, a different, greater string.
-    prefix = b"".join(sort_key(eqs[f]) for f in used if f in eqs)
-    low, high = prefix, (prefix + _PAST_VALUE if prefix else None)
-    if lower is not None:
-        k = prefix + sort_key(lower[2])
-        low = k if lower[0] == "gte" else k + _PAST_VALUE
-    if upper is not None:
-        k = prefix + sort_key(upper[2])
-        high = k if upper[0] == "lt" else k + _PAST_VALUE
-    return KeyRange(low, high)
-
-
-def _id_bounds(r: KeyRange) -> tuple[list[str], list[object]] | None:
-    """SQL conditions on the TEXT ``_id`` covering the key range (a superset), or None if empty.
-
-    ``by_id`` is SQLite's primary key on ``_id`` rather than a BLOB key column. An
-    ``_id`` key is ``0x10 + utf8 + 0x00`` and TEXT compares as memcmp of UTF-8, so a
-    key bound maps to a text bound on the part before its first NUL; where the map
-    is not exact, the condition is widened and rows are re-checked on their keys.
-    """
-    where: list[str] = []
-    params: list[object] = []
-    if r.low > _STRING_TAG:
-        if r.low >= b"\x11":
-            return None
-        text = _text_prefix(r.low[1:])
-        if text is not None:
-            where.append("_id >= ?")
-            params.append(text[0])
-    if r.high is not None:
-        if r.high <= _STRING_TAG:
-            return None
-        if r.high < b"\x11":
-            text = _text_prefix(r.high[1:])
-            if text is not None:
-                where.append("_id < ?" if text[1] else "_id <= ?")
-                params.append(text[0])
-    return where, params
-
-
-def _text_prefix(rest: bytes) -> tuple[str, bool] | None:
-    """The text before the first NUL of a string-key tail, and whether there was none."""
-    head, nul, _ = rest.partition(b"\x00")
-    try:
-        return head.decode("utf-8"), not nul
-    except UnicodeDecodeError:
-        return None
-
-
-# ---------------------------------------------------------------------- filters
-
-
-class FilterError(ValueError):
-    """A filter expression Convex cannot evaluate (its ``EvalError``)."""
-
-
-@frozen
-class Expr:
-    """A node of a filter expression: ``op`` over ``args`` (literal values or Exprs)."""
-
-    op: str
-    args: tuple[Any, ...]
-
-    def evaluate(self, doc: Mapping[str, Any]) -> object:
-        """Evaluate against ``doc`` with Convex's semantics (compiles on each call)."""
-        return compile_expr(self)(doc)
-
-
-Evaluator = Callable[[Mapping[str, Any]], object]
-_NATIVE_ORDER = frozenset({str, int, bytes, bool})
-
-
-def _cmp(a: object, b: object) -> int:
-    """Convex's total order; same-type str/int/bytes/bool compare natively (same order)."""
-    kind = type(a)
-    if kind is type(b) and kind in _NATIVE_ORDER:
-        return int((a > b) - (a < b))  # type: ignore[operator]
-    return compare(a, b)
-
-
-_COMPARE: dict[str, Callable[[int], bool]] = {
-    "eq": lambda c: c == 0,
-    "neq": lambda c: c != 0,
-    "lt": lambda c: c < 0,
-    "lte": lambda c: c <= 0,
-    "gt": lambda c: c > 0,
-    "gte": lambda c: c >= 0,
-}
-
-
-def _described(value: object) -> str:
-    shown = "undefined" if value is UNSET else show(value)
-    return f"{shown} (type {type_name(value)})"
-
-
-def _boolean(value: object, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise FilterError(
-            f"Cannot use value {_described(value)} as a Boolean in {where}"
-        )
-    return value
-
-
-def compile_expr(node: object) -> Evaluator:
-    """Compile a filter expression (or a literal) into ``doc -> value``."""
-    if not isinstance(node, Expr):
-        return lambda doc: node
-    op, args = node.op, node.args
-    if op == "field":
-        path = args[0]
-        if len(path) == 1:
-            name = path[0]
-            return lambda doc: doc.get(name, UNSET)
-        return lambda doc: get_path(dict(doc), path)
-    if op == "literal":
-        value = args[0]
-        return lambda doc: value
-    parts = [compile_expr(a) for a in args]
-    if op in ("and", "or"):
-        return _logic(op, parts)
-    if op == "not":
-        inner = parts[0]
-        return lambda doc: not _boolean(inner(doc), "not")
-    if op == "neg":
-        return _negation(parts[0])
-    left, right = parts
-    if op in _COMPARE:
-        test = _COMPARE[op]
-        return lambda doc: test(_cmp(left(doc), right(doc)))
-    return lambda doc: _arith(op, left(doc), right(doc))
-
-
-def _logic(op: str, parts: list[Evaluator]) -> Evaluator:
-    want = op == "or"
-
-    def run(doc: Mapping[str, Any]) -> bool:
-        for part in parts:  # short-circuit, as Convex
-            if _boolean(part(doc), op) is want:
-                return want
-        return not want
-
-    return run
-
-
-def _negation(inner: Evaluator) -> Evaluator:
-    def run(doc: Mapping[str, Any]) -> object:
-        value = inner(doc)
-        if type(value) is int:
-            if value == INT64_MIN:  # Rust's i64::checked_neg
-                raise FilterError(
-                    f"Cannot negate {value}: the result is out of range for Int64"
-                )
-            return -value
-        if type(value) is float:
-            return -value
-        raise FilterError(f"Cannot negate {_described(value)}")
-
-    return run
-
-
-_VERB = {
-    "add": "add",
-    "sub": "subtract",
-    "mul": "multiply",
-    "div": "divide",
-    "mod": "mod",
-}
-
-
-def _arith(op: str, a: object, b: object) -> object:
-    if type(a) is int and type(b) is int:
-        return _int_arith(op, a, b)
-    if type(a) is float and type(b) is float:
-        return _float_arith(op, a, b)
-    raise FilterError(f"Cannot {_VERB[op]} {_described(a)} and {_described(b)}")
-
-
-def _int_arith(op: str, x: int, y: int) -> int:
-    """Rust's ``i64::checked_*``: None there (overflow, zero divisor) is an EvalError here."""
-    if op in ("div", "mod"):
-        if y == 0:
-            raise FilterError(f"Cannot {_VERB[op]} {x} by zero")
-        q = abs(x) // abs(y) * (1 if (x >= 0) == (y >= 0) else -1)  # truncates, as Rust
-        # checked_rem(MIN, -1) is None although the remainder (0) fits: the
-        # division it implies overflows. So both test the quotient.
-        result = q if op == "div" else x - y * q
-        overflow = not INT64_MIN <= q <= INT64_MAX
-    else:
-        result = x + y if op == "add" else x - y if op == "sub" else x * y
-        overflow = not INT64_MIN <= result <= INT64_MAX
-    if overflow:
-        raise FilterError(
-            f"Cannot {_VERB[op]} {x} and {y}: the result is out of range for Int64"
-        )
-    return result
-
-
-def _float_arith(op: str, x: float, y: float) -> float:
-    # IEEE 754, as Rust's f64: division by zero gives ±inf or NaN, never an error.
-    if op == "add":
-        return x + y
-    if op == "sub":
-        return x - y
-    if op == "mul":
-        return x * y
-    if op == "div":
-        if y == 0:
-            if x == 0 or math.isnan(x):
-                return math.nan
-            return math.copysign(math.inf, x) * math.copysign(1.0, y)
-        return x / y
-    if y == 0 or math.isinf(x) or math.isnan(x) or math.isnan(y):
-        return math.nan
-    return math.fmod(x, y)
-
-
-def _checked_literals(node: object) -> object:
-    """Check every literal of an expression is a Convex value (as Convex serialises them)."""
-    if isinstance(node, Expr):
-        if node.op == "field":
-            if not isinstance(node.args[0], tuple):
-                raise FilterError(
-                    f"q.field() takes a field path string, got {node.args[0]!r}"
-                )
-            return node
-        return Expr(node.op, tuple(_checked_literals(a) for a in node.args))
-    if node is UNSET:
-        return node
-    try:
-        return check_value(node)
-    except InvalidValue as e:
-        raise FilterError(f"Invalid literal in filter expression: {e}") from None
-
-
-def _json_path(path: tuple[str, ...]) -> str | None:
-    """SQLite JSON path of a field path (None when a name would need escaping)."""
-    # "$"-names are storage tags ({"$bytes": ...}), never user fields: Python
-    # reads them as missing, SQL would find the tag's payload.
-    if any(not part or part[0] == "$" or '"' in part or "\\" in part for part in path):
-        return None
-    return "$" + "".join(f'."{part}"' for part in path)
-
-
-def _exact_sql_test(node: object) -> tuple[str, list[object]] | None:
-    """SQL that holds exactly when ``node`` (``eq`` of a field and a literal) is True.
-
-    Storage bodies are JSON in which strings, int64, booleans and null appear as
-    themselves (bytes and special floats are tagged objects), so ``json_type``
-    tells Convex's types apart and the test is type-strict: ``"1"``, ``1``,
-    ``1.0`` and ``True`` never match one another, and a missing field
-    (``UNSET``) is not ``null``. Floats are left to Python (``-0.0``, NaN).
-    """
-    if not isinstance(node, Expr) or node.op != "eq":
-        return None
-    a, b = node.args
-    if isinstance(b, Expr):
-        a, b = b, a
-    if not isinstance(a, Expr) or a.op != "field" or isinstance(b, Expr):
-        return None
-    path = _json_path(a.args[0])
-    if path is None:
-        return None
-    if b is UNSET:
-        return "json_type(_body, ?) IS NULL", [path]
-    if b is None:
-        return "json_type(_body, ?) = 'null'", [path]
-    if type(b) is bool:
-        return "json_type(_body, ?) = ?", [path, "true" if b else "false"]
-    kind = {str: "text", int: "integer"}.get(type(b))
-    # SQLite's json_extract ends a string at an escaped NUL ("x\u0000y" -> "x"),
-    # so a literal with a NUL could never match: leave those to Python.
-    if kind is None or (kind == "text" and "\x00" in b):
-        return None
-    return f"(json_type(_body, ?) = '{kind}' AND json_extract(_body, ?) = ?)", [
-        path,
-        path,
-        b,
-    ]
-
-
-def prefilter(filters: tuple[Expr, ...]) -> tuple[str, list[object]] | None:
-    """SQL for the equalities every filter evaluation starts with, or None.
-
-    Filters run in Python on decoded documents; most of a filtered scan's cost
-    is decoding rows the filter then drops. The leading ``eq(field, literal)``
-    conjuncts (of the first filter, and of the next ones while every earlier
-    conjunct was such an equality) are evaluated first and can never raise, so a
-    row failing one of them is one the Python predicate would drop without an
-    error: SQLite tests them and such rows are counted as read but not decoded.
-    The full predicate still runs on every other row.
-    """
-    tests: list[tuple[str, list[object]]] = []
-    for expr in filters:
-        conjuncts = expr.args if expr.op == "and" else (expr,)
-        for conjunct in conjuncts:
-            test = _exact_sql_test(conjunct)
-            if test is None:
-                break
-            tests.append(test)
-        else:
-            continue
-        break
-    if not tests:
-        return None
-    return " AND ".join(sql for sql, _ in tests), [p for _, ps in tests for p in ps]
-
-
-class FilterBuilder:
-    """The ``q`` of ``.filter(lambda q: q.eq(q.field("role"), "user"))``."""
-
-    def field(self, path: str) -> Expr:
-        """A document field (dotted path); missing fields read as ``UNSET``."""
-        if not isinstance(path, str):
-            raise FilterError(f"q.field() takes a field path string, got {path!r}")
-        return Expr("field", (tuple(path.split(".")),))
-
-    def _binary(self, op: str, a: object, b: object) -> Expr:
-        return Expr(op, (a, b))
-
-    def eq(self, a: object, b: object) -> Expr:
-        """``a == b`` in Convex's total order (type-strict)."""
-        return self._binary("eq", a, b)
-
-    def neq(self, a: object, b: object) -> Expr:
-        """``a != b``."""
-        return self._binary("neq", a, b)
-
-    def lt(self, a: object, b: object) -> Expr:
-        """``a < b``."""
-        return self._binary("lt", a, b)
-
-    def lte(self, a: object, b: object) -> Expr:
-        """``a <= b``."""
-        return self._binary("lte", a, b)
-
-    def gt(self, a: object, b: object) -> Expr:
-        """``a > b``."""
-        return self._binary("gt", a, b)
-
-    def gte(self, a: object, b: object) -> Expr:
-        """``a >= b``."""
-        return self._binary("gte", a, b)
-
-    def add(self, a: object, b: object) -> Expr:
-        """``a + b`` (both int64 or both float64)."""
-        return self._binary("add", a, b)
-
-    def sub(self, a: object, b: object) -> Expr:
-        """``a - b``."""
-        return self._binary("sub", a, b)
-
-    def mul(self, a: object, b: object) -> Expr:
-        """``a * b``."""
-        return self._binary("mul", a, b)
-
-    def div(self, a: object, b: object) -> Expr:
-        """``a / b`` (int64 division truncates, as Rust)."""
-        return self._binary("div", a, b)
-
-    def mod(self, a: object, b: object) -> Expr:
-        """``a % b`` (sign of the dividend, as Rust)."""
-        return self._binary("mod", a, b)
-
-    def neg(self, a: object) -> Expr:
-        """``-a``."""
-        return Expr("neg", (a,))
-
-    def and_(self, *args: object) -> Expr:
-        """All of ``args`` (booleans), short-circuit."""
-        return Expr("and", args)
-
-    def or_(self, *args: object) -> Expr:
-        """Any of ``args`` (booleans), short-circuit."""
-        return Expr("or", args)
-
-    def not_(self, a: object) -> Expr:
-        """Boolean negation."""
-        return Expr("not", (a,))
 
 
 # ---------------------------------------------------------------------- search
@@ -793,7 +231,7 @@ class Query:
     db: DatabaseReader
     table: str
     index: str = "by_creation_time"
-    key_range: KeyRange = KeyRange()
+    key_range: KeyRange = _WHOLE_INDEX
     order_: Order = "asc"
     filters: tuple[Expr, ...] = ()
     search: SearchSpec | None = None
@@ -899,7 +337,7 @@ class Query:
                     f"an equality filter on {field!r} but that field isn't indexed for "
                     "filtering in filter_fields.",
                 )
-            value = _range_value(index_id, field, raw)
+            value = range_value(index_id, field, raw)
             filters.append((s.index.filter_fields.index(field), sort_key(value)))
         if len(filters) > MAX_SEARCH_FILTERS:
             raise bad(
@@ -952,7 +390,7 @@ class Query:
         expr = predicate(FilterBuilder())
         if not isinstance(expr, Expr):
             expr = Expr("literal", (expr,))
-        checked = _checked_literals(expr)
+        checked = checked_literals(expr)
         assert isinstance(checked, Expr)
         return evolve(self, filters=(*self.filters, checked))
 
@@ -969,7 +407,7 @@ class Query:
         params: list[Any] = []
         if self.index == "by_id":
             col = "_id"
-            bounds = _id_bounds(r)
+            bounds = id_bounds(r)
             if bounds is None:
                 where.append("0")
             else:
@@ -1111,7 +549,7 @@ class Query:
         compiled = [compile_expr(e) for e in self.filters]
 
         def check(doc: Document) -> bool:
-            return all(_boolean(evaluate(doc), "filter") for evaluate in compiled)
+            return all(as_boolean(evaluate(doc), "filter") for evaluate in compiled)
 
         return check
 

@@ -1,0 +1,359 @@
+"""Filter expressions: Convex's ``q.eq/and_/add/...`` builder, compiled to closures.
+
+Filters are compiled once into Python closures and always run on the documents a
+query returns, with Convex's type-strict comparisons (``1`` is not ``1.0``, ``True``
+is not ``1``, missing is not ``null``, ``-0.0 < 0.0``, ``NaN == NaN``) and int64
+arithmetic as Rust's checked operations. The leading ``eq(field, str | int | bool |
+None | UNSET)`` conjuncts, which ``json_type`` tests exactly and which can never
+raise, are also given to SQL (:func:`prefilter`) so rows they reject are never
+decoded; see :mod:`one_store.query` for the measurement behind that choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import frozen
+
+from .values import (
+    INT64_MAX,
+    INT64_MIN,
+    UNSET,
+    InvalidValue,
+    check_value,
+    compare,
+    get_path,
+    show,
+    type_name,
+)
+
+
+class FilterError(ValueError):
+    """A filter expression Convex cannot evaluate (its ``EvalError``)."""
+
+
+@frozen
+class Expr:
+    """A node of a filter expression: ``op`` over ``args`` (literal values or Exprs)."""
+
+    op: str
+    args: tuple[Any, ...]
+
+    def evaluate(self, doc: Mapping[str, Any]) -> object:
+        """Evaluate against ``doc`` with Convex's semantics (compiles on each call)."""
+        return compile_expr(self)(doc)
+
+
+Evaluator = Callable[[Mapping[str, Any]], object]
+_NATIVE_ORDER = frozenset({str, int, bytes, bool})
+
+
+def _cmp(a: object, b: object) -> int:
+    """Convex's total order; same-type str/int/bytes/bool compare natively (same order)."""
+    kind = type(a)
+    if kind is type(b) and kind in _NATIVE_ORDER:
+        return int((a > b) - (a < b))  # type: ignore[operator]
+    return compare(a, b)
+
+
+_COMPARE: dict[str, Callable[[int], bool]] = {
+    "eq": lambda c: c == 0,
+    "neq": lambda c: c != 0,
+    "lt": lambda c: c < 0,
+    "lte": lambda c: c <= 0,
+    "gt": lambda c: c > 0,
+    "gte": lambda c: c >= 0,
+}
+
+
+def _described(value: object) -> str:
+    shown = "undefined" if value is UNSET else show(value)
+    return f"{shown} (type {type_name(value)})"
+
+
+def as_boolean(value: object, where: str) -> bool:
+    """``value`` if it is a boolean, else the FilterError Convex gives (``where`` says which)."""
+    if not isinstance(value, bool):
+        raise FilterError(
+            f"Cannot use value {_described(value)} as a Boolean in {where}"
+        )
+    return value
+
+
+def compile_expr(node: object) -> Evaluator:
+    """Compile a filter expression (or a literal) into ``doc -> value``."""
+    if not isinstance(node, Expr):
+        return lambda doc: node
+    op, args = node.op, node.args
+    if op == "field":
+        path = args[0]
+        if len(path) == 1:
+            name = path[0]
+            return lambda doc: doc.get(name, UNSET)
+        return lambda doc: get_path(dict(doc), path)
+    if op == "literal":
+        value = args[0]
+        return lambda doc: value
+    parts = [compile_expr(a) for a in args]
+    if op in ("and", "or"):
+        return _logic(op, parts)
+    if op == "not":
+        inner = parts[0]
+        return lambda doc: not as_boolean(inner(doc), "not")
+    if op == "neg":
+        return _negation(parts[0])
+    left, right = parts
+    if op in _COMPARE:
+        test = _COMPARE[op]
+        return lambda doc: test(_cmp(left(doc), right(doc)))
+    return lambda doc: _arith(op, left(doc), right(doc))
+
+
+def _logic(op: str, parts: list[Evaluator]) -> Evaluator:
+    want = op == "or"
+
+    def run(doc: Mapping[str, Any]) -> bool:
+        for part in parts:  # short-circuit, as Convex
+            if as_boolean(part(doc), op) is want:
+                return want
+        return not want
+
+    return run
+
+
+def _negation(inner: Evaluator) -> Evaluator:
+    def run(doc: Mapping[str, Any]) -> object:
+        value = inner(doc)
+        if type(value) is int:
+            if value == INT64_MIN:  # Rust's i64::checked_neg
+                raise FilterError(
+                    f"Cannot negate {value}: the result is out of range for Int64"
+                )
+            return -value
+        if type(value) is float:
+            return -value
+        raise FilterError(f"Cannot negate {_described(value)}")
+
+    return run
+
+
+_VERB = {
+    "add": "add",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "divide",
+    "mod": "mod",
+}
+
+
+def _arith(op: str, a: object, b: object) -> object:
+    if type(a) is int and type(b) is int:
+        return _int_arith(op, a, b)
+    if type(a) is float and type(b) is float:
+        return _float_arith(op, a, b)
+    raise FilterError(f"Cannot {_VERB[op]} {_described(a)} and {_described(b)}")
+
+
+def _int_arith(op: str, x: int, y: int) -> int:
+    """Rust's ``i64::checked_*``: None there (overflow, zero divisor) is an EvalError here."""
+    if op in ("div", "mod"):
+        if y == 0:
+            raise FilterError(f"Cannot {_VERB[op]} {x} by zero")
+        q = abs(x) // abs(y) * (1 if (x >= 0) == (y >= 0) else -1)  # truncates, as Rust
+        # checked_rem(MIN, -1) is None although the remainder (0) fits: the
+        # division it implies overflows. So both test the quotient.
+        result = q if op == "div" else x - y * q
+        overflow = not INT64_MIN <= q <= INT64_MAX
+    else:
+        result = x + y if op == "add" else x - y if op == "sub" else x * y
+        overflow = not INT64_MIN <= result <= INT64_MAX
+    if overflow:
+        raise FilterError(
+            f"Cannot {_VERB[op]} {x} and {y}: the result is out of range for Int64"
+        )
+    return result
+
+
+def _float_arith(op: str, x: float, y: float) -> float:
+    # IEEE 754, as Rust's f64: division by zero gives ±inf or NaN, never an error.
+    if op == "add":
+        return x + y
+    if op == "sub":
+        return x - y
+    if op == "mul":
+        return x * y
+    if op == "div":
+        if y == 0:
+            if x == 0 or math.isnan(x):
+                return math.nan
+            return math.copysign(math.inf, x) * math.copysign(1.0, y)
+        return x / y
+    if y == 0 or math.isinf(x) or math.isnan(x) or math.isnan(y):
+        return math.nan
+    return math.fmod(x, y)
+
+
+def checked_literals(node: object) -> object:
+    """Check every literal of an expression is a Convex value (as Convex serialises them)."""
+    if isinstance(node, Expr):
+        if node.op == "field":
+            if not isinstance(node.args[0], tuple):
+                raise FilterError(
+                    f"q.field() takes a field path string, got {node.args[0]!r}"
+                )
+            return node
+        return Expr(node.op, tuple(checked_literals(a) for a in node.args))
+    if node is UNSET:
+        return node
+    try:
+        return check_value(node)
+    except InvalidValue as e:
+        raise FilterError(f"Invalid literal in filter expression: {e}") from None
+
+
+def _json_path(path: tuple[str, ...]) -> str | None:
+    """SQLite JSON path of a field path (None when a name would need escaping)."""
+    # "$"-names are storage tags ({"$bytes": ...}), never user fields: Python
+    # reads them as missing, SQL would find the tag's payload.
+    if any(not part or part[0] == "$" or '"' in part or "\\" in part for part in path):
+        return None
+    return "$" + "".join(f'."{part}"' for part in path)
+
+
+def _exact_sql_test(node: object) -> tuple[str, list[object]] | None:
+    """SQL that holds exactly when ``node`` (``eq`` of a field and a literal) is True.
+
+    Storage bodies are JSON in which strings, int64, booleans and null appear as
+    themselves (bytes and special floats are tagged objects), so ``json_type``
+    tells Convex's types apart and the test is type-strict: ``"1"``, ``1``,
+    ``1.0`` and ``True`` never match one another, and a missing field
+    (``UNSET``) is not ``null``. Floats are left to Python (``-0.0``, NaN).
+    """
+    if not isinstance(node, Expr) or node.op != "eq":
+        return None
+    a, b = node.args
+    if isinstance(b, Expr):
+        a, b = b, a
+    if not isinstance(a, Expr) or a.op != "field" or isinstance(b, Expr):
+        return None
+    path = _json_path(a.args[0])
+    if path is None:
+        return None
+    if b is UNSET:
+        return "json_type(_body, ?) IS NULL", [path]
+    if b is None:
+        return "json_type(_body, ?) = 'null'", [path]
+    if type(b) is bool:
+        return "json_type(_body, ?) = ?", [path, "true" if b else "false"]
+    kind = {str: "text", int: "integer"}.get(type(b))
+    # SQLite's json_extract ends a string at an escaped NUL ("x\u0000y" -> "x"),
+    # so a literal with a NUL could never match: leave those to Python.
+    if kind is None or (kind == "text" and "\x00" in b):
+        return None
+    return f"(json_type(_body, ?) = '{kind}' AND json_extract(_body, ?) = ?)", [
+        path,
+        path,
+        b,
+    ]
+
+
+def prefilter(filters: tuple[Expr, ...]) -> tuple[str, list[object]] | None:
+    """SQL for the equalities every filter evaluation starts with, or None.
+
+    Filters run in Python on decoded documents; most of a filtered scan's cost
+    is decoding rows the filter then drops. The leading ``eq(field, literal)``
+    conjuncts (of the first filter, and of the next ones while every earlier
+    conjunct was such an equality) are evaluated first and can never raise, so a
+    row failing one of them is one the Python predicate would drop without an
+    error: SQLite tests them and such rows are counted as read but not decoded.
+    The full predicate still runs on every other row.
+    """
+    tests: list[tuple[str, list[object]]] = []
+    for expr in filters:
+        conjuncts = expr.args if expr.op == "and" else (expr,)
+        for conjunct in conjuncts:
+            test = _exact_sql_test(conjunct)
+            if test is None:
+                break
+            tests.append(test)
+        else:
+            continue
+        break
+    if not tests:
+        return None
+    return " AND ".join(sql for sql, _ in tests), [p for _, ps in tests for p in ps]
+
+
+class FilterBuilder:
+    """The ``q`` of ``.filter(lambda q: q.eq(q.field("role"), "user"))``."""
+
+    def field(self, path: str) -> Expr:
+        """A document field (dotted path); missing fields read as ``UNSET``."""
+        if not isinstance(path, str):
+            raise FilterError(f"q.field() takes a field path string, got {path!r}")
+        return Expr("field", (tuple(path.split(".")),))
+
+    def _binary(self, op: str, a: object, b: object) -> Expr:
+        return Expr(op, (a, b))
+
+    def eq(self, a: object, b: object) -> Expr:
+        """``a == b`` in Convex's total order (type-strict)."""
+        return self._binary("eq", a, b)
+
+    def neq(self, a: object, b: object) -> Expr:
+        """``a != b``."""
+        return self._binary("neq", a, b)
+
+    def lt(self, a: object, b: object) -> Expr:
+        """``a < b``."""
+        return self._binary("lt", a, b)
+
+    def lte(self, a: object, b: object) -> Expr:
+        """``a <= b``."""
+        return self._binary("lte", a, b)
+
+    def gt(self, a: object, b: object) -> Expr:
+        """``a > b``."""
+        return self._binary("gt", a, b)
+
+    def gte(self, a: object, b: object) -> Expr:
+        """``a >= b``."""
+        return self._binary("gte", a, b)
+
+    def add(self, a: object, b: object) -> Expr:
+        """``a + b`` (both int64 or both float64)."""
+        return self._binary("add", a, b)
+
+    def sub(self, a: object, b: object) -> Expr:
+        """``a - b``."""
+        return self._binary("sub", a, b)
+
+    def mul(self, a: object, b: object) -> Expr:
+        """``a * b``."""
+        return self._binary("mul", a, b)
+
+    def div(self, a: object, b: object) -> Expr:
+        """``a / b`` (int64 division truncates, as Rust)."""
+        return self._binary("div", a, b)
+
+    def mod(self, a: object, b: object) -> Expr:
+        """``a % b`` (sign of the dividend, as Rust)."""
+        return self._binary("mod", a, b)
+
+    def neg(self, a: object) -> Expr:
+        """``-a``."""
+        return Expr("neg", (a,))
+
+    def and_(self, *args: object) -> Expr:
+        """All of ``args`` (booleans), short-circuit."""
+        return Expr("and", args)
+
+    def or_(self, *args: object) -> Expr:
+        """Any of ``args`` (booleans), short-circuit."""
+        return Expr("or", args)
+
+    def not_(self, a: object) -> Expr:
+        """Boolean negation."""
+        return Expr("not", (a,))

@@ -1,0 +1,266 @@
+"""Index ranges: ``with_index`` range expressions compiled to key intervals.
+
+Index ranges follow Convex's ``IndexRange::split``/``compile``
+(``crates/common/src/query.rs``): at most one ``eq`` per field and one bound of
+each kind (``AlreadyDefinedBound``), bounds on one field (``BoundsOnMultipleFields``),
+fields in the index (``FieldNotInIndex``), and the ``eq`` fields sorted by index
+position then the bound field must be the index's first fields
+(``InvalidIndexRange``). Every failure is ``InvalidIndexRange`` naming the index and
+the field, with Convex's code and text in the message. The interval of the keys
+whose value is ``v`` is ``[K, K + 0xFF)`` for ``K`` the key bytes up to ``v``, not
+Convex's ``[K, increment(K))``, which also takes in the greater strings whose key
+extends ``K`` (``"x"`` followed by a NUL character, after ``"x"``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import frozen
+
+from .errors import (
+    InvalidIndexRange,
+    Problem,
+    ProblemError,
+)
+from .values import (
+    UNSET,
+    InvalidValue,
+    check_value,
+    show,
+    sort_key,
+)
+
+Order = Literal["asc", "desc"]
+_PAST_VALUE = b"\xff"  # sorts after every key that continues past a value (a tag)
+_STRING_TAG = b"\x10"  # first byte of a string's sort key (values.sort_key)
+
+
+def fail(problem: Problem) -> ProblemError:
+    """Wrap a Problem to be raised from handler-facing code."""
+    return ProblemError(problem)
+
+
+def range_value(index_id: str, field: str, value: object) -> object:
+    """Check a range/filter value is a Convex value (``UNSET`` = missing field)."""
+    if value is UNSET:
+        return value
+    try:
+        return check_value(value)
+    except InvalidValue as e:
+        raise fail(
+            InvalidIndexRange(
+                index_id,
+                field,
+                f"The value for {field!r} in the range of index {index_id} is not a "
+                f"Convex value: {e}",
+            )
+        ) from None
+
+
+class IndexRangeBuilder:
+    """The ``q`` of ``with_index(name, lambda q: q.eq(...).gt(...))``."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, str, object]] = []
+
+    def _add(self, op: str, field: str, value: object) -> IndexRangeBuilder:
+        self.ops.append((op, field, value))
+        return self
+
+    def eq(self, field: str, value: object) -> IndexRangeBuilder:
+        """Field equals ``value`` (``UNSET`` means the field is missing)."""
+        return self._add("eq", field, value)
+
+    def gt(self, field: str, value: object) -> IndexRangeBuilder:
+        """Field is greater than ``value`` in Convex's total order."""
+        return self._add("gt", field, value)
+
+    def gte(self, field: str, value: object) -> IndexRangeBuilder:
+        """Field is greater than or equal to ``value``."""
+        return self._add("gte", field, value)
+
+    def lt(self, field: str, value: object) -> IndexRangeBuilder:
+        """Field is less than ``value``."""
+        return self._add("lt", field, value)
+
+    def lte(self, field: str, value: object) -> IndexRangeBuilder:
+        """Field is less than or equal to ``value``."""
+        return self._add("lte", field, value)
+
+
+@frozen
+class KeyRange:
+    """A half-open interval ``[low, high)`` of index key bytes (``high`` None = open)."""
+
+    low: bytes = b""
+    high: bytes | None = None
+
+    def after(self, key: bytes, order: Order) -> KeyRange:
+        r"""The part of the range strictly after ``key`` in scan order.
+
+        Keys end with the document's ``_id``, so no stored key extends another and
+        ``key + b"\\x00"`` is the smallest key greater than ``key``.
+        """
+        if order == "asc":
+            return KeyRange(max(self.low, key + b"\x00"), self.high)
+        high = key if self.high is None else min(self.high, key)
+        return KeyRange(self.low, high)
+
+    def before_or_at(self, key: bytes, order: Order) -> KeyRange:
+        """The part of the range up to and including ``key`` in scan order."""
+        if order == "asc":
+            end = key + b"\x00"
+            return KeyRange(self.low, end if self.high is None else min(self.high, end))
+        return KeyRange(max(self.low, key), self.high)
+
+    def contains(self, key: bytes) -> bool:
+        """Whether ``key`` lies in the range."""
+        return key >= self.low and (self.high is None or key < self.high)
+
+
+_SYMBOL = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def compile_range(
+    table: str,
+    index_name: str,
+    key_fields: tuple[str, ...],
+    ops: list[tuple[str, str, object]],
+) -> KeyRange:
+    """Turn builder operations into a key interval, with Convex's acceptance rules.
+
+    The checks run in the order of Convex's ``IndexRange::split`` and ``compile``,
+    so the same mistake gets the same error.
+
+    Raises:
+        ProblemError: ``InvalidIndexRange`` naming the index and the field.
+    """
+    index_id = f"{table}.{index_name}"
+
+    def bad(field: str | None, code: str, message: str) -> ProblemError:
+        return fail(InvalidIndexRange(index_id, field, f"{code}: {message}"))
+
+    eqs: dict[str, object] = {}
+    lower: tuple[str, str, object] | None = None
+    upper: tuple[str, str, object] | None = None
+    for op, field, raw in ops:
+        if not isinstance(field, str):
+            raise bad(
+                show(field),
+                "FieldNotInIndex",
+                f"Field names are strings, got {show(field)}.",
+            )
+        value = range_value(index_id, field, raw)
+        if op == "eq":
+            if field in eqs:
+                raise bad(
+                    field,
+                    "AlreadyDefinedBound",
+                    f"Already defined equality bound in index range. Can't add "
+                    f"{field!r} == {show(value)}.",
+                )
+            eqs[field] = value
+            continue
+        is_lower = op in ("gt", "gte")
+        if (lower if is_lower else upper) is not None:
+            raise bad(
+                field,
+                "AlreadyDefinedBound",
+                f"Already defined {'lower' if is_lower else 'upper'} bound in index "
+                f"range. Can't add {field!r} {_SYMBOL[op]} {show(value)}.",
+            )
+        first = lower or upper
+        if first is not None and first[1] != field:
+            raise bad(
+                field,
+                "BoundsOnMultipleFields",
+                "Upper and lower bounds in `range` can only be applied to a single index "
+                f"field. This query against index {index_id} attempted to set a range "
+                f"bound on both {first[1]!r} and {field!r}. Consider using `filter` "
+                "instead.",
+            )
+        if is_lower:
+            lower = (op, field, value)
+        else:
+            upper = (op, field, value)
+    bound = lower or upper
+    bound_field = bound[1] if bound else None
+    if bound_field is not None and bound_field in eqs:
+        raise bad(
+            bound_field,
+            "AlreadyDefinedBound",
+            f"Already defined inequality bound in index range. Can't add "
+            f"{bound_field!r} == {show(eqs[bound_field])}.",
+        )
+    user_fields = [f for f in key_fields if f != "_id"]
+    for field in [*sorted(eqs), *([bound_field] if bound_field else [])]:
+        if field not in key_fields:
+            raise bad(
+                field,
+                "FieldNotInIndex",
+                f"The index range included a comparison with {field!r}, but "
+                f"{index_id} with fields {user_fields} doesn't index this field.",
+            )
+    used = sorted(eqs, key=key_fields.index) + ([bound_field] if bound_field else [])
+    for position, field in enumerate(used):
+        if key_fields[position] != field:
+            raise bad(
+                field,
+                "InvalidIndexRange",
+                f"Tried to query index {index_id} but the query didn't use the index "
+                f"fields in order.\nIndex fields: {user_fields}\nQuery fields: {used}\n"
+                f"First incorrect field: {field}",
+            )
+    # A stored key is the fields' encodings, then _creationTime's and _id's: after
+    # any value's encoding comes the next one's type tag (0x01-0x15), never 0xFF.
+    # So the keys whose values equal ``v`` are exactly those in [K, K + FF) for
+    # K = prefix + enc(v). Not [K, increment(K)) (Convex's interval, which
+    # Convex's own keys share): enc("x") = 10 78 00 is also the start of
+    # enc("x\x00") = 10 78 00 FF 00, a different, greater string.
+    prefix = b"".join(sort_key(eqs[f]) for f in used if f in eqs)
+    low, high = prefix, (prefix + _PAST_VALUE if prefix else None)
+    if lower is not None:
+        k = prefix + sort_key(lower[2])
+        low = k if lower[0] == "gte" else k + _PAST_VALUE
+    if upper is not None:
+        k = prefix + sort_key(upper[2])
+        high = k if upper[0] == "lt" else k + _PAST_VALUE
+    return KeyRange(low, high)
+
+
+def id_bounds(r: KeyRange) -> tuple[list[str], list[object]] | None:
+    """SQL conditions on the TEXT ``_id`` covering the key range (a superset), or None if empty.
+
+    ``by_id`` is SQLite's primary key on ``_id`` rather than a BLOB key column. An
+    ``_id`` key is ``0x10 + utf8 + 0x00`` and TEXT compares as memcmp of UTF-8, so a
+    key bound maps to a text bound on the part before its first NUL; where the map
+    is not exact, the condition is widened and rows are re-checked on their keys.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if r.low > _STRING_TAG:
+        if r.low >= b"\x11":
+            return None
+        text = _text_prefix(r.low[1:])
+        if text is not None:
+            where.append("_id >= ?")
+            params.append(text[0])
+    if r.high is not None:
+        if r.high <= _STRING_TAG:
+            return None
+        if r.high < b"\x11":
+            text = _text_prefix(r.high[1:])
+            if text is not None:
+                where.append("_id < ?" if text[1] else "_id <= ?")
+                params.append(text[0])
+    return where, params
+
+
+def _text_prefix(rest: bytes) -> tuple[str, bool] | None:
+    """The text before the first NUL of a string-key tail, and whether there was none."""
+    head, nul, _ = rest.partition(b"\x00")
+    try:
+        return head.decode("utf-8"), not nul
+    except UnicodeDecodeError:
+        return None
