@@ -92,3 +92,28 @@ def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
     }
     assert {store for _size, _op, store in scaled} == STORES - {"TinyDB"}
     assert len({size for size, _op, _store in scaled}) == 2
+
+
+def test_http_benchmark_writes_its_block_and_keeps_the_rest(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    command = [sys.executable, str(ROOT / "benchmarks" / "http_api.py")]
+    options = ["--seconds", "0.1", "--rounds", "1", "--out", str(tmp_path)]
+    for _ in range(2):  # the second run replaces the block instead of adding one
+        done = subprocess.run(
+            [*command, *options],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- http:start") == 1
+    assert text.count("<!-- http:end -->") == 1
+    for call in ("mutation", "query"):
+        assert f"| {call} in process |" in text
+        assert f"| {call} HTTP, 1 client |" in text
+        assert f"| {call} HTTP, 8 clients |" in text
