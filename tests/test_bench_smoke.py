@@ -32,22 +32,10 @@ OPS = {
 }
 
 
-def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "RESULTS.md").write_text(
-        f"# Results\n\nintro kept\n\n{START}\nstale numbers\n{END}\n\nanalysis kept\n"
-    )
+def run_script(name: str, *args: str) -> None:
+    """Run ``benchmarks/<name>`` with ``args``; it must exit 0."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--smoke",
-            "--out",
-            str(out),
-            "--workdir",
-            str(tmp_path),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -55,6 +43,15 @@ def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "RESULTS.md").write_text(
+        f"# Results\n\nintro kept\n\n{START}\nstale numbers\n{END}\n\nanalysis kept\n"
+    )
+    run_script("run.py", "--smoke", "--out", str(out), "--workdir", str(tmp_path))
 
     results = (out / "RESULTS.md").read_text()
     assert "intro kept" in results
@@ -97,18 +94,9 @@ def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
 def test_http_benchmark_writes_its_block_and_keeps_the_rest(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\nkept before\n")
-    command = [sys.executable, str(ROOT / "benchmarks" / "http_api.py")]
     options = ["--seconds", "0.1", "--rounds", "1", "--out", str(tmp_path)]
     for _ in range(2):  # the second run replaces the block instead of adding one
-        done = subprocess.run(
-            [*command, *options],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+        run_script("http_api.py", *options)
     text = results.read_text()
     assert text.startswith("# Results\n\nkept before\n")
     assert text.count("<!-- http:start") == 1
