@@ -14,6 +14,7 @@ per-transaction limits and hands out ``_creationTime`` values.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import random as random_module
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,10 +91,12 @@ class Transaction:
         # A call trace recorder (one_store.testing.trace); None outside tests.
         self.tracer: Any = None
         # Documents this transaction read from storage, by identity, with the
-        # length of their stored JSON: they are valid Convex values already, so
-        # returning them needs no second check, and their Convex size is at most
-        # 9 bytes per JSON character (see ``result_size``).
-        self.trusted: dict[int, tuple[Document, int]] = {}
+        # length of their stored JSON and their top-level values as read: while
+        # those are unchanged they are valid Convex values already, so returning
+        # them needs no second check, and their Convex size is at most 9 bytes per
+        # JSON character (see ``result_size``). A handler that sets a field of a
+        # read document (``msg["author"] = ...``) gets the walk again.
+        self.trusted: dict[int, tuple[Document, int, tuple[object, ...]]] = {}
 
     # ---------------------------------------------------------------- limits
 
@@ -165,8 +168,7 @@ class Transaction:
         if not self.trusted or depth >= MAX_VALUE_NESTING:
             return check_value(value, depth)
         if type(value) is dict:
-            entry = self.trusted.get(id(value))
-            if entry is not None and entry[0] is value:
+            if self._as_read(value) is not None:
                 return value
             if len(value) > MAX_OBJECT_FIELDS:
                 return check_value(value, depth)  # raises the usual error
@@ -213,9 +215,9 @@ class Transaction:
     def _size(self, value: Value) -> int:
         t = type(value)
         if t is dict:
-            entry = self.trusted.get(id(value))
-            if entry is not None and entry[0] is value:
-                return 9 * entry[1]
+            stored = self._as_read(value)  # type: ignore[arg-type]
+            if stored is not None:
+                return 9 * stored
             n = 2
             for key, item in value.items():  # type: ignore[union-attr]
                 n += len(key) + 1 + self._size(item)
@@ -226,6 +228,21 @@ class Transaction:
                 n += self._size(item)
             return n
         return convex_size(value)
+
+    def _as_read(self, value: dict[str, Any]) -> int | None:
+        """The stored JSON length of ``value`` if it is a read document as read, else None.
+
+        "As read": the same keys with the same value objects. Edits inside a nested object or array of a read document are not seen.
+        """
+        entry = self.trusted.get(id(value))
+        if entry is None or entry[0] is not value:
+            return None
+        values = entry[2]
+        if len(value) != len(values) or not all(
+            map(operator.is_, value.values(), values)
+        ):
+            return None
+        return entry[1]
 
     def resolve(self, number: int) -> str | None:
         """Table number -> user table name (for ``v.id`` checks)."""
@@ -250,7 +267,7 @@ _READ_ONLY = (
 def _decode_body(txn: Transaction, body: str) -> Document:
     txn.count_read(len(body))
     doc: Document = loads(body)
-    txn.trusted[id(doc)] = (doc, len(body))
+    txn.trusted[id(doc)] = (doc, len(body), tuple(doc.values()))
     if txn.tracer is not None:
         txn.tracer.read(doc)
     return doc

@@ -732,3 +732,37 @@ def test_returned_documents_are_held_to_16_mib_by_their_exact_size():
         "Function all_numbers return value is too large "
         "(actual: 16.5 MiB, limit: 16 MiB)"
     )
+
+
+# ---------------------------------------------------------------- returning read documents
+
+
+def test_a_read_document_edited_before_it_is_returned_is_checked_again(store):
+    note_id = store.run(lambda ctx: ctx.db.insert("notes", {"n": 1})).unwrap()
+
+    @query
+    def add_a_set(ctx, args):
+        doc = ctx.db.get(note_id)
+        doc["extra"] = {1, 2}  # not a Convex value
+        return doc
+
+    @query
+    def replace_a_field(ctx, args):
+        doc = ctx.db.get(note_id)
+        doc["n"] = object()
+        return [doc]
+
+    @query
+    def join(ctx, args):
+        doc = ctx.db.get(note_id)
+        doc["self"] = ctx.db.get(note_id)
+        return doc
+
+    added = failure(store.query(add_a_set))
+    assert isinstance(added, ReturnsInvalid)
+    assert "extra" in added.path
+    replaced = failure(store.query(replace_a_field))
+    assert isinstance(replaced, ReturnsInvalid)
+    assert "n" in replaced.path
+    joined = store.query(join).unwrap()
+    assert joined["self"]["_id"] == joined["_id"] == note_id
