@@ -91,7 +91,7 @@ def install() -> None:
     root = logging.getLogger()
     if _handler not in root.handlers:
         root.addHandler(_handler)
-    if not isinstance(sys.stdout, _Tee):
+    if sys.stdout is not None and not isinstance(sys.stdout, _Tee):
         sys.stdout = _Tee(sys.stdout)
 
 
