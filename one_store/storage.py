@@ -284,7 +284,6 @@ class Storage:
             self._data_version = -1
             # The file's schema cookie the cached layouts match (_bootstrap loads them).
             self._schema_version = self._cookie()
-            self._ddl = False  # this write transaction ran DDL (see write())
             self._bootstrap()
         except sqlite3.Error as e:
             raise StorageFailure(classify(e)) from e
@@ -437,7 +436,6 @@ class Storage:
         )
         search = definition.search_indexes if definition else ()
         c = self.connection
-        self._ddl = True
         c.execute(
             f"CREATE TABLE {quote(name)} (_id TEXT PRIMARY KEY NOT NULL, "
             "_creationTime REAL NOT NULL, _body TEXT NOT NULL)"
@@ -453,6 +451,9 @@ class Storage:
         layout = TableLayout.build(name, number, indexes, search)
         self.layouts[name] = layout
         self.numbers[number] = name
+        # The cache now matches the file's schema including this DDL; a rollback
+        # reloads (and re-reads the cookie), so no other connection's change hides.
+        self._schema_version = self._cookie()
         return layout
 
     def _add_index_column(self, table: str, index: Index) -> None:
@@ -495,7 +496,6 @@ class Storage:
         layout = self.layouts[name]
         wanted = {i.name: i for i in definition.all_indexes()}
         c = self.connection
-        self._ddl = True
         for old_name, old in layout.indexes.items():
             if wanted.get(old_name) != old:
                 c.execute(f"DROP INDEX IF EXISTS {quote(f'{name}${old_name}')}")
@@ -574,11 +574,6 @@ class Storage:
             except sqlite3.Error as e:
                 self._rollback()
                 raise StorageFailure(classify(e)) from e
-            # Our own DDL moved the cookie; the cached layouts already include it.
-            if self._ddl:
-                self._ddl = False
-                with contextlib.suppress(sqlite3.Error):
-                    self._schema_version = self._cookie()
 
     transaction = write
 
@@ -588,7 +583,6 @@ class Storage:
 
     def _rollback(self) -> None:
         c = self.connection
-        self._ddl = False
         if c.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 c.execute("ROLLBACK")
@@ -770,7 +764,6 @@ class Storage:
         if not moves:
             return
         c = self.connection
-        self._ddl = True
         for step, name in enumerate(moves, 1):
             c.execute(f"UPDATE {TABLES} SET number=? WHERE name=?", (-step, name))
         for name, number in moves.items():
