@@ -545,13 +545,10 @@ class StoreScheduler:
     def _earliest_pending(self, until: float | None) -> Document | None:
         """The earliest pending job (due by ``until`` when given), by the ``by_state`` index."""
         storage = self.store.storage
-        if TABLE not in storage.layouts:
-            with storage.read():  # sees a table another process created since
-                pass
+        high = prefix_end(_PENDING if until is None else _PENDING + sort_key(until))
+        with storage.read():  # its start sees a table another process created
             if TABLE not in storage.layouts:
                 return None
-        high = prefix_end(_PENDING if until is None else _PENDING + sort_key(until))
-        with storage.read():
             row = storage.execute(
                 f'SELECT _body FROM {quote(TABLE)} WHERE "_k_by_state" >= ? '
                 'AND "_k_by_state" < ? ORDER BY "_k_by_state" LIMIT 1',
