@@ -232,7 +232,8 @@ class Transaction:
     def _as_read(self, value: dict[str, Any]) -> int | None:
         """The stored JSON length of ``value`` if it is a read document as read, else None.
 
-        "As read": the same keys with the same value objects. Edits inside a nested object or array of a read document are not seen.
+        "As read": the same keys with the same value objects. Edits inside a
+        nested object or array of a read document are not seen.
         """
         entry = self.trusted.get(id(value))
         if entry is None or entry[0] is not value:
