@@ -294,7 +294,6 @@ class Trace:
         return "\n".join(c.describe() for c in self.calls)
 
 
-@frozen
 class _TracedQuery(Query):
     """A query that records the index range it scans and the documents it returns."""
 
@@ -338,9 +337,7 @@ class _TracedQuery(Query):
 
 
 def _with_bounds(query: Query, ops: tuple[tuple[str, str, Value], ...]) -> Query:
-    from attrs import evolve
-
-    return evolve(query, bounds=ops)  # type: ignore[call-arg]
+    return query._with(bounds=ops)
 
 
 class _TxnTracer:
