@@ -130,6 +130,11 @@ class SearchLayout:
         marks = ",".join("?" * (len(self.filter_paths) + 2))
         return f"INSERT INTO {quote(self.fts)}(rowid, text{columns}) VALUES ({marks})"
 
+    @property
+    def delete_sql(self) -> str:
+        """Remove one document's entry (by its row's rowid)."""
+        return f"DELETE FROM {quote(self.fts)} WHERE rowid=?"
+
     def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
         """The FTS row for ``doc``, or None when its search field is not a string."""
         text = get_path(doc, self.text_path)
@@ -223,7 +228,7 @@ class TableLayout:
             insert_sql=f"INSERT INTO {t} ({','.join(map(quote, cols))}) VALUES ({marks})",
             update_sql=f"UPDATE {t} SET {sets} WHERE _id=?",
             get_sql=f"SELECT _body FROM {t} WHERE _id=?",
-            delete_sql=f"DELETE FROM {t} WHERE _id=? RETURNING _creationTime",
+            delete_sql=f"DELETE FROM {t} WHERE _id=? RETURNING _creationTime, rowid",
         )
 
     def partial_update_sql(self, keys: tuple[int, ...]) -> str:
@@ -696,22 +701,20 @@ class Storage:
             return
         rowid = self._rowid(layout, str(doc["_id"]))
         for s in stale:
-            self.connection.execute(
-                f"DELETE FROM {quote(s.fts)} WHERE rowid=?", (rowid,)
-            )
+            self.connection.execute(s.delete_sql, (rowid,))
             self._search_insert(s, rowid, doc)
 
-    def delete(self, layout: TableLayout, doc_id: str) -> None:
-        """Delete a document and its index keys."""
-        if layout.search:
-            rowid = self._rowid(layout, doc_id)
-            for s in layout.search.values():
-                self.connection.execute(
-                    f"DELETE FROM {quote(s.fts)} WHERE rowid=?", (rowid,)
-                )
+    def delete(self, layout: TableLayout, doc_id: str) -> bool:
+        """Delete a document and its index keys; False when there is no such document."""
         row = self.connection.execute(layout.delete_sql, (doc_id,)).fetchone()
-        if row is not None and float(row[0]) >= self._last_creation_time:
-            self._remember_deleted(float(row[0]))
+        if row is None:
+            return False
+        created, rowid = float(row[0]), row[1]
+        for s in layout.search.values():
+            self.connection.execute(s.delete_sql, (rowid,))
+        if created >= self._last_creation_time:
+            self._remember_deleted(created)
+        return True
 
     def _remember_deleted(self, created: float) -> None:
         # The newest document may be going: keep its time (in this transaction), so
@@ -841,8 +844,9 @@ class _ReadTransaction:
         storage = self._storage
         try:
             if not self._nested:
-                with contextlib.suppress(sqlite3.Error):
-                    storage.connection.execute("COMMIT")
+                storage.connection.execute("COMMIT")
+        except sqlite3.Error:
+            pass  # a read has nothing to keep; the next BEGIN starts afresh
         finally:
             storage.lock.release()
 
