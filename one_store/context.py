@@ -304,17 +304,19 @@ class DatabaseReader:
         sql: str,
         params: list[Any],
         keys: list[bytes] | None = None,
-        stop_at_limit: bool = False,
+        resumable: bool = False,
     ) -> tuple[list[Document], int, bool]:
         """Decode every row of a scan whose rows are all results.
 
         One loop for the common query (an index range, no filter): what
         ``read_row`` does per row, without a generator and three calls per row
         between the cursor and the list. Rows are ``(_body,)``, or ``(_body,
-        key)`` with ``keys`` (each key is appended there). Returns the documents,
-        the bytes they read, and whether a read limit stopped the scan: with
-        ``stop_at_limit`` the documents before the limit are returned (a page
-        that ends early), else the limit's ``LimitExceeded`` is raised.
+        key)`` with ``keys`` (a page: each key is appended there). Returns the
+        documents, the bytes they read, and whether a read limit stopped the
+        scan. A read limit raises its ``LimitExceeded``, except in a page that
+        has a position to continue from (a row it read, or ``resumable``: it
+        started after a cursor), which ends there instead (Convex's
+        ``SplitRequired``, as :class:`~one_store.query.PageScan`).
         """
         txn = self._txn
         trusted = txn.trusted
@@ -329,7 +331,7 @@ class DatabaseReader:
                 body = row[0]
                 size = len(body)
                 if n >= MAX_DOCS_READ or b + size > MAX_BYTES_READ:
-                    if stop_at_limit:
+                    if keys is not None and (docs or resumable):
                         stopped = True
                         break
                     txn.docs_read, txn.bytes_read = n, b
@@ -409,8 +411,9 @@ class DatabaseReader:
         layout, doc_id = self._locate(doc_id, "get")
         if layout is None:
             return None
-        text = self._txn.storage.get_text(layout, doc_id)
-        return None if text is None else _decode_body(self._txn, text)
+        txn = self._txn
+        row = txn.storage.execute(layout.get_sql, (doc_id,)).fetchone()
+        return None if row is None else _decode_body(txn, row[0])
 
     def normalize_id(self, table: str, doc_id: str) -> str | None:
         """``doc_id`` if it is a valid ID of ``table``, else None."""

@@ -52,7 +52,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import Factory, define, frozen
 
@@ -672,6 +672,9 @@ class Query:
 
     def fingerprint(self) -> str:
         """Identifies the query a cursor belongs to (table, index, range, order, filters)."""
+        cached: str | None = self.__dict__.get("_fingerprint")
+        if cached is not None:  # a page encodes up to three cursors
+            return cached
         text = repr(
             (
                 self.table,
@@ -682,7 +685,8 @@ class Query:
                 self.search,
             )
         )
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._fingerprint
 
     def paginate(self, options: Mapping[str, Any]) -> dict[str, Value]:
         """One page: ``{"page", "isDone", "continueCursor", "splitCursor", "pageStatus"}``.
@@ -732,6 +736,18 @@ class Query:
             scan = PageScan(resume=position or None)
             whole: list[Value] = [doc for doc, _ in self._rows(key_range, scan=scan)]
             return self._page(whole, end_position is None, end, scan)
+        if maximum_rows is None and maximum_bytes is None and self._simple():
+            # Every scanned row is a result: one loop, the page's SQL ends at num.
+            docs, scan.bytes_read, scan.split_required = self.db.read_all(
+                *self.sql(key_range, num), scan.keys, resumable=scan.resume is not None
+            )
+            found = cast("list[Value]", docs)
+            if len(found) >= num:
+                return self._page(found, False, self._cursor(scan.keys[-1]), scan)
+            if scan.split_required:
+                end_at = scan.last_position()
+                return self._page(found, False, self._cursor(end_at), scan)
+            return self._page(found, True, self._cursor(None), scan)
         page: list[Value] = []
         with contextlib.closing(self._rows(key_range, limit=num, scan=scan)) as rows:
             for doc, key in rows:
