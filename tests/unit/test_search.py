@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from returns.result import Failure
 
 from one_store import (
@@ -407,3 +409,47 @@ def test_a_search_index_added_later_is_back_filled(tmp_path: Path) -> None:
         add(store, {"body": "written before the index"}, {"body": "other"})
     with Store.open(path, schema=SCHEMA, seed=0) as store:
         assert search(store, "index") == ["written before the index"]
+
+
+# ------------------------------------------------------------------ top n
+
+
+WORDS = ("alpha", "beta", "gamma", "alphabet")
+
+
+@given(
+    bodies=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=4),
+            st.sampled_from(("a", "b")),
+        ),
+        max_size=30,
+    ),
+    text=st.sampled_from(("alpha", "beta gam", "gamma alpha", "alph")),
+    n=st.integers(min_value=1, max_value=12),
+    channel=st.sampled_from((None, "a")),
+)
+@settings(max_examples=60, deadline=None)
+def test_take_n_is_the_first_n_of_the_whole_ranking(
+    bodies: list[tuple[list[str], str]], text: str, n: int, channel: str | None
+) -> None:
+    # take(n) ranks on the FTS table alone and reads only the first n matches
+    # and their ties; collect() joins every match. Few words make many ties
+    # (same BM25 score), which must still come newest first, then by _id.
+    with Store.memory(SCHEMA, seed=0) as store:
+        add(store, *({"body": " ".join(w), "channel": c} for w, c in bodies))
+
+        def both(ctx: Any) -> tuple[list[str], list[str]]:
+            def build(q: Any) -> Any:
+                q = q.search("body", text)
+                return q if channel is None else q.eq("channel", channel)
+
+            def query() -> Any:
+                return ctx.db.query("posts").with_search_index("search_body", build)
+
+            top = [d["_id"] for d in query().take(n)]
+            whole = [d["_id"] for d in query().collect()]
+            return top, whole
+
+        top, whole = store.run(both).unwrap()
+        assert top == whole[:n]
