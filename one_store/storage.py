@@ -558,27 +558,9 @@ class Storage:
 
     # ------------------------------------------------------------------ transactions
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self) -> _WriteTransaction:
         """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back."""
-        with self.lock:
-            c = self.connection
-            try:
-                c.execute("BEGIN IMMEDIATE")
-                self._refresh()
-            except sqlite3.Error as e:
-                self._rollback()
-                raise StorageFailure(classify(e)) from e
-            try:
-                yield
-            except BaseException:
-                self._rollback()
-                raise
-            try:
-                c.execute("COMMIT")
-            except sqlite3.Error as e:
-                self._rollback()
-                raise StorageFailure(classify(e)) from e
+        return _WriteTransaction(self)
 
     transaction = write
 
@@ -676,19 +658,30 @@ class Storage:
         rewrite, and no FTS5 delete and insert (nor their segment flush at commit,
         which was most of a patch's time).
         """
-        row = layout.row(doc, text)
         if previous is None:
+            row = layout.row(doc, text)
             self.connection.execute(layout.update_sql, (*row[1:], row[0]))
         else:
             # Set only the key columns whose value changed: SQLite then leaves the
             # other indexes' b-trees alone (a patch of two fields rewrote all
             # three key indexes, about as many WAL pages as the change itself).
-            # The system fields, _creationTime included, never change here.
-            old = layout.row(previous, "")
-            keys = tuple(i for i in range(3, len(row)) if row[i] != old[i])
+            # The system fields, _creationTime included, never change here, so
+            # the keys' shared tail does not either: the field parts are compared.
+            columns: list[int] = []
+            values: list[bytes] = []
+            tail = b""
+            for position, fn in enumerate(layout.prefix_fns, 3):
+                if fn is None:
+                    continue
+                key = fn(doc)
+                if key != fn(previous):
+                    if not tail:
+                        tail = sort_key(doc["_creationTime"]) + sort_key(doc["_id"])
+                    columns.append(position)
+                    values.append(key + tail)
             self.connection.execute(
-                layout.partial_update_sql(keys),
-                (row[2], *[row[i] for i in keys], row[0]),
+                layout.partial_update_sql(tuple(columns)),
+                (dumps(doc) if text is None else text, *values, doc["_id"]),
             )
         if not layout.search:
             return
@@ -806,6 +799,44 @@ class Storage:
                 if self.path != ":memory:":
                     self.connection.execute("PRAGMA optimize")
             self.connection.close()
+
+
+class _WriteTransaction:
+    """The context manager ``Storage.write()`` returns (a class, as ``_ReadTransaction``)."""
+
+    __slots__ = ("_storage",)
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def __enter__(self) -> None:
+        storage = self._storage
+        storage.lock.acquire()
+        try:
+            storage.connection.execute("BEGIN IMMEDIATE")
+            storage._refresh()
+        except sqlite3.Error as e:
+            storage._rollback()
+            storage.lock.release()
+            raise StorageFailure(classify(e)) from e
+        except BaseException:
+            storage._rollback()
+            storage.lock.release()
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        storage = self._storage
+        try:
+            if kind is not None:
+                storage._rollback()
+                return
+            try:
+                storage.connection.execute("COMMIT")
+            except sqlite3.Error as e:
+                storage._rollback()
+                raise StorageFailure(classify(e)) from e
+        finally:
+            storage.lock.release()
 
 
 class _ReadTransaction:
