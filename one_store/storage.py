@@ -52,6 +52,8 @@ from .values import Document, dumps, get_path, key_function, loads, sort_key
 
 LAYOUT_VERSION = 1
 META = "_one_store_meta"
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+DEFAULT_CACHE_MIB = 64
 TABLES = "_one_store_tables"
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
 
@@ -263,6 +265,11 @@ class Storage:
         busy_timeout: seconds to wait for another writer's lock before ``Busy``.
         synchronous: SQLite ``synchronous`` setting for WAL files (``"NORMAL"``
             survives process crashes; ``"FULL"`` also survives power loss).
+        cache_mib: the connection's page cache, in MiB (SQLite's default is 2).
+
+    Raises:
+        ValueError: ``synchronous`` is not a SQLite setting, or ``cache_mib`` is
+            not a positive whole number.
     """
 
     def __init__(
@@ -271,7 +278,20 @@ class Storage:
         *,
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
+        cache_mib: int = DEFAULT_CACHE_MIB,
     ) -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
+            )
+        if (
+            isinstance(cache_mib, bool)
+            or not isinstance(cache_mib, int)
+            or cache_mib < 1
+        ):
+            raise ValueError(
+                f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
+            )
         self.path = str(path)
         self.lock = threading.RLock()
         try:
@@ -282,7 +302,7 @@ class Storage:
                 check_same_thread=False,  # guarded by self.lock
                 cached_statements=512,
             )
-            self._configure(synchronous)
+            self._configure(synchronous, cache_mib)
             self.layouts: dict[str, TableLayout] = {}
             self.numbers: dict[int, str] = {}
             self._last_creation_time = 0.0
@@ -293,8 +313,12 @@ class Storage:
         except sqlite3.Error as e:
             raise StorageFailure(classify(e)) from e
 
-    def _configure(self, synchronous: str) -> None:
+    def _configure(self, synchronous: str, cache_mib: int) -> None:
         c = self.connection
+        # SQLite's 2 MiB default misses even a 10,000-document table's interior
+        # pages: with 64 MiB a get is ~10% faster, and at 1,000,000 documents
+        # ~15% (benchmarks/RESULTS.md). Pages are only allocated as they are read.
+        c.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         if self.path != ":memory:":
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":

@@ -51,7 +51,7 @@ from .functions import FunctionSpec, Kind, normalize_path
 from .ids import IdGenerator
 from .scheduler import StoreScheduler
 from .schema import Schema
-from .storage import Storage, classify
+from .storage import DEFAULT_CACHE_MIB, Storage, classify
 from .validators import error_text
 from .values import (
     MAX_FUNCTION_VALUE_SIZE,
@@ -173,6 +173,7 @@ class Store:
         seed: int | None = None,
         busy_timeout: float = 5.0,
         synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
+        cache_mib: int = DEFAULT_CACHE_MIB,
         http: httpx.Client | None = None,
     ) -> Store:
         """Open (or create) a store in a SQLite file, in WAL mode.
@@ -186,9 +187,12 @@ class Store:
             seed: seeds ``ctx.random`` and ID generation, for replayable tests.
             busy_timeout: seconds a writer waits for another's lock before ``Busy``.
             synchronous: SQLite durability setting (``"FULL"`` survives power loss).
+            cache_mib: SQLite's page cache for this store, in MiB (default 64;
+                pages are allocated only as they are read).
             http: the ``httpx.Client`` actions use as ``ctx.http``.
 
         Raises:
+            ValueError: ``synchronous`` or ``cache_mib`` is not a valid setting.
             SchemaMismatchError: existing documents do not match ``schema``.
             StoreOpenError: the file cannot be opened as a database (``.problem``
                 says why).
@@ -196,7 +200,10 @@ class Store:
         loaded = _load(app)
         try:
             storage = Storage(
-                os.fspath(path), busy_timeout=busy_timeout, synchronous=synchronous
+                os.fspath(path),
+                busy_timeout=busy_timeout,
+                synchronous=synchronous,
+                cache_mib=cache_mib,
             )
         except StorageFailure as e:
             raise StoreOpenError(e.problem) from e

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,35 @@ def test_closed_store_refuses_calls(tmp_path: Path):
     with pytest.raises(ContextError):
         s.mutation(create, {"name": "x"})
     s.close()  # closing twice is harmless
+
+
+def test_open_sets_the_page_cache_and_durability(tmp_path: Path):
+    pragma = "PRAGMA cache_size", "PRAGMA synchronous"
+    with Store.open(tmp_path / "a.db") as store:
+        c = store.storage.connection
+        assert [c.execute(p).fetchone()[0] for p in pragma] == [-64 * 1024, 1]
+    with Store.open(tmp_path / "b.db", cache_mib=8, synchronous="FULL") as store:
+        c = store.storage.connection
+        assert [c.execute(p).fetchone()[0] for p in pragma] == [-8 * 1024, 2]
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"synchronous": "normal"}, "synchronous must be one of OFF, NORMAL"),
+        ({"synchronous": "SAFE"}, "got 'SAFE'"),
+        ({"cache_mib": 0}, "cache_mib must be a whole number of MiB >= 1, got 0"),
+        ({"cache_mib": 1.5}, "got 1.5"),
+        ({"cache_mib": True}, "got True"),
+    ],
+)
+def test_open_refuses_bad_settings_before_touching_the_file(
+    tmp_path: Path, options: dict[str, Any], fragment: str
+):
+    path = tmp_path / "never.db"
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        Store.open(path, **options)
+    assert not path.exists()
 
 
 def test_store_without_schema_accepts_any_document():
