@@ -315,9 +315,9 @@ class Storage:
 
     def _configure(self, synchronous: str, cache_mib: int) -> None:
         c = self.connection
-        # SQLite's 2 MiB default holds little of a 100,000-document table: with
-        # 64 MiB a random get there is ~13% faster (a table far larger than the
-        # cache gains nothing). Pages are only allocated as they are read.
+        # SQLite's 2 MiB default holds little of a 100,000-document table; a
+        # long-lived store keeps a working set up to cache_mib in memory (reads
+        # in benchmarks/RESULTS.md). Pages are only allocated as they are read.
         c.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         if self.path != ":memory:":
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
