@@ -56,7 +56,7 @@ from benchmarks.harness import (  # noqa: E402
 from benchmarks.peers.base import BULK_CHUNK, Peer  # noqa: E402
 from benchmarks.peers.one_store_peer import SCHEMA, OneStorePeer  # noqa: E402
 from benchmarks.peers.raw_sqlite import RawSqlite  # noqa: E402
-from benchmarks.report import environment  # noqa: E402
+from benchmarks.report import environment, fmt, replace_block  # noqa: E402
 from benchmarks.workload import (  # noqa: E402
     EQ_LIMIT,
     LATEST_LIMIT,
@@ -370,21 +370,11 @@ DASH = "\u2013"
 TIMES = "\u00d7"
 
 
-def _fmt(x: float) -> str:
-    if x >= 10_000:
-        return f"{x:,.0f}"
-    if x >= 100:
-        return f"{x:.0f}"
-    if x >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
-
-
 def _cell(values: list[float] | None, raw: list[float] | None) -> str:
     if not values:
         return DASH
     median = statistics.median(values)
-    text = f"{_fmt(median)} [{_fmt(min(values))}{DASH}{_fmt(max(values))}]"
+    text = f"{fmt(median)} [{fmt(min(values))}{DASH}{fmt(max(values))}]"
     if raw:
         text += f" **{median / statistics.median(raw):.2f}{TIMES}**"
     return text
@@ -451,15 +441,7 @@ def render(
 
 def write(out: Path, block: str) -> None:
     """Replace the block between the markers in ``out`` (append it if absent)."""
-    text = out.read_text() if out.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## convex-test (optional section)\n\n"
-        text += block + "\n"
-    out.write_text(text)
+    replace_block(out, START, END, block, "convex-test (optional section)")
 
 
 # ------------------------------------------------------------------------ main

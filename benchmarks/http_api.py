@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import replace_block  # noqa: E402
 from one_store import Store  # noqa: E402
 
 APP = ROOT / "tests" / "acceptance" / "apps" / "http_app"
@@ -198,14 +199,7 @@ def render(samples: dict[str, list[float]], seconds: float, rounds: int) -> str:
 
 def write(out: Path, block: str) -> None:
     """Replace the block between the markers in ``out`` (append it if absent)."""
-    text = out.read_text() if out.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## HTTP API\n\n" + block + "\n"
-    out.write_text(text)
+    replace_block(out, START, END, block, "HTTP API")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,7 +125,8 @@ def ratio(data: Sequence[Measurement], op: str, store: str) -> float | None:
     return m.median / raw.median
 
 
-def _fmt(x: float) -> str:
+def fmt(x: float) -> str:
+    """A µs figure with the precision its size deserves."""
     if x >= 10_000:
         return f"{x:,.0f}"
     if x >= 100:
@@ -145,7 +146,7 @@ def _cell(data: Sequence[Measurement], op: str, store: str) -> str:
         return "n/a"
     r = ratio(data, op, store)
     rs = f" **{r:.2f}{TIMES}**" if r is not None else ""
-    return f"{_fmt(m.median)} [{_fmt(min(m.samples))}{DASH}{_fmt(max(m.samples))}]{rs}"
+    return f"{fmt(m.median)} [{fmt(min(m.samples))}{DASH}{fmt(max(m.samples))}]{rs}"
 
 
 def section_markdown(s: Section) -> str:
@@ -209,7 +210,7 @@ def scale_markdown(rows: list[dict[str, Any]], stores: list[str]) -> str:
                 med = statistics.median(s)
                 b = base[0]["median"] if base and base[0]["samples"] else None
                 rel = f" ({med / b:.2f})" if b else ""
-                cells.append(f"{_fmt(med)} [{_fmt(min(s))}{DASH}{_fmt(max(s))}]{rel}")
+                cells.append(f"{fmt(med)} [{fmt(min(s))}{DASH}{fmt(max(s))}]{rel}")
             lines.append("| " + " | ".join([label, f"{size:,}", *cells]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -242,6 +243,23 @@ def render(report: Report, env: dict[str, str], plot_name: str | None) -> str:
         parts += [report.profile, ""]
     parts.append(END)
     return "\n".join(parts) + "\n"
+
+
+def replace_block(path: Path, start: str, end: str, block: str, heading: str) -> None:
+    """Put ``block`` (markers included) between ``start`` and ``end`` in ``path``.
+
+    The text around the markers is kept; without them the block is appended
+    under a ``## heading``. Used by the scripts that own a block of RESULTS.md
+    (``http_api.py``, ``convex_test_bench.py``).
+    """
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if start in text and end in text:
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + block + "\n"
+    path.write_text(text)
 
 
 def write_results(path: Path, body: str) -> None:

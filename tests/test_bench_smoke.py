@@ -105,3 +105,19 @@ def test_http_benchmark_writes_its_block_and_keeps_the_rest(tmp_path: Path) -> N
         assert f"| {call} in process |" in text
         assert f"| {call} HTTP, 1 client |" in text
         assert f"| {call} HTTP, 8 clients |" in text
+
+
+def test_a_script_owned_block_is_replaced_in_place_or_appended(tmp_path: Path) -> None:
+    # http_api.py and convex_test_bench.py each own a block of RESULTS.md.
+    from benchmarks.report import replace_block
+
+    start, end = "<!-- x:start -->", "<!-- x:end -->"
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Benchmark results\n\nanalysis\n")
+    replace_block(out, start, end, f"{start}\none\n{end}", "X section")
+    assert out.read_text() == (
+        f"# Benchmark results\n\nanalysis\n\n## X section\n\n{start}\none\n{end}\n"
+    )
+    out.write_text(f"before\n{start}\none\n{end}\nafter\n")
+    replace_block(out, start, end, f"{start}\ntwo\n{end}", "X section")
+    assert out.read_text() == f"before\n{start}\ntwo\n{end}\nafter\n"
