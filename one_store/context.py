@@ -335,7 +335,10 @@ class DatabaseReader:
                         stopped = True
                         break
                     txn.docs_read, txn.bytes_read = n, b
-                    txn.count_read(size)  # raises the limit's Problem
+                    try:
+                        txn.count_read(size)  # raises the limit's Problem
+                    finally:  # and keeps counting the row, as a single read does
+                        n, b = txn.docs_read, txn.bytes_read
                 n += 1
                 b += size
                 doc: Document = loads(body)

@@ -34,6 +34,7 @@ from one_store import (
     define_table,
     v,
 )
+from one_store.errors import ProblemError
 from one_store.query import FilterBuilder, FilterError, Query, compile_expr
 from one_store.testing import trace
 from tests.strategies import convex_values
@@ -972,6 +973,29 @@ def test_reading_more_than_16_mib_is_limit_exceeded(db: Store) -> None:
             ctx.db.query("items").filter(lambda q: q.eq(q.field("body"), "y")).collect()
         )
     ).failure()
+    assert isinstance(problem, LimitExceeded)
+    assert problem.limit == "bytesRead"
+
+
+def test_a_caught_read_limit_still_counts_the_row_that_crossed_it(db: Store) -> None:
+    # take()/collect() count rows in one loop; a handler that catches the
+    # LimitExceeded must find the budget as spent as after a single get's
+    # overrun: even a tiny document is refused afterwards.
+    body = "x" * 1_000_000
+    for _ in range(2):
+        run(
+            db,
+            lambda ctx: len([ctx.db.insert("items", {"body": body}) for _ in range(9)]),
+        )
+    small = run(db, lambda ctx: ctx.db.insert("items", {"body": ""}))
+
+    def overrun_then_get(ctx: Any) -> Any:
+        with pytest.raises(ProblemError) as caught:
+            ctx.db.query("items").collect()
+        assert isinstance(caught.value.problem, LimitExceeded)
+        return ctx.db.get(small)
+
+    problem = db.run(overrun_then_get).failure()
     assert isinstance(problem, LimitExceeded)
     assert problem.limit == "bytesRead"
 
