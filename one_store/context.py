@@ -332,7 +332,9 @@ class DatabaseReader:
                 size = len(body)
                 if n >= MAX_DOCS_READ or b + size > MAX_BYTES_READ:
                     if keys is not None and (docs or resumable):
-                        stopped = True
+                        # The row is counted, as when the general path's
+                        # count_read raises and the page ends there.
+                        n, b, stopped = n + 1, b + size, True
                         break
                     txn.docs_read, txn.bytes_read = n, b
                     try:

@@ -551,3 +551,29 @@ def test_one_function_may_walk_every_page() -> None:
                 cursor = result["continueCursor"]
 
         assert store.run(walk).unwrap() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_a_page_cut_by_the_read_limit_spends_the_row_that_crossed_it(
+    filtered: bool,
+) -> None:
+    # A page without filters is read in one loop, a filtered one row by row;
+    # both count the row that crossed the 16 MiB limit, so the function cannot
+    # go on to read even a tiny document afterwards.
+    big = define_schema({"t": define_table({"k": v.int64(), "pad": v.string()})})
+    with Store.memory(big, seed=0) as store:
+        for k in range(17):
+            store.run(partial(insert_padded, k=k, pad="x" * 1_000_000)).unwrap()
+        tiny = store.run(partial(insert_padded, k=99, pad="")).unwrap()
+
+        def page_then_get(ctx: Any) -> Any:
+            q = ctx.db.query("t")
+            if filtered:
+                q = q.filter(lambda f: f.gte(f.field("k"), 0))
+            page = q.paginate({"numItems": 100, "cursor": None})
+            assert (len(page["page"]), page["pageStatus"]) == (16, "SplitRequired")
+            return ctx.db.get(tiny)
+
+        problem = store.run(page_then_get).failure()
+        assert isinstance(problem, LimitExceeded)
+        assert problem.limit == "bytesRead"
