@@ -97,7 +97,7 @@ class Transaction:
         # length of their stored JSON and their top-level values as read: while
         # those are unchanged they are valid Convex values already, so returning
         # them needs no second check, and their Convex size is at most 9 bytes per
-        # JSON character (see ``result_size``). A handler that sets a field of a
+        # JSON character (see ``check_result``). A handler that sets a field of a
         # read document (``msg["author"] = ...``) gets the walk again.
         self.trusted: dict[int, tuple[Document, int, tuple[object, ...]]] = {}
 

@@ -437,11 +437,11 @@ class Query:
         if self.search is not None:
             return self._search_sql()
         r = self.key_range if key_range is None else key_range
+        pre = None if self.db.traced else prefilter(self.filters)
         if self.index == "by_id":
             bounds = id_bounds(r)
             where, params = (["0"], []) if bounds is None else bounds
-            return self._build_sql("_id", where, params, limit, None, bodies_only)
-        pre = None if self.db.traced else prefilter(self.filters)
+            return self._build_sql("_id", where, params, limit, pre, bodies_only)
         params = [] if pre is None else [*pre[1]]
         if r.low:
             params.append(r.low)
@@ -527,8 +527,8 @@ class Query:
         r = self.key_range if key_range is None else key_range
         rows: Iterator[Any]
         if self.search is not None:
-            # A top-n search from the start sorts n rows, not every match: SQL
-            # then stops at n, as the caller does (1,024 is never reached).
+            # A top-n search from the start ranks on the FTS table alone and
+            # reads only the rows it returns (_top_search_rows).
             whole = r == _WHOLE_INDEX and not self.filters
             rows = self._search_rows(r, limit if whole else None)
         elif self.index == "by_id":
@@ -582,7 +582,7 @@ class Query:
             for row in cursor:
                 key = sort_key(row[1])
                 if r.contains(key):
-                    yield row[0], key, 0
+                    yield row[0], key, row[2] if len(row) > 2 else 0
         finally:
             cursor.close()
 

@@ -552,9 +552,9 @@ class Store:
     ) -> Result[Any, Problem]:
         """A query in its own read transaction: one snapshot, nothing to roll back.
 
-        Kept apart from the write path: every ``store.query`` runs it, and a
-        query that reads nothing cost 7.6 us here, most of it bookkeeping only
-        writes need.
+        Kept apart from the write path, which every ``store.query`` used to
+        take: it skips what only writes need (fault injection, creation-time
+        bookkeeping, the rollback note).
         """
         storage = self.storage
         txn = Transaction(storage, self.schema, float(self.clock()), self._ids, False)
