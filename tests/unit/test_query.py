@@ -956,13 +956,18 @@ def test_reading_more_than_32000_documents_is_limit_exceeded(db: Store) -> None:
     assert (problem.limit, problem.value) == ("documentsRead", 32_000)
 
 
-def test_reading_more_than_16_mib_is_limit_exceeded(db: Store) -> None:
+def fill_megabytes(db: Store) -> None:
+    """18 documents of 1 MB, in two mutations (16 MiB written at most per call)."""
     body = "x" * 1_000_000
     for _ in range(2):
         run(
             db,
             lambda ctx: len([ctx.db.insert("items", {"body": body}) for _ in range(9)]),
         )
+
+
+def test_reading_more_than_16_mib_is_limit_exceeded(db: Store) -> None:
+    fill_megabytes(db)
     assert run(db, lambda ctx: len(ctx.db.query("items").take(16))) == 16
     problem = db.run(lambda ctx: ctx.db.query("items").collect()).failure()
     assert isinstance(problem, LimitExceeded)
@@ -981,12 +986,7 @@ def test_a_caught_read_limit_still_counts_the_row_that_crossed_it(db: Store) -> 
     # take()/collect() count rows in one loop; a handler that catches the
     # LimitExceeded must find the budget as spent as after a single get's
     # overrun: even a tiny document is refused afterwards.
-    body = "x" * 1_000_000
-    for _ in range(2):
-        run(
-            db,
-            lambda ctx: len([ctx.db.insert("items", {"body": body}) for _ in range(9)]),
-        )
+    fill_megabytes(db)
     small = run(db, lambda ctx: ctx.db.insert("items", {"body": ""}))
 
     def overrun_then_get(ctx: Any) -> Any:
