@@ -30,8 +30,8 @@ if __package__ in (None, ""):
 from benchmarks.peers.one_store_peer import SCHEMA, get_message
 from benchmarks.workload import make_docs
 from one_store import Store, mutation, query, v
-from one_store.ranges import compile_range
-from one_store.values import dumps, loads
+from one_store.engine.ranges import compile_range
+from one_store.model.values import dumps, loads
 
 
 @query(args={})

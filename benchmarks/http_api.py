@@ -50,7 +50,7 @@ def server(db: Path) -> Iterator[str]:
     """A live ``one-store serve`` on a free port; yields its URL."""
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "one_store.cli", "serve", str(APP)),
+            *(sys.executable, "-m", "one_store.cli.main", "serve", str(APP)),
             *("--db", str(db), "--port", "0", "--no-scheduler"),
         ],
         stdout=subprocess.PIPE,

@@ -15,9 +15,7 @@ Example:
     'ArgsInvalid'
 """
 
-from .context import ActionCtx, MutationCtx, QueryCtx
-from .crons import Crons
-from .errors import (
+from .model.errors import (
     ArgsInvalid,
     Busy,
     ContextError,
@@ -42,7 +40,12 @@ from .errors import (
     StoreOpenError,
     ValueInvalid,
 )
-from .functions import (
+from .model.schema import Schema, TableDefinition, define_schema, define_table
+from .model.validators import Validator, v
+from .model.values import UNSET, Value
+from .runtime.context import ActionCtx, MutationCtx, QueryCtx
+from .runtime.crons import Crons
+from .runtime.functions import (
     FunctionSpec,
     action,
     http_action,
@@ -52,11 +55,8 @@ from .functions import (
     mutation,
     query,
 )
-from .router import HttpRequest, HttpResponse, HttpRouter
-from .schema import Schema, TableDefinition, define_schema, define_table
+from .runtime.router import HttpRequest, HttpResponse, HttpRouter
 from .store import Store
-from .validators import Validator, v
-from .values import UNSET, Value
 
 __version__ = "0.1.0"
 

@@ -25,9 +25,9 @@ from typing import Any
 
 from attrs import frozen
 
-from .errors import DefinitionError
-from .functions import FunctionSpec
-from .schema import Schema
+from .model.errors import DefinitionError
+from .model.schema import Schema
+from .runtime.functions import FunctionSpec
 
 _counter = itertools.count(1)
 ROOT_PACKAGE = "one_store_apps"

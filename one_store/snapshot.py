@@ -37,11 +37,10 @@ from typing import IO, Any, Final, Literal, Protocol, TypeAlias, cast
 from attrs import frozen
 from returns.result import Failure, Result, Success
 
-from .ids import FIRST_USER_TABLE_NUMBER, decode_id, encode_id
-from .storage import StorageFailure
-from .store import Store
-from .validators import error_text
-from .values import (
+from .engine.sqlite.storage import StorageFailure
+from .model.ids import FIRST_USER_TABLE_NUMBER, decode_id, encode_id
+from .model.validators import error_text
+from .model.values import (
     MAX_DOCUMENT_SIZE,
     Document,
     InvalidValue,
@@ -51,6 +50,7 @@ from .values import (
     convex_size,
     unb64,
 )
+from .store import Store
 
 Mode: TypeAlias = Literal["require_empty", "replace", "append"]
 UNIFORM: Final = '"uniform"'

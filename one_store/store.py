@@ -22,16 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result, Success
 
-from .context import (
-    ActionCtx,
-    Auth,
-    BaseCtx,
-    MutationCtx,
-    QueryCtx,
-    Runner,
-    Transaction,
-)
-from .errors import (
+from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage, classify
+from .model.errors import (
     ArgsInvalid,
     ContextError,
     ConvexError,
@@ -47,13 +39,10 @@ from .errors import (
     StoreOpenError,
     is_problem,
 )
-from .functions import FunctionSpec, Kind, normalize_path
-from .ids import IdGenerator
-from .scheduler import StoreScheduler
-from .schema import Schema
-from .storage import DEFAULT_CACHE_MIB, Storage, classify
-from .validators import error_text
-from .values import (
+from .model.ids import IdGenerator
+from .model.schema import Schema
+from .model.validators import error_text
+from .model.values import (
     MAX_FUNCTION_VALUE_SIZE,
     InvalidValue,
     Value,
@@ -62,6 +51,17 @@ from .values import (
     mebibytes,
     show,
 )
+from .runtime.context import (
+    ActionCtx,
+    Auth,
+    BaseCtx,
+    MutationCtx,
+    QueryCtx,
+    Runner,
+    Transaction,
+)
+from .runtime.functions import FunctionSpec, Kind, normalize_path
+from .runtime.scheduler import StoreScheduler
 
 if TYPE_CHECKING:
     import httpx
@@ -418,7 +418,7 @@ class Store:
 
     def run(self, fn: Callable[[MutationCtx], Any]) -> Result[Any, Problem]:
         """Run ``fn(ctx)`` as an ad-hoc mutation (convex-test's ``t.run``)."""
-        from .functions import mutation
+        from .runtime.functions import mutation
 
         return self._call("mutation", mutation(lambda ctx, _args: fn(ctx)), None)
 

@@ -33,12 +33,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from attrs import define, field, frozen
 
-from .errors import Busy, Problem, StorageError
-from .ids import encode_id, table_number_of
-from .query import IndexRangeBuilder, Query, SearchFilterBuilder
-from .store import Store
-from .validators import Validator
-from .values import (
+from .engine.query import IndexRangeBuilder, Query, SearchFilterBuilder
+from .model.errors import Busy, Problem, StorageError
+from .model.ids import encode_id, table_number_of
+from .model.validators import Validator
+from .model.values import (
     INT64_MAX,
     INT64_MIN,
     MAX_VALUE_NESTING,
@@ -46,12 +45,13 @@ from .values import (
     Value,
     show,
 )
+from .store import Store
 
 if TYPE_CHECKING:
     import httpx
     from hypothesis.strategies import SearchStrategy
 
-    from .context import DatabaseReader, Transaction
+    from .runtime.context import DatabaseReader, Transaction
 
 DEFAULT_START_MS = 1_700_000_000_000.0
 """Where :class:`FakeClock` and the ``fake_clock`` fixture start: 2023-11-14T22:13:20Z."""

@@ -48,7 +48,7 @@ def test_no_public_name_left_out():
 
 
 def test_problem_classes_have_code_and_message():
-    from one_store.errors import PROBLEM_TYPES
+    from one_store.model.errors import PROBLEM_TYPES
 
     for cls in PROBLEM_TYPES:
         assert getattr(cls, "code", None) == cls.__name__

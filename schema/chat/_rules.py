@@ -3,7 +3,7 @@
 from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx
-from one_store.query import Query
+from one_store.engine.query import Query
 
 
 def require_text(value: str, what: str) -> str:

@@ -26,7 +26,7 @@ def live_server(
     command = [
         sys.executable,
         "-m",
-        "one_store.cli",
+        "one_store.cli.main",
         "serve",
         str(app),
         "--db",

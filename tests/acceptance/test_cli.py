@@ -25,7 +25,7 @@ def one_store(
     *args: str | Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "one_store.cli", *map(str, args)],
+        [sys.executable, "-m", "one_store.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from returns.result import Failure, Success
 
 from one_store import Store, define_schema, define_table, v
-from one_store.ids import encode_id
+from one_store.model.ids import encode_id
 from one_store.snapshot import (
     SnapshotInvalid,
     export_line,

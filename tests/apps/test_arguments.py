@@ -1,15 +1,18 @@
 """Every function of both apps: a valid call succeeds, and a wrong-typed value in any
-one argument is refused as ArgsInvalid naming that argument, with nothing written."""
+one argument is refused as ArgsInvalid naming that argument, with nothing written.
+Also, across every function: the timestamps written are whole milliseconds, and the
+only closed value lists are the ones the ONE system specification closes."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from returns.result import Success
 
-from one_store import ArgsInvalid, Store
+from one_store import ArgsInvalid, Store, Validator
 from one_store.app import load_app
 from one_store.testing import FakeClock
 
@@ -66,6 +69,7 @@ ONE_CALLS: Calls = {
         "prompt": "p",
         "tags": [],
         "updatedBy": w["user"],
+        "meta": {"team": "ops"},
     },
     "agents:archiveAgent": lambda w: {"agentId": w["agent"]},
     "agents:getAgent": lambda w: {"agentId": w["agent"]},
@@ -95,6 +99,7 @@ ONE_CALLS: Calls = {
         "stepName": "b",
         "instructions": "z",
         "prerequisites": ["a"],
+        "meta": {"editor": "Ada"},
     },
     "flows:startStep": lambda w: {"flowId": w["flow"], "stepName": "a"},
     "flows:completeStep": lambda w: {
@@ -124,6 +129,7 @@ ONE_CALLS: Calls = {
         "kind": "system",
         "type": "note",
         "tags": ["t"],
+        "meta": {"tokens": 3},
     },
     "conversations:listMessages": lambda w: {
         "conversationId": w["conversation"],
@@ -293,3 +299,77 @@ def test_a_wrong_type_in_any_argument_is_args_invalid_naming_it(
             assert isinstance(problem, ArgsInvalid), (field, problem)
             assert f".{field}" in problem.message, (field, problem.message)
         assert everything(store) == before
+
+
+# The instant of the report: Date.now() at this moment is 1796218209924.
+FRACTIONAL_MS = 1_796_218_209_924.4924
+
+
+def timestamps(value: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """Every ``...At`` field (createdAt, startedAt, joinedAt, ...), at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.endswith("At"):
+                yield f"{where}.{key}", item
+            yield from timestamps(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            yield from timestamps(item, f"{where}[{number}]")
+
+
+@pytest.mark.parametrize(("app", "path"), list(cases()))
+def test_every_timestamp_written_is_whole_milliseconds_as_date_now(app: str, path: str):
+    folder, calls, world_of = APPS[app]
+    with Store.memory(app=folder, clock=FakeClock(FRACTIONAL_MS)) as store:
+        world = world_of(store)
+        if path in SETUP:
+            SETUP[path](store, world)
+        assert isinstance(run(store, path, calls[path](world)), Success)
+        stamps = list(timestamps(everything(store)))
+    assert stamps
+    whole = float(math.floor(FRACTIONAL_MS))
+    assert [(w, s) for w, s in stamps if s != whole or type(s) is not float] == []
+
+
+def closed_lists(validator: Validator, where: str) -> Iterator[str]:
+    """Where ``validator`` has a union of literals (a closed list of values)."""
+    if validator.kind == "union" and all(
+        m.kind == "literal" for m in validator.members
+    ):
+        yield where
+    for name, field in validator.fields:
+        yield from closed_lists(field, f"{where}.{name}")
+    for inner in (validator.element, validator.keys, validator.values):
+        if inner is not None:
+            yield from closed_lists(inner, f"{where}[]")
+    for member in validator.members:
+        yield from closed_lists(member, where)
+
+
+# The ONE system specification closes one list: addConversationMessage's `kind`
+# ("participant" | "system"). Every other value list (statuses, roles, a session's
+# phase) is one it leaves open, so the apps take any string there.
+SPEC_CLOSED = {
+    "one": {
+        "conversationMessages.kind",
+        "conversations:addConversationMessage.kind",
+    },
+    "chat": set(),
+}
+
+
+@pytest.mark.parametrize("app", list(APPS))
+def test_only_the_value_lists_the_spec_closes_are_closed(app: str):
+    folder, calls, _ = APPS[app]
+    with Store.memory(app=folder) as store:
+        assert store.schema is not None
+        found = {
+            where
+            for table, definition in store.schema.tables.items()
+            for where in closed_lists(definition.document, table)
+        }
+        for path in calls:
+            spec = store.function(path).unwrap()
+            if spec.args is not None:
+                found.update(closed_lists(spec.args, path))
+    assert found == SPEC_CLOSED[app]

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from one_store import Store
-from one_store.server import bind, create_app, url_of
+from one_store.server.http_api import bind, create_app, url_of
 
 from .conftest import CHAT_APP
 
@@ -129,7 +129,7 @@ def test_http_routes_answer_bad_input_with_400(served: tuple[str, Store]):
     assert not_json.status_code == 400
     assert not_json.json() == {"error": "Body must be a JSON object"}
     bad_role = httpx.post(
-        f"{url}/messages", json={"threadId": thread, "role": "robot", "content": "x"}
+        f"{url}/messages", json={"threadId": thread, "role": 7, "content": "x"}
     )
     assert bad_role.status_code == 400
     assert ".role" in bad_role.json()["error"]

@@ -84,6 +84,28 @@ def test_list_is_newest_first_and_only_the_users_threads(chat: Store):
     assert [t["_id"] for t in archived.unwrap()] == [first]
 
 
+def test_thread_status_is_an_open_value_list(chat: Store):
+    # The spec names a thread's status but not its values: a thread stored with
+    # one the app does not set itself is listed by it, and still takes messages.
+    ada = make_user(chat)
+    make_thread(chat, ada)
+    pinned: str = chat.run(
+        lambda ctx: ctx.db.insert(
+            "threads",
+            {
+                "userId": ada,
+                "title": "Pinned",
+                "status": "pinned",
+                "createdAt": 0.0,
+                "updatedAt": 0.0,
+            },
+        )
+    ).unwrap()
+    listed = chat.query("threads:list", {"userId": ada, "status": "pinned"}).unwrap()
+    assert [t["_id"] for t in listed] == [pinned]
+    send(chat, pinned, "still open")
+
+
 def test_update_renames_and_touches_updated_at(chat: Store, clock: FakeClock):
     thread_id = make_thread(chat)
     clock.advance(60_000)
@@ -169,15 +191,28 @@ def test_send_touches_the_threads_updated_at(chat: Store, clock: FakeClock):
     assert thread["updatedAt"] == clock()
 
 
+def test_send_takes_a_role_the_spec_does_not_list(chat: Store):
+    # The spec says "User/assistant messages" but does not close the list of roles.
+    thread_id = make_thread(chat)
+    send(chat, thread_id, "Looked it up", role="tool_result")
+    [message] = chat.query("messages:list", {"threadId": thread_id}).unwrap()
+    assert message["role"] == "tool_result"
+
+
 def test_send_refuses_bad_input_with_a_clear_problem(chat: Store):
     thread_id = make_thread(chat)
     problem = problem_of(
         chat.mutation(
-            "messages:send", {"threadId": thread_id, "role": "bot", "content": "x"}
+            "messages:send", {"threadId": thread_id, "role": 3, "content": "x"}
         )
     )
     assert isinstance(problem, ArgsInvalid)
     assert ".role" in problem.message
+    assert problem_of(
+        chat.mutation(
+            "messages:send", {"threadId": thread_id, "role": "", "content": "x"}
+        )
+    ) == Rejected("role must not be empty")
     problem = problem_of(
         chat.mutation("messages:send", {"threadId": thread_id, "role": "user"})
     )
@@ -298,7 +333,23 @@ def test_artifact_update_and_a_superseded_artifact_is_frozen(
         chat.mutation("artifacts:update", {"artifactId": artifact_id, "content": "v3"})
     ) == Rejected("A superseded artifact cannot be changed")
     problem = problem_of(
-        chat.mutation("artifacts:update", {"artifactId": artifact_id, "status": "done"})
+        chat.mutation("artifacts:update", {"artifactId": artifact_id, "status": 1})
     )
     assert isinstance(problem, ArgsInvalid)
     assert ".status" in problem.message
+
+
+def test_artifact_status_is_an_open_value_list(chat: Store):
+    # The spec names an artifact's status but not its values.
+    thread_id = make_thread(chat)
+    artifact_id = chat.mutation(
+        "artifacts:create", {"threadId": thread_id, "type": "plan", "content": "v1"}
+    ).unwrap()
+    chat.mutation(
+        "artifacts:update", {"artifactId": artifact_id, "status": "in_review"}
+    ).unwrap()
+    artifact = chat.query("artifacts:get", {"artifactId": artifact_id}).unwrap()
+    assert artifact["status"] == "in_review"
+    assert problem_of(
+        chat.mutation("artifacts:update", {"artifactId": artifact_id, "status": ""})
+    ) == Rejected("Artifact status must not be empty")

@@ -63,16 +63,32 @@ def test_upsert_creates_then_updates_the_one_session_of_a_thread(
     assert count == 1
 
 
-def test_upsert_refuses_an_unknown_phase_and_a_blank_session_id(chat: Store):
+def test_upsert_takes_a_phase_the_app_does_not_set_itself(chat: Store):
+    # The spec names a session's phase but not its values: "idle" (or any phase
+    # of the SDK's) is stored as given.
+    thread_id = make_thread(chat)
+    upsert(chat, thread_id, phase="idle")
+    doc = session(chat, thread_id)
+    assert doc is not None
+    assert doc["phase"] == "idle"
+
+
+def test_upsert_refuses_a_phase_that_is_not_text_and_blank_fields(chat: Store):
     thread_id = make_thread(chat)
     problem = problem_of(
         chat.mutation(
             "sessions:upsert",
-            {"threadId": thread_id, "sdkSessionId": "s", "phase": "thinking"},
+            {"threadId": thread_id, "sdkSessionId": "s", "phase": 3},
         )
     )
     assert isinstance(problem, ArgsInvalid)
     assert ".phase" in problem.message
+    assert problem_of(
+        chat.mutation(
+            "sessions:upsert",
+            {"threadId": thread_id, "sdkSessionId": "s", "phase": " "},
+        )
+    ) == Rejected("phase must not be empty")
     assert problem_of(
         chat.mutation(
             "sessions:upsert",
@@ -227,6 +243,29 @@ def test_the_session_phase_follows_the_approval(chat: Store):
     doc = session(chat, thread_id)
     assert doc is not None
     assert (doc["phase"], doc["plan"]) == ("executing", "plan B")
+
+
+def test_approval_status_is_an_open_value_list(chat: Store):
+    # The spec names an approval request's status but not its values: a request
+    # stored as "expired" is kept, and only a pending one can be decided.
+    thread_id = make_thread(chat)
+    expired: str = chat.run(
+        lambda ctx: ctx.db.insert(
+            "approvalRequests",
+            {
+                "threadId": thread_id,
+                "planContent": "old plan",
+                "status": "expired",
+                "createdAt": 0.0,
+            },
+        )
+    ).unwrap()
+    assert problem_of(
+        chat.mutation("approvals:approve", {"requestId": expired})
+    ) == Rejected(
+        "Approval request is already expired; only a pending request can be approved"
+    )
+    assert chat.query("approvals:pending", {"threadId": thread_id}) == Success(None)
 
 
 def test_approval_requests_refuse_bad_input(chat: Store):

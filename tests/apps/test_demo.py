@@ -1,4 +1,4 @@
-"""Tests for one_store.demo: the `one-store demo` scenario on real files."""
+"""Tests for one_store.cli.demo: the `one-store demo` scenario on real files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from rich.console import Console
 
 from one_store import Store
-from one_store import demo as demo_module
-from one_store.demo import CHAT_APP, ONE_APP, chat_path, run_demo
+from one_store.cli import demo as demo_module
+from one_store.cli.demo import CHAT_APP, ONE_APP, chat_path, run_demo
 
 
 def record(db: Path) -> tuple[int, str]:

@@ -175,8 +175,41 @@ def test_list_agents_by_status_and_get_by_name(one: Store):
     assert one.query("agents:getAgentByName", {"name": "Nobody"}) == Success(None)
 
 
-def test_list_agents_refuses_an_unknown_status(one: Store):
-    problem = problem_of(one.query("agents:listAgents", {"status": "deleted"}))
+def test_update_agent_stores_meta_on_the_agent(one: Store):
+    agent_id = make_agent(one, meta={"team": "ops"})
+    one.mutation(
+        "agents:updateAgent",
+        {"agentId": agent_id, "meta": {"team": "research", "level": 2}},
+    ).unwrap()
+    agent = one.query("agents:getAgent", {"agentId": agent_id}).unwrap()
+    # A patch replaces a top-level field whole, as ctx.db.patch in Convex.
+    assert agent["meta"] == {"team": "research", "level": 2}
+    assert agent["name"] == AGENT["name"]
+
+
+def test_agent_timestamps_are_whole_milliseconds_as_date_now():
+    with Store.memory(app=ONE_APP, clock=FakeClock(1_796_218_209_924.4924)) as store:
+        agent_id = make_agent(store)
+        store.mutation(
+            "agents:updateAgent", {"agentId": agent_id, "prompt": "Plan."}
+        ).unwrap()
+        agent = store.query("agents:getAgent", {"agentId": agent_id}).unwrap()
+    assert (agent["createdAt"], agent["updatedAt"]) == (1_796_218_209_924.0,) * 2
+
+
+def test_list_agents_takes_any_status(one: Store):
+    # The spec does not list an agent's statuses: an agent stored with one the
+    # app does not set itself is listed by it, and an unused one lists nothing.
+    make_agent(one)
+    paused: str = one.run(
+        lambda ctx: ctx.db.insert(
+            "agents", {"name": "Sleeper", "status": "paused", "createdAt": 0.0}
+        )
+    ).unwrap()
+    listed = one.query("agents:listAgents", {"status": "paused"}).unwrap()
+    assert [a["_id"] for a in listed] == [paused]
+    assert one.query("agents:listAgents", {"status": "deleted"}) == Success([])
+    problem = problem_of(one.query("agents:listAgents", {"status": 3}))
     assert isinstance(problem, ArgsInvalid)
     assert ".status" in problem.message
 

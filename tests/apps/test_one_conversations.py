@@ -86,6 +86,22 @@ def test_add_conversation_message_keeps_kind_type_and_tags(one: Store):
     )
 
 
+def test_add_conversation_message_stores_meta_on_the_message(one: Store):
+    conversation_id = make_conversation(one)
+    author = join(one, conversation_id, agentId=make_agent(one))
+    one.mutation(
+        "conversations:addConversationMessage",
+        {
+            "conversationId": conversation_id,
+            "authorParticipantId": author,
+            "content": "Done.",
+            "meta": {"model": "m-1", "tokens": 12},
+        },
+    ).unwrap()
+    [message] = messages(one, conversation_id)
+    assert message["meta"] == {"model": "m-1", "tokens": 12}
+
+
 def test_add_conversation_message_refuses_an_unknown_kind(one: Store):
     conversation_id = make_conversation(one)
     author = join(one, conversation_id, agentId=make_agent(one))
@@ -287,6 +303,34 @@ def test_list_conversations_newest_first_and_by_status(one: Store):
 
 
 # ---------------------------------------------------------------- start (action)
+
+
+def test_conversation_status_and_participant_type_are_open_value_lists(one: Store):
+    # The spec does not list these values: documents written by other code with
+    # values of their own are stored, and listConversations filters by any status.
+    def work(ctx: Any) -> str:
+        conversation_id: str = ctx.db.insert(
+            "conversations", {"title": "Imported", "status": "paused", "createdAt": 0.0}
+        )
+        ctx.db.insert(
+            "conversationParticipants",
+            {
+                "conversationId": conversation_id,
+                "participantType": "team",
+                "displayName": "Ops",
+                "joinedAt": 0.0,
+            },
+        )
+        return conversation_id
+
+    paused: str = one.run(work).unwrap()
+    make_conversation(one)
+    listed = one.query("conversations:listConversations", {"status": "paused"})
+    assert [c["_id"] for c in listed.unwrap()] == [paused]
+    [participant] = one.query(
+        "conversations:listParticipants", {"conversationId": paused}
+    ).unwrap()
+    assert participant["participantType"] == "team"
 
 
 def test_start_creates_conversation_participants_and_first_message(one: Store):

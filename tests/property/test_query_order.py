@@ -1,7 +1,7 @@
 """Indexed queries return documents in Convex's total order across types.
 
 The reference comparator below is written from reference/convex-semantics.md §4.6,
-not from ``one_store.values.sort_key``: missing < null < int64 < float64 < false <
+not from ``one_store.model.values.sort_key``: missing < null < int64 < float64 < false <
 true < string < bytes < array < object; int64 numerically; float64 by IEEE-754
 totalOrder (Rust's ``f64::total_cmp``, as Convex's ``sorting.rs``); strings by UTF-8
 bytes; bytes lexicographically; arrays element-wise with a prefix first; objects as

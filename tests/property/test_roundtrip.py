@@ -20,7 +20,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from one_store import Store, define_schema, define_table, v
-from one_store.values import check_value, dumps, from_convex_json, loads, to_convex_json
+from one_store.model.values import (
+    check_value,
+    dumps,
+    from_convex_json,
+    loads,
+    to_convex_json,
+)
 from tests.strategies import INT64_MAX, INT64_MIN, convex_values, documents
 
 NEG_NAN = struct.unpack("<d", struct.pack("<Q", 0xFFF8000000000000))[0]

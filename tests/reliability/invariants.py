@@ -13,8 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from one_store.storage import TABLES, key_column, quote, search_table
-from one_store.values import get_path, key_function, loads
+from one_store.engine.sqlite.storage import TABLES, key_column, quote, search_table
+from one_store.model.values import get_path, key_function, loads
 
 BUILT_IN_KEYS = {"by_creation_time": ("_creationTime", "_id")}
 

@@ -20,7 +20,7 @@ from one_store import (
     query,
     v,
 )
-from one_store.crons import CronExpression
+from one_store.runtime.crons import CronExpression
 from one_store.testing import FakeClock, inject_faults, scheduled_jobs
 
 SCHEMA = define_schema({"ticks": define_table({"label": v.string(), "at": v.number()})})

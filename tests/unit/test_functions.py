@@ -1,4 +1,4 @@
-"""Tests for one_store.functions: the decorators and FunctionSpec."""
+"""Tests for one_store.runtime.functions: the decorators and FunctionSpec."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for one_store.ids: Convex-format document IDs.
+"""Tests for one_store.model.ids: Convex-format document IDs.
 
 The golden vectors are Convex's own (BE crates/value/src/id_v6.rs
 ``test_document_id_stability``; a real ID quoted in reference §2.2). The checksum
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from one_store.ids import (
+from one_store.model.ids import (
     ALPHABET,
     IdGenerator,
     decode_id,

@@ -1,4 +1,4 @@
-"""one_store.logs: per-thread capture of print and logging output for logLines."""
+"""one_store.server.logs: per-thread capture of print and logging output for logLines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from one_store import logs
+from one_store.server import logs
 
 
 @contextlib.contextmanager
@@ -80,7 +80,7 @@ def test_warnings_outside_a_capture_still_reach_stderr_when_nothing_else_handles
     # A fresh interpreter: no pytest handlers on the root logger, so without the
     # lastResort hand-off our handler would swallow the warning.
     code = (
-        "import logging; from one_store import logs; logs.install(); "
+        "import logging; from one_store.server import logs; logs.install(); "
         "logging.getLogger('x').warning('still shown'); "
         "logging.getLogger('x').info('not shown: below WARNING')"
     )

@@ -1,4 +1,4 @@
-"""Tests for one_store.query: compiled SQL (golden), Convex's index-range rules, filters,
+"""Tests for one_store.engine.query: compiled SQL (golden), Convex's index-range rules, filters,
 terminals, scan limits, and that every indexed query is an SQLite index range scan.
 
 Expected key bytes are written out by hand from Convex's order (tag bytes: undefined
@@ -34,8 +34,8 @@ from one_store import (
     define_table,
     v,
 )
-from one_store.errors import ProblemError
-from one_store.query import FilterBuilder, FilterError, Query, compile_expr
+from one_store.engine.query import FilterBuilder, FilterError, Query, compile_expr
+from one_store.model.errors import ProblemError
 from one_store.testing import trace
 from tests.strategies import convex_values
 

@@ -1,4 +1,4 @@
-"""Tests for one_store.router: route rules, lookup order, request and response objects."""
+"""Tests for one_store.runtime.router: route rules, lookup order, request and response objects."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from one_store import (
     http_action,
     query,
 )
-from one_store.router import NO_ROUTE, Headers
+from one_store.runtime.router import NO_ROUTE, Headers
 
 
 @http_action

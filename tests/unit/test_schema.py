@@ -1,4 +1,4 @@
-"""Tests for one_store.schema: define_schema / define_table / indexes and their rules.
+"""Tests for one_store.model.schema: define_schema / define_table / indexes and their rules.
 
 The rules are Convex's push-time checks (reference §3; BE
 crates/common/src/bootstrap_model/index/*, crates/common/src/schemas/mod.rs),
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from one_store import SchemaError, define_schema, define_table, v
-from one_store.schema import TableDefinition
+from one_store.model.schema import TableDefinition
 
 BASE = define_table({"a": v.string(), "b": v.optional(v.int64()), "o": v.any()})
 

@@ -1,4 +1,4 @@
-"""Tests for one_store.query text search: Convex's tokeniser, OR-ed terms with a
+"""Tests for one_store.engine.query text search: Convex's tokeniser, OR-ed terms with a
 prefix last term, BM25 order with newest-first ties, equality filters, the 16-term,
 8-filter and 1,024-candidate limits, pagination, and the FTS5 table kept in the
 document's transaction (convex-backend ``crates/search``, ``search_query.rs``).
@@ -24,8 +24,8 @@ from one_store import (
     define_table,
     v,
 )
-from one_store.query import match_expression, search_terms
-from one_store.storage import search_tokens
+from one_store.engine.query import match_expression, search_terms
+from one_store.engine.sqlite.storage import search_tokens
 
 SCHEMA = define_schema(
     {

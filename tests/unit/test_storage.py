@@ -1,4 +1,4 @@
-"""Tests for one_store.storage: the SQLite layout, index keys, transactions, migrations.
+"""Tests for one_store.engine.sqlite.storage: the SQLite layout, index keys, transactions, migrations.
 
 The file must stay an ordinary SQLite database: these tests read it with plain
 ``sqlite3`` and ``json`` as another tool would.
@@ -20,10 +20,10 @@ from one_store import (
     define_table,
     v,
 )
-from one_store.ids import FIRST_USER_TABLE_NUMBER, encode_id, table_number_of
-from one_store.storage import Storage
+from one_store.engine.sqlite.storage import Storage
+from one_store.model.ids import FIRST_USER_TABLE_NUMBER, encode_id, table_number_of
+from one_store.model.values import UNSET, sort_key
 from one_store.testing import FakeClock
-from one_store.values import UNSET, sort_key
 
 SCHEMA = define_schema(
     {

@@ -1,4 +1,4 @@
-"""Tests for one_store.store and one_store.context: running functions, ctx.db, limits.
+"""Tests for one_store.store and one_store.runtime.context: running functions, ctx.db, limits.
 
 Behaviour follows Convex (reference §2.3-§2.5, §4.1, §5.2): documents API checks,
 system fields, DocumentNotFound, per-transaction limits, ConvexError, rollback,
@@ -37,7 +37,7 @@ from one_store import (
     query,
     v,
 )
-from one_store.ids import encode_id
+from one_store.model.ids import encode_id
 from one_store.testing import FakeClock
 from tests.conftest import SCHEMA
 

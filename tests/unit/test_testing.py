@@ -27,6 +27,7 @@ from one_store import (
     query,
     v,
 )
+from one_store.model.validators import Validator
 from one_store.testing import (
     DEFAULT_START_MS,
     DocumentRead,
@@ -36,7 +37,6 @@ from one_store.testing import (
     inject_faults,
     trace,
 )
-from one_store.validators import Validator
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_APP = "tests/acceptance/apps/agent_app"

@@ -1,4 +1,4 @@
-"""Tests for one_store.validators: every ``v.*`` with Convex's semantics.
+"""Tests for one_store.model.validators: every ``v.*`` with Convex's semantics.
 
 Expected behaviour is Convex's (reference §1.2, §1.5; BE
 crates/common/src/schemas/validator.rs ``check_value_internal``; JS
@@ -16,8 +16,8 @@ from hypothesis import given
 from returns.result import Failure, Success
 
 from one_store import UNSET, SchemaError, Validator, ValueInvalid, v
-from one_store.ids import encode_id
-from one_store.values import sort_key
+from one_store.model.ids import encode_id
+from one_store.model.values import sort_key
 from tests.strategies import validators_with_values
 
 AGENTS, USERS = 10001, 10002

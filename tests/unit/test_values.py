@@ -1,4 +1,4 @@
-"""Tests for one_store.values: the Convex value model, limits, codecs and sort keys.
+"""Tests for one_store.model.values: the Convex value model, limits, codecs and sort keys.
 
 Expected results come from Convex (reference/convex-semantics.md §1, §2.5, §4.6 and
 BE crates/value/src/size.rs, sorting.rs), not from the implementation.
@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from one_store import UNSET
-from one_store.values import (
+from one_store.model.values import (
     InvalidValue,
     check_value,
     convex_size,

@@ -36,7 +36,7 @@ from typing import Any, overload
 
 from attrs import frozen
 
-from .errors import DefinitionError
+from ..model.errors import DefinitionError
 from .functions import FunctionSpec
 
 MINUTE_MS = 60_000

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from attrs import field, frozen
 
-from .errors import DefinitionError
+from ..model.errors import DefinitionError
 from .functions import FunctionSpec
 
 Method: TypeAlias = Literal["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]

@@ -25,17 +25,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .errors import OneStoreError, Problem
-from .storage import StorageFailure
-from .store import Store
+from ..engine.sqlite.storage import StorageFailure
+from ..model.errors import OneStoreError, Problem
+from ..store import Store
 
 # The checkout's schema/ (editable install), else the copy a wheel ships in
 # one_store/_apps (pyproject's force-include).
-_CHECKOUT_APPS = Path(__file__).resolve().parent.parent / "schema"
+_PACKAGE = Path(__file__).resolve().parent.parent
+_CHECKOUT_APPS = _PACKAGE.parent / "schema"
 SCHEMA_DIR = (
     _CHECKOUT_APPS
     if (_CHECKOUT_APPS / "one" / "schema.py").is_file()
-    else Path(__file__).resolve().parent / "_apps"
+    else _PACKAGE / "_apps"
 )
 ONE_APP = SCHEMA_DIR / "one"
 CHAT_APP = SCHEMA_DIR / "chat"

@@ -6,7 +6,7 @@ is not ``1``, missing is not ``null``, ``-0.0 < 0.0``, ``NaN == NaN``) and int64
 arithmetic as Rust's checked operations. The leading ``eq(field, str | int | bool |
 None | UNSET)`` conjuncts, which ``json_type`` tests exactly and which can never
 raise, are also given to SQL (:func:`prefilter`) so rows they reject are never
-decoded; see :mod:`one_store.query` for the measurement behind that choice.
+decoded; see :mod:`one_store.engine.query` for the measurement behind that choice.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from attrs import frozen
 
-from .values import (
+from ..model.values import (
     INT64_MAX,
     INT64_MIN,
     UNSET,

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from returns.result import Result
 
-from .errors import (
+from ..engine.query import Query
+from ..engine.sqlite.storage import Storage, TableLayout
+from ..model.errors import (
     ContextError,
     DocumentInvalid,
     DocumentNotFound,
@@ -30,12 +32,10 @@ from .errors import (
     Problem,
     ProblemError,
 )
-from .ids import IdGenerator, id_error, table_number_of
-from .query import Query
-from .schema import Schema
-from .storage import Storage, TableLayout
-from .validators import error_text
-from .values import (
+from ..model.ids import IdGenerator, id_error, table_number_of
+from ..model.schema import Schema
+from ..model.validators import error_text
+from ..model.values import (
     MAX_ARRAY_LEN,
     MAX_DOCUMENT_NESTING,
     MAX_DOCUMENT_SIZE,
@@ -316,7 +316,7 @@ class DatabaseReader:
         scan. A read limit raises its ``LimitExceeded``, except in a page that
         has a position to continue from (a row it read, or ``resumable``: it
         started after a cursor), which ends there instead (Convex's
-        ``SplitRequired``, as :class:`~one_store.query.PageScan`).
+        ``SplitRequired``, as :class:`~one_store.engine.query.PageScan`).
         """
         txn = self._txn
         trusted = txn.trusted
@@ -463,7 +463,7 @@ class DatabaseWriter(DatabaseReader):
             raise ContextError("System tables (prefixed with `_`) are read-only.")
         layout = self._txn.storage.layouts.get(table)
         if layout is None:  # Convex creates a table on first insert
-            from .values import identifier_error
+            from ..model.values import identifier_error
 
             error = identifier_error(table, "Table name")
             if error is not None:
@@ -664,7 +664,7 @@ Runner = Callable[[str, object, object], Result[Any, Problem]]
 
 
 class SchedulerApi(Protocol):
-    """What ``ctx.scheduler`` offers (``one_store.scheduler.Scheduler`` implements it).
+    """What ``ctx.scheduler`` offers (``one_store.runtime.scheduler.Scheduler`` implements it).
 
     Functions are given as a ``FunctionSpec`` or a ``"file:name"`` path.
     """

@@ -2,7 +2,7 @@
 
 ``ctx.db.query("messages")`` returns a :class:`Query`; every builder call returns a
 new one. A query compiles to one SQL statement (:meth:`Query.sql`): a range scan
-over an index's BLOB key column (see :mod:`one_store.storage`) whose bytes compare
+over an index's BLOB key column (see :mod:`one_store.engine.sqlite.storage`) whose bytes compare
 in Convex's total order, so SQLite's own B-tree answers ``eq``/``gt``/``lt`` ranges
 and ``order("desc")`` walks it backwards. Rows are stepped one at a time from the
 ``sqlite3`` cursor and decoded only when reached, so ``take(1)`` over a range of a
@@ -10,7 +10,7 @@ million documents decodes one row, and ``LIMIT n`` is added when nothing can dro
 rows after SQL.
 
 Index ranges (what Convex accepts, and the key interval of each) are compiled in
-:mod:`one_store.ranges`; filter expressions in :mod:`one_store.filters`.
+:mod:`one_store.engine.ranges`; filter expressions in :mod:`one_store.engine.filters`.
 
 ``paginate`` is Convex's ``queryPage``: a cursor is a key position tied to the
 query's fingerprint; ``maximumRowsRead``/``maximumBytesRead`` and the function's
@@ -39,7 +39,7 @@ past 1,024 candidates raises ``LimitExceeded`` as Convex's
 ``SearchQueryScannedTooManyDocumentsError``.
 
 Mistakes in a query (unknown index, a range Convex refuses, a foreign cursor) raise
-:class:`~one_store.errors.ProblemError` inside the handler, which the store turns into
+:class:`~one_store.model.errors.ProblemError` inside the handler, which the store turns into
 ``Failure(InvalidIndexRange | InvalidCursor | ArgsInvalid | ...)`` and a rolled-back
 transaction, as Convex throws.
 """
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from attrs import Factory, define, frozen
 
-from .errors import (
+from ..model.errors import (
     ArgsInvalid,
     InvalidCursor,
     InvalidIndexRange,
@@ -64,6 +64,13 @@ from .errors import (
     NotUnique,
     Problem,
     ProblemError,
+)
+from ..model.values import (
+    UNSET,
+    Document,
+    Value,
+    show,
+    sort_key,
 )
 from .filters import (
     Expr,
@@ -83,17 +90,10 @@ from .ranges import (
     id_bounds,
     range_value,
 )
-from .storage import TableLayout, key_column, quote, search_tokens
-from .values import (
-    UNSET,
-    Document,
-    Value,
-    show,
-    sort_key,
-)
+from .sqlite.storage import TableLayout, key_column, quote, search_tokens
 
 if TYPE_CHECKING:
-    from .context import DatabaseReader
+    from ..runtime.context import DatabaseReader
 
 _WHOLE_INDEX = KeyRange()  # the range of a query without with_index's range
 
@@ -923,7 +923,7 @@ def _read_limit(options: Mapping[str, Any], name: str) -> int | None:
 
 
 def _builtin(name: str) -> Any:
-    from .schema import Index
+    from ..model.schema import Index
 
     return Index(name, ()) if name in ("by_id", "by_creation_time") else None
 

@@ -11,7 +11,7 @@ Layout (version 1), readable by any SQLite tool:
   ``_id TEXT PRIMARY KEY, _creationTime REAL, _body TEXT`` (the whole document as
   JSON, system fields included, so a read is a single ``json.loads``) and one BLOB
   column ``_k_<index>`` per index (``by_creation_time`` and every user index) holding
-  the order-preserving key of :func:`one_store.values.sort_key` over the index
+  the order-preserving key of :func:`one_store.model.values.sort_key` over the index
   fields, ``_creationTime`` and ``_id``, with a real SQLite index on it;
   ``by_id`` uses the primary key.
 - one FTS5 table ``<table>$search$<index>`` per search index: the text, and the
@@ -42,13 +42,13 @@ from typing import Any
 import sqlite_utils
 from attrs import define, field
 
-from . import ids
-from .errors import Busy, Problem, StorageError
-from .errors import (
+from ...model import ids
+from ...model.errors import Busy, Problem, StorageError
+from ...model.errors import (
     StorageFailure as StorageFailure,
 )  # re-exported: callers catch it here
-from .schema import Index, Schema, SearchIndex, TableDefinition
-from .values import Document, dumps, get_path, key_function, loads, sort_key
+from ...model.schema import Index, Schema, SearchIndex, TableDefinition
+from ...model.values import Document, dumps, get_path, key_function, loads, sort_key
 
 LAYOUT_VERSION = 1
 META = "_one_store_meta"
@@ -907,6 +907,6 @@ class _ReadTransaction:
 
 
 def _any() -> Any:
-    from .validators import v
+    from ...model.validators import v
 
     return v.any()

@@ -2,7 +2,7 @@
 
 Definitions are frozen attrs objects; ``.index()`` and friends return a new table.
 Every rule Convex's backend applies when a schema is pushed is checked at definition
-time and raises :class:`~one_store.errors.SchemaError` (a programmer mistake).
+time and raises :class:`~one_store.model.errors.SchemaError` (a programmer mistake).
 """
 
 from __future__ import annotations

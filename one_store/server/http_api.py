@@ -15,7 +15,7 @@ Routes (reference ``convex-wire.md`` §1 and §4):
 A function that ran answers HTTP 200 ``{"status": "success", "value",
 "logLines"?}`` or ``{"status": "error", "errorMessage", "errorData"?, "logLines"?}``
 (``errorData`` is a ``ConvexError``'s data; ``logLines`` what the handler printed
-or logged, see :mod:`one_store.logs`). A malformed request answers 4xx ``{"code", "message"}``.
+or logged, see :mod:`one_store.server.logs`). A malformed request answers 4xx ``{"code", "message"}``.
 An unknown path, and an ``internal_*`` function's path, answer 404
 ``FunctionNotFound`` alike, so a client cannot tell that an internal function
 exists. No answer ever carries a traceback, and bad input never writes.
@@ -47,12 +47,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..model.errors import (
+    FunctionNotFound,
+    HandlerError,
+    OneStoreError,
+    Problem,
+    Rejected,
+)
+from ..model.values import Value, b64, from_convex_json, to_convex_json
+from ..runtime.functions import FunctionSpec, action, normalize_path
+from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
+from ..store import Store
 from . import logs
-from .errors import FunctionNotFound, HandlerError, OneStoreError, Problem, Rejected
-from .functions import FunctionSpec, action, normalize_path
-from .router import NO_ROUTE, HttpRequest, HttpResponse
-from .store import Store
-from .values import Value, b64, from_convex_json, to_convex_json
 
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
 Format: TypeAlias = Literal["json", "convex_encoded_json", "export_json"]
@@ -110,7 +116,7 @@ def encode(value: Value, fmt: Format) -> Any:
         return to_clean_json(value)
     if fmt == "convex_encoded_json":
         return to_convex_json(value)
-    from .snapshot import to_export_json
+    from ..snapshot import to_export_json
 
     return to_export_json(value)
 

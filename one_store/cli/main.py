@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from .errors import OneStoreError
-from .storage import StorageFailure
-from .store import Store
-from .validators import Validator
-from .values import from_convex_json
+from ..engine.sqlite.storage import StorageFailure
+from ..model.errors import OneStoreError
+from ..model.validators import Validator
+from ..model.values import from_convex_json
+from ..store import Store
 
 app = typer.Typer(
     name="one-store",
@@ -83,7 +83,7 @@ def open_store(app_dir: Path, db: Path, *, existing: bool = False) -> Iterator[S
 
 
 def _show(value: Any) -> str:
-    from .snapshot import to_export_json
+    from ..snapshot import to_export_json
 
     return json.dumps(to_export_json(value), indent=2, ensure_ascii=False)
 
@@ -127,7 +127,7 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes)."""
-    from .server import serve as run_server
+    from ..server.http_api import serve as run_server
 
     with open_store(app_dir, db) as store:
         if scheduler:
@@ -267,7 +267,7 @@ def export_cmd(
     path: Annotated[Path, typer.Option("--path", help="The ZIP file to write.")],
 ) -> None:
     """Export every table to a Convex snapshot ZIP (npx convex export's layout)."""
-    from .snapshot import export_snapshot
+    from ..snapshot import export_snapshot
 
     with open_store(app_dir, db, existing=True) as store, _progress() as progress:
         try:
@@ -294,7 +294,7 @@ def import_cmd(
     ] = False,
 ) -> None:
     """Import a Convex snapshot ZIP; all or nothing (tables must be empty unless --replace/--append)."""
-    from .snapshot import Mode, import_snapshot
+    from ..snapshot import Mode, import_snapshot
 
     if replace and append:
         fail("--replace and --append exclude each other")
@@ -315,7 +315,7 @@ def import_cmd(
 @app.command()
 def describe(app_dir: AppArg) -> None:
     """Print the app's tables (fields, indexes), functions (kinds, args, returns) and HTTP routes."""
-    from .app import load_app
+    from ..app import load_app
 
     if not app_dir.is_dir():
         fail(f"app folder {str(app_dir)!r} does not exist")

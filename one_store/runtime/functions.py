@@ -13,8 +13,8 @@ from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 from attrs import frozen
 from returns.result import Result
 
-from .errors import DefinitionError
-from .validators import Validator, v
+from ..model.errors import DefinitionError
+from ..model.validators import Validator, v
 
 T = TypeVar("T")
 Kind: TypeAlias = Literal["query", "mutation", "action", "http_action"]

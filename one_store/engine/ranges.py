@@ -18,12 +18,12 @@ from typing import Literal
 
 from attrs import frozen
 
-from .errors import (
+from ..model.errors import (
     InvalidIndexRange,
     Problem,
     ProblemError,
 )
-from .values import (
+from ..model.values import (
     UNSET,
     InvalidValue,
     check_value,

@@ -1,7 +1,7 @@
 """The ``v`` namespace: Convex validators as frozen, compiled Python objects.
 
 Each :class:`Validator` compiles once, on first use, into a closure
-``check(value, resolve) -> value`` that raises :class:`~one_store.values.InvalidValue`
+``check(value, resolve) -> value`` that raises :class:`~one_store.model.values.InvalidValue`
 (the path is collected while the error travels outwards, so the success path pays
 nothing for it). ``resolve`` maps an ID's table number to a table name (the store
 passes its table registry); without it ``v.id`` checks only the ID's format.

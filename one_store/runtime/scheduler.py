@@ -18,7 +18,7 @@ readable through ``ctx.db.system``.
   with Convex's "Transient error while executing action".
 - A handler that fails (a Failure, ``ConvexError``, any exception, even misuse of
   the library) marks its job ``failed`` with the error text; the worker goes on.
-- Crons (``one_store.crons``) are kept in the system table ``_cron_jobs``: each
+- Crons (``one_store.runtime.crons``) are kept in the system table ``_cron_jobs``: each
   row holds the job's schedule and ``nextRun``. When a run is due it is turned into
   an ordinary ``_scheduled_functions`` job (inside one write transaction, so two
   workers never fire the same run twice).
@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from returns.result import Failure, Success
 
-from .crons import CronJob, Crons
-from .errors import (
+from ..engine.sqlite.storage import TableLayout, quote
+from ..model.errors import (
     ArgsInvalid,
     ContextError,
     DefinitionError,
@@ -48,16 +48,16 @@ from .errors import (
     OneStoreError,
     ProblemError,
 )
+from ..model.ids import table_number_of
+from ..model.schema import define_table
+from ..model.validators import v
+from ..model.values import Document, convex_size, dumps, loads, prefix_end, sort_key
+from .crons import CronJob, Crons
 from .functions import FunctionSpec, normalize_path
-from .ids import table_number_of
-from .schema import define_table
-from .storage import TableLayout, quote
-from .validators import v
-from .values import Document, convex_size, dumps, loads, prefix_end, sort_key
 
 if TYPE_CHECKING:
+    from ..store import Store
     from .context import Transaction
-    from .store import Store
 
 TABLE = "_scheduled_functions"
 CRON_TABLE = "_cron_jobs"
