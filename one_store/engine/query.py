@@ -52,7 +52,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from attrs import Factory, define, frozen
 
@@ -72,6 +72,7 @@ from ..model.values import (
     show,
     sort_key,
 )
+from .backend import NO_OBSERVER, Bounds, ReadPort
 from .filters import (
     Expr,
     FilterBuilder,
@@ -91,9 +92,6 @@ from .ranges import (
     range_value,
 )
 from .sqlite.storage import TableLayout, key_column, quote, search_tokens
-
-if TYPE_CHECKING:
-    from ..runtime.context import DatabaseReader
 
 _WHOLE_INDEX = KeyRange()  # the range of a query without with_index's range
 
@@ -244,9 +242,11 @@ class Query:
     search: SearchSpec | None = None
     ordered: bool = False
     indexed: bool = False
+    # The range (or search) calls as written, for observers: ("eq", "f", value).
+    bounds: Bounds = ()
 
-    def __init__(self, db: DatabaseReader, table: str) -> None:
-        self.db = db
+    def __init__(self, port: ReadPort, table: str) -> None:
+        self._port = port
         self.table = table
 
     def _with(self, **changes: Any) -> Query:
@@ -287,7 +287,7 @@ class Query:
                 "with_index must come first, once, right after db.query() "
                 "(before order, filter or another index).",
             )
-        layout = self.db.layout(self.table)
+        layout = self._port.layout(self.table)
         index = layout.indexes.get(name) if layout else _builtin(name)
         if index is None:
             raise self._misuse(
@@ -304,7 +304,9 @@ class Query:
                 )
             ops = builder.ops
         key_range = compile_range(self.table, name, index.key_fields, ops)
-        return self._with(index=name, key_range=key_range, indexed=True)
+        return self._with(
+            index=name, key_range=key_range, indexed=True, bounds=tuple(ops)
+        )
 
     def with_search_index(
         self, name: str, filter_fn: Callable[[SearchFilterBuilder], SearchFilterBuilder]
@@ -324,7 +326,7 @@ class Query:
             raise bad(
                 None, "with_search_index must come first, right after db.query()."
             )
-        layout = self.db.layout(self.table)
+        layout = self._port.layout(self.table)
         s = layout.search.get(name) if layout else None
         if s is None:
             raise bad(None, f"IndexNotFoundError: Search index {index_id} not found.")
@@ -379,7 +381,11 @@ class Query:
                 search_field, f"The search text must be a string, got {show(text)}."
             )
         spec = SearchSpec(s.fts, match_expression(search_terms(text)), tuple(filters))
-        return self._with(index=name, search=spec, indexed=True)
+        bounds = (
+            ("search", search_field, text),
+            *(("eq", field, raw) for field, raw in builder.eqs),
+        )
+        return self._with(index=name, search=spec, indexed=True, bounds=bounds)
 
     def order(self, order: Order) -> Query:
         """Scan ascending (default) or descending along the index."""
@@ -437,7 +443,9 @@ class Query:
         if self.search is not None:
             return self._search_sql()
         r = self.key_range if key_range is None else key_range
-        pre = None if self.db.traced else prefilter(self.filters)
+        # An observer sees every row a filter scanned, so none may be skipped in SQL.
+        observed = self._port.observer is not NO_OBSERVER
+        pre = None if observed else prefilter(self.filters)
         if self.index == "by_id":
             bounds = id_bounds(r)
             where, params = (["0"], []) if bounds is None else bounds
@@ -522,7 +530,7 @@ class Query:
         With ``scan`` (paginate), every scanned row is recorded there, and the scan
         stops early, without raising, where a read limit ends the page.
         """
-        if self.db.layout(self.table) is None:
+        if self._port.layout(self.table) is None:
             return
         r = self.key_range if key_range is None else key_range
         rows: Iterator[Any]
@@ -535,9 +543,10 @@ class Query:
             rows = self._id_rows(r)
         else:
             # LIMIT only when every SQL row becomes a result (no filter).
-            rows = self.db.execute(*self.sql(r, None if self.filters else limit))
+            rows = self._port.execute(*self.sql(r, None if self.filters else limit))
         check = self._predicate()
-        read_row, skip_row = self.db.read_row, self.db.skip_row
+        read_row, skip_row = self._port.read_row, self._port.skip_row
+        sink = self._range_sink()
         # Close the SQL cursor as soon as the caller stops or a filter raises, not
         # whenever the generator happens to be collected.
         with contextlib.closing(rows):  # type: ignore[type-var]
@@ -563,21 +572,44 @@ class Query:
                     scan.keys.append(key)
                     scan.bytes_read += size
                 if doc is not None and (check is None or check(doc)):
+                    if sink is not None:
+                        sink(str(doc["_id"]))
                     yield doc, key
 
+    def _range_sink(self) -> Callable[[str], None] | None:
+        """Tell the transaction's observer this scan starts; its sink for result IDs."""
+        order = "relevance" if self.search is not None else self.order_
+        return self._port.observer.range_read(
+            self.table, self.index, self.bounds, order
+        )
+
+    def _read_all(
+        self,
+        sql: str,
+        params: list[Any],
+        keys: list[bytes] | None = None,
+        resumable: bool = False,
+    ) -> tuple[list[Document], int, bool]:
+        """Every row of a scan whose rows are all results (:meth:`_simple`)."""
+        sink = self._range_sink()
+        found = self._port.read_all(sql, params, keys, resumable)
+        if sink is not None:
+            for doc in found[0]:
+                sink(str(doc["_id"]))
+        return found
+
     def _simple(self) -> bool:
-        """Whether every scanned row is a result: an index scan, no filter, no trace."""
+        """Whether every scanned row is a result: an index scan, no filter."""
         return (
             not self.filters
             and self.search is None
             and self.index != "by_id"
-            and not self.db.traced
-            and self.db.layout(self.table) is not None
+            and self._port.layout(self.table) is not None
         )
 
     def _id_rows(self, r: KeyRange) -> Generator[_Row, None, None]:
         """``by_id`` rows: the SQL bounds are a superset, so keys are re-checked."""
-        cursor = self.db.execute(*self.sql(r))
+        cursor = self._port.execute(*self.sql(r))
         try:
             for row in cursor:
                 key = sort_key(row[1])
@@ -600,7 +632,7 @@ class Query:
         sql, params = self._search_sql()
         # Stream the ranked rows: take(10) transfers and decodes 10 rows, not the
         # 1,024 candidates the SQL allows (fetchall was ~13% of a top-10 search).
-        candidates = self.db.execute(sql, params)
+        candidates = self._port.execute(sql, params)
         try:
             for position, (body, rank, created, doc_id) in enumerate(candidates, 1):
                 # Convex's key for a search result: (-score, -creationTime, id);
@@ -637,7 +669,7 @@ class Query:
         s = self.search
         assert s is not None
         where = "".join(f" AND f{i} = ?" for i, _ in s.filters)
-        ranked = self.db.execute(
+        ranked = self._port.execute(
             f"SELECT rowid, rank FROM {quote(s.fts)} WHERE text MATCH ?{where} "
             "ORDER BY rank",
             [s.match, *(k for _, k in s.filters)],
@@ -657,7 +689,7 @@ class Query:
         marks = ",".join("?" * len(picked))
         found = {
             rowid: (body, created, doc_id)
-            for rowid, body, created, doc_id in self.db.execute(
+            for rowid, body, created, doc_id in self._port.execute(
                 f"SELECT rowid, _body, _creationTime, _id FROM {quote(self.table)} "
                 f"WHERE rowid IN ({marks})",
                 [rowid for rowid, _ in picked],
@@ -688,7 +720,7 @@ class Query:
     def collect(self) -> list[Document]:
         """Every matching document."""
         if self._simple():
-            return self.db.read_all(*self.sql(bodies_only=True))[0]
+            return self._read_all(*self.sql(bodies_only=True))[0]
         return [doc for doc, _ in self._rows()]
 
     def take(self, n: int) -> list[Document]:
@@ -704,7 +736,7 @@ class Query:
         if n == 0:
             return out
         if self._simple():
-            return self.db.read_all(*self.sql(limit=n, bodies_only=True))[0]
+            return self._read_all(*self.sql(limit=n, bodies_only=True))[0]
         with contextlib.closing(self._rows(limit=n)) as rows:
             for doc, _ in rows:
                 out.append(doc)
@@ -794,7 +826,7 @@ class Query:
             return self._page(whole, end_position is None, end, scan)
         if maximum_rows is None and maximum_bytes is None and self._simple():
             # Every scanned row is a result: one loop, the page's SQL ends at num.
-            docs, scan.bytes_read, scan.split_required = self.db.read_all(
+            docs, scan.bytes_read, scan.split_required = self._read_all(
                 *self.sql(key_range, num), scan.keys, resumable=scan.resume is not None
             )
             found = cast("list[Value]", docs)

@@ -56,8 +56,8 @@ from .crons import CronJob, Crons
 from .functions import FunctionSpec, normalize_path
 
 if TYPE_CHECKING:
-    from ..store import Store
-    from .context import Transaction
+    from .executor import Executor
+    from .transaction import Transaction
 
 TABLE = "_scheduled_functions"
 CRON_TABLE = "_cron_jobs"
@@ -237,8 +237,7 @@ class Scheduler:
                     InvalidId(job_id, f"No scheduled function with ID {job_id}")
                 )
             if _kind(job) in ("pending", "inProgress"):
-                running = getattr(self._owner.store._local, "job", None)
-                if running == job_id:
+                if self._owner.executor.current_job("mutation") == job_id:
                     raise ContextError("A mutation cannot cancel itself")
                 job["state"] = {"kind": "canceled"}
                 job["completedTime"] = txn.now_ms
@@ -250,11 +249,10 @@ class Scheduler:
         return (
             self._txn.now_ms
             if self._txn is not None
-            else float(self._owner.store.clock())
+            else float(self._owner.executor.clock())
         )
 
     def _schedule(self, when: float, fn: object, args: dict[str, Any] | None) -> str:
-        store = self._owner.store
         name, spec = self._owner.name_of(fn)
         if spec.kind not in ("mutation", "action"):
             raise _bad(
@@ -264,7 +262,7 @@ class Scheduler:
             raise _bad(
                 "Scheduled time is more than 5 years away (InvalidScheduledFunctionDelay)"
             )
-        prepared = store._prepare(spec, args)
+        prepared = self._owner.executor.prepare(spec, args)
         if isinstance(prepared, Failure):
             raise ProblemError(prepared.failure())
         self._count += 1
@@ -297,7 +295,7 @@ class Scheduler:
     def _in_transaction(self, work: Callable[[Transaction], Any]) -> Any:
         if self._txn is not None:
             return work(self._txn)
-        result = self._owner.store._system_write(work)
+        result = self._owner.executor.system_write(work)
         if isinstance(result, Failure):
             raise ProblemError(result.failure())
         return result.unwrap()
@@ -313,16 +311,15 @@ class StoreScheduler:
     - :meth:`start` / :meth:`stop`: a background worker thread.
     """
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, executor: Executor, crons: Crons | None = None) -> None:
+        self.executor = executor
         self._by_name: dict[str, FunctionSpec[Any]] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.crons: Crons | None = None
-        app_crons = store.app.crons if store.app is not None else None
-        if app_crons is not None:
-            self.use_crons(app_crons)
+        if crons is not None:
+            self.use_crons(crons)
 
     # ------------------------------------------------------------ contexts
 
@@ -332,7 +329,7 @@ class StoreScheduler:
 
     def for_action(self) -> Scheduler:
         """The ``ctx.scheduler`` of an action (of the scheduled job it runs in, if any)."""
-        return Scheduler(self, None, getattr(self.store._local, "action_job", None))
+        return Scheduler(self, None, self.executor.current_job("action"))
 
     def layout(self, txn: Transaction) -> TableLayout:
         """The ``_scheduled_functions`` table (created on first use)."""
@@ -350,12 +347,12 @@ class StoreScheduler:
     def name_of(self, fn: object) -> tuple[str, FunctionSpec[Any]]:
         """A job's ``name`` for a function or path (functions without an app are remembered)."""
         if isinstance(fn, str):
-            found = self.store.function(fn)
+            found = self.executor.function(fn)
             if isinstance(found, Failure):
                 raise ProblemError(found.failure())
             return normalize_path(fn) or fn, found.unwrap()
         if isinstance(fn, FunctionSpec):
-            path = self.store.path_of(fn)
+            path = self.executor.path_of(fn)
             if ":" not in path:
                 module = getattr(fn.handler, "__module__", "local")
                 path = f"{module}:{fn.display_name}"
@@ -368,7 +365,7 @@ class StoreScheduler:
     def _spec(self, name: str) -> FunctionSpec[Any] | None:
         if name in self._by_name:
             return self._by_name[name]
-        found = self.store.function(name)
+        found = self.executor.function(name)
         if isinstance(found, Success):
             spec: FunctionSpec[Any] = found.unwrap()
             return spec
@@ -402,8 +399,7 @@ class StoreScheduler:
             doc["state"] = {"kind": "canceled"}
             doc["completedTime"] = txn.now_ms
         txn.storage.insert(layout, doc)
-        if txn.tracer is not None:
-            txn.tracer.write("schedule", TABLE, job_id)
+        txn.observer.document_written("schedule", TABLE, job_id)
         txn.on_commit.append(self.wake)
         return job_id
 
@@ -437,7 +433,7 @@ class StoreScheduler:
                     f"Cron {job.identifier!r}: only mutations and actions can be "
                     f"scheduled; {name} is a {spec.kind}"
                 )
-            prepared = self.store._prepare(spec, job.args)
+            prepared = self.executor.prepare(spec, job.args)
             if isinstance(prepared, Failure):
                 raise DefinitionError(
                     f"Cron {job.identifier!r}: invalid args for {name}: {prepared.failure()}"
@@ -474,14 +470,14 @@ class StoreScheduler:
             for stale in existing.values():
                 txn.storage.delete(layout, str(stale["_id"]))
 
-        result = self.store._system_write(sync)
+        result = self.executor.system_write(sync)
         if isinstance(result, Failure):
             raise DefinitionError(f"Could not record crons: {result.failure()}")
         self.crons = crons
         self.wake()
 
     def _cron_rows(self, txn: Transaction | None = None) -> list[Document]:
-        storage = self.store.storage
+        storage = self.executor.backend
         if CRON_TABLE not in storage.layouts:
             return []
         sql = f"SELECT _body FROM {quote(CRON_TABLE)}"
@@ -534,17 +530,19 @@ class StoreScheduler:
                 txn.storage.update(layout, row)
             return made
 
-        return int(self.store._system_write(fire).value_or(0))
+        return int(self.executor.system_write(fire).value_or(0))
 
     # ------------------------------------------------------------ running
 
     def jobs(self) -> list[Document]:
         """Every job document, oldest first."""
-        return list(self.store.documents(TABLE))
+        backend = self.executor.backend
+        with backend.read():
+            return list(backend.scan(TABLE))
 
     def _earliest_pending(self, until: float | None) -> Document | None:
         """The earliest pending job (due by ``until`` when given), by the ``by_state`` index."""
-        storage = self.store.storage
+        storage = self.executor.backend
         high = prefix_end(_PENDING if until is None else _PENDING + sort_key(until))
         with storage.read():  # its start sees a table another process created
             if TABLE not in storage.layouts:
@@ -570,7 +568,7 @@ class StoreScheduler:
 
     def run_one(self, now: float | None = None) -> bool:
         """Run the earliest job due at ``now`` (default: the store's clock); False if none ran."""
-        now = float(self.store.clock()) if now is None else now
+        now = float(self.executor.clock()) if now is None else now
         while True:
             job = self._earliest_pending(now)
             if job is None:
@@ -602,12 +600,9 @@ class StoreScheduler:
     ) -> bool | None:
         """Claim and run a mutation job in one transaction; None if it could not commit."""
         job_id = str(job["_id"])
-        store = self.store
-        hooks = store._testing
-        if hooks and "fault" in hooks:
-            fault = hooks["fault"](str(job["name"]))
-            if fault is not None:  # one_store.testing.inject_faults: retried later
-                return None
+        executor = self.executor
+        if executor.fault(str(job["name"])) is not None:
+            return None  # one_store.testing.inject_faults: retried later
 
         def work(txn: Transaction) -> bool:
             layout = self.layout(txn)
@@ -636,22 +631,14 @@ class StoreScheduler:
                     "pending",
                 )
                 return True
-            if hooks and "trace" in hooks:
-                hooks["trace"](txn, "mutation", str(job["name"]))
-            conn = txn.storage.connection
-            conn.execute("SAVEPOINT scheduled_job")
-            store._local.job = job_id
             try:
-                outcome = store._run_nested(spec, _args(job), txn, str(job["name"]))
+                with executor.running_job(job_id, "mutation"):
+                    outcome = executor.run(
+                        spec, _args(job), path=str(job["name"]), observe=True
+                    )
                 error = str(outcome.failure()) if isinstance(outcome, Failure) else None
             except OneStoreError as e:  # misuse in the handler fails this job only
-                conn.execute("ROLLBACK TO scheduled_job")
-                txn.storage.reload_layouts()  # tables it created are gone again
                 error = f"{type(e).__name__}: {e}"
-            finally:
-                store._local.job = None
-            conn.execute("RELEASE scheduled_job")
-            txn.tracer = None  # the job's own bookkeeping is not part of its trace
             state = (
                 {"kind": "success"}
                 if error is None
@@ -660,13 +647,13 @@ class StoreScheduler:
             self._finish_job(txn, job_id, state, "pending")
             return True
 
-        result = store._system_write(work)
+        result = executor.system_write(work)
         return result.unwrap() if isinstance(result, Success) else None
 
     def _run_action_job(self, job: Document, spec: FunctionSpec[Any]) -> bool | None:
         """Mark an action job ``inProgress`` (committed), then run it: at most once."""
         job_id = str(job["_id"])
-        store = self.store
+        executor = self.executor
 
         def claim(txn: Transaction) -> bool:
             layout = self.layout(txn)
@@ -681,19 +668,17 @@ class StoreScheduler:
         with _RUNNING_LOCK:
             _RUNNING.add(job_id)
         try:
-            claimed = store._system_write(claim)
+            claimed = executor.system_write(claim)
             if isinstance(claimed, Failure):
                 return None
             if not claimed.unwrap():
                 return False
-            store._local.action_job = job_id
             try:
-                outcome = store._call("action", spec, _args(job))
+                with executor.running_job(job_id, "action"):
+                    outcome = executor.call("action", spec, _args(job))
                 error = str(outcome.failure()) if isinstance(outcome, Failure) else None
             except OneStoreError as e:
                 error = f"{type(e).__name__}: {e}"
-            finally:
-                store._local.action_job = None
             state = (
                 {"kind": "success"}
                 if error is None
@@ -702,7 +687,7 @@ class StoreScheduler:
             # Retried: the action already ran, its outcome should not be lost. If
             # it still cannot be written, the job is left to _recover (failed).
             for _ in range(200):
-                written = store._system_write(
+                written = executor.system_write(
                     lambda txn: self._finish_job(txn, job_id, state, "inProgress")
                 )
                 if isinstance(written, Success):
@@ -721,7 +706,7 @@ class StoreScheduler:
         interrupted when the process recorded in its ``executionId`` (this host)
         no longer exists, or is this process and no longer runs it.
         """
-        storage = self.store.storage
+        storage = self.executor.backend
         if TABLE not in storage.layouts:
             return 0
         with storage.read():
@@ -747,7 +732,7 @@ class StoreScheduler:
                 fixed += 1
             return fixed
 
-        return int(self.store._system_write(work).value_or(0))
+        return int(self.executor.system_write(work).value_or(0))
 
     def run_due(self, *, max_jobs: int | None = 1000) -> int:
         """Run every job (and cron run) due by the store's clock, earliest first.
@@ -777,10 +762,10 @@ class StoreScheduler:
         ran = 0
         self._recover()
         while True:
-            self._fire_crons(float(self.store.clock()))
+            self._fire_crons(float(self.executor.clock()))
             if limit is not None and ran >= limit:
                 return ran, self._earliest_pending(
-                    float(self.store.clock())
+                    float(self.executor.clock())
                 ) is not None
             if not self.run_one():
                 return ran, False
@@ -788,7 +773,7 @@ class StoreScheduler:
 
     def _clock_advance(self) -> Callable[[float], None]:
         advance: Callable[[float], None] | None = getattr(
-            self.store.clock, "advance", None
+            self.executor.clock, "advance", None
         )
         if advance is None:
             raise ContextError(
@@ -811,7 +796,7 @@ class StoreScheduler:
         """
         if isinstance(ms, bool) or not isinstance(ms, int | float) or not ms >= 0:
             raise ContextError(f"advance(ms) needs a non-negative number, got {ms!r}")
-        clock = self.store.clock
+        clock = self.executor.clock
         move = self._clock_advance()
         target = float(clock()) + ms
         ran = self.run_due()
@@ -849,7 +834,7 @@ class StoreScheduler:
                     "keeps rescheduling itself. Use advance(ms) to step time instead."
                 )
             if due is not None:
-                now = float(self.store.clock())
+                now = float(self.executor.clock())
                 target = min(due, self._next_cron_time() or due)
                 if target > now:
                     self._clock_advance()(target - now)
@@ -879,7 +864,7 @@ class StoreScheduler:
                     if due is not None:
                         wait = min(
                             poll_interval,
-                            max(0.0, (due - float(self.store.clock())) / 1000),
+                            max(0.0, (due - float(self.executor.clock())) / 1000),
                         )
                 self._wake.wait(wait)
                 self._wake.clear()

@@ -459,7 +459,9 @@ def test_trace_stops_recording_after_the_block():
             store.mutation(post, {"thread": "t", "text": "a"})
         store.mutation(post, {"thread": "t", "text": "b"})
         assert len(t.calls) == 1
-        assert "trace" not in store._testing
+        with trace(store) as again:
+            store.mutation(post, {"thread": "t", "text": "c"})
+        assert (len(t.calls), len(again.calls)) == (1, 1)
 
 
 # ----------------------------------------------------------------- determinism

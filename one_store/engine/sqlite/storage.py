@@ -35,7 +35,7 @@ import math
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -592,6 +592,21 @@ class Storage:
         """A read transaction: every read inside sees one snapshot."""
         return _ReadTransaction(self)
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A sub-transaction of the open one: an exception rolls back only its writes."""
+        c = self.connection
+        c.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            c.execute("ROLLBACK TO nested")
+            c.execute("RELEASE nested")
+            # A table created inside it is gone again: forget its layout too.
+            self.reload_layouts()
+            raise
+        c.execute("RELEASE nested")
+
     def _rollback(self) -> None:
         c = self.connection
         if c.in_transaction:
@@ -746,7 +761,7 @@ class Storage:
         ).fetchone()
         return int(row[0])
 
-    def execute(self, sql: str, params: tuple[Any, ...] | list[Any]) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         """Run one statement (used by the query compiler's SQL)."""
         return self.connection.execute(sql, params)
 

@@ -1,0 +1,268 @@
+"""One function execution's view of the database: limits, creation times, IDs.
+
+A :class:`Transaction` is made by the executor for every query and mutation (a
+nested ``run_query``/``run_mutation`` shares its caller's). It counts reads and
+writes against Convex's per-transaction limits, hands out strictly increasing
+``_creationTime`` values, and checks what the handler returns
+(:meth:`Transaction.check_result`) without walking again the documents it read
+and left untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from typing import Any, cast
+
+from ..engine.backend import NO_OBSERVER, CallObserver
+from ..engine.sqlite.storage import Storage
+from ..model.errors import LimitExceeded, ProblemError
+from ..model.ids import IdGenerator
+from ..model.schema import Schema
+from ..model.values import (
+    MAX_ARRAY_LEN,
+    MAX_OBJECT_FIELDS,
+    MAX_VALUE_NESTING,
+    UNSET,
+    Document,
+    InvalidValue,
+    Value,
+    check_value,
+    convex_size,
+    field_name_error,
+)
+
+MAX_WRITES = 16_000
+MAX_DOCS_READ = 32_000
+MAX_BYTES_READ = 16 * 1024 * 1024
+MAX_BYTES_WRITTEN = 16 * 1024 * 1024
+SYSTEM_FIELDS = ("_id", "_creationTime")
+# _id (32-char ID) and _creationTime (float) in Convex's size formula.
+_SYSTEM_FIELDS_SIZE = (3 + 1 + 34) + (13 + 1 + 9)
+
+
+class Transaction:
+    """One function execution's view of storage: limits, creation times, ID making."""
+
+    # Counters start at these class defaults (set on the instance when they
+    # move): a transaction is made per call, and most calls move few of them.
+    writes = 0
+    bytes_written = 0
+    docs_read = 0
+    bytes_read = 0
+    inserted = False
+    _next_creation_time: float | None = None
+    # Who watches this transaction's reads and writes (a trace, a read set).
+    observer: CallObserver = NO_OBSERVER
+
+    def __init__(
+        self,
+        storage: Storage,
+        schema: Schema | None,
+        now_ms: float,
+        ids: IdGenerator,
+        writable: bool,
+    ) -> None:
+        self.storage = storage
+        self.schema = schema
+        self.now_ms = now_ms
+        self.ids = ids
+        self.writable = writable
+        self.on_commit: list[Callable[[], None]] = []
+        # Documents this transaction read from storage, by identity, with the
+        # length of their stored JSON and what they held as read (see ``trust``):
+        # while that is unchanged they are valid Convex values already, so
+        # returning them needs no second check, and their Convex size is at most
+        # 9 bytes per JSON character (see ``check_result``). A handler that sets
+        # a field of a read document, at any depth (``msg["meta"]["x"] = ...``),
+        # gets the walk again.
+        self.trusted: dict[int, tuple[Document, int, _Snapshot]] = {}
+
+    # ---------------------------------------------------------------- limits
+
+    def count_read(self, size: int) -> None:
+        """Count one scanned document of ``size`` bytes against the read limits."""
+        self.docs_read += 1
+        self.bytes_read += size
+        if self.docs_read > MAX_DOCS_READ:
+            raise ProblemError(
+                LimitExceeded(
+                    "documentsRead",
+                    MAX_DOCS_READ,
+                    f"Too many documents read in a single function execution (limit: {MAX_DOCS_READ}).",
+                )
+            )
+        if self.bytes_read > MAX_BYTES_READ:
+            raise ProblemError(
+                LimitExceeded(
+                    "bytesRead",
+                    MAX_BYTES_READ,
+                    f"Too many bytes read in a single function execution (limit: {MAX_BYTES_READ} bytes).",
+                )
+            )
+
+    def count_write(self, size: int) -> None:
+        """Count one document write of ``size`` bytes against the write limits."""
+        self.writes += 1
+        self.bytes_written += size
+        if self.writes > MAX_WRITES:
+            raise ProblemError(
+                LimitExceeded(
+                    "writes",
+                    MAX_WRITES,
+                    f"Too many writes in a single function execution (limit: {MAX_WRITES})",
+                )
+            )
+        if self.bytes_written > MAX_BYTES_WRITTEN:
+            raise ProblemError(
+                LimitExceeded(
+                    "bytesWritten",
+                    MAX_BYTES_WRITTEN,
+                    "Too many bytes written in a single function execution (limit: 16 MiB)",
+                )
+            )
+
+    # ---------------------------------------------------------------- helpers
+
+    def creation_time(self) -> float:
+        """The next ``_creationTime``: strictly increasing within and across transactions."""
+        if self._next_creation_time is None:
+            self._next_creation_time = self.storage.next_creation_time(self.now_ms)
+        value = self._next_creation_time
+        self._next_creation_time = math.nextafter(value, math.inf)
+        self.inserted = True
+        self.last_creation_time = value
+        return value
+
+    def check_result(self, value: object) -> tuple[Value, int]:
+        """A handler's return value, checked, and a bound of its Convex size.
+
+        The same walk as ``check_value`` (same limits, same error paths), except
+        that a document this transaction read is returned as it is at any depth:
+        a ``paginate`` result or ``{"thread": doc, "messages": [...]}`` costs a
+        look at its shell, not a re-walk of every document (the walk was ~70% of
+        a page of 100 documents).
+
+        The size is exact for everything but read documents, which count as 9
+        bytes per character of their stored JSON: that bounds their Convex size
+        (every JSON token is at least 1/9 of its size: an int64 or float64 is 9
+        bytes and at least 1 character, a string's UTF-8 at most 4 bytes per
+        character plus the quotes). Within a limit the value is too, so a page
+        of documents is not walked a second time just to be sized; above one,
+        callers measure exactly before failing. Both come from one walk.
+        """
+        if not self.trusted:
+            checked = check_value(value)
+            return checked, convex_size(checked)
+        size = [0]
+        return self._check(value, 0, size), size[0]
+
+    def _check(self, value: Any, depth: int, size: list[int]) -> Value:
+        t = type(value)
+        if depth < MAX_VALUE_NESTING:
+            if t is dict:
+                stored = self._as_read(value)
+                if stored is not None:
+                    size[0] += 9 * stored
+                    return cast("Document", value)
+                if len(value) <= MAX_OBJECT_FIELDS:
+                    size[0] += 2
+                    out: dict[str, Value] = {}
+                    for key, item in value.items():
+                        error = field_name_error(key)
+                        if error is not None:
+                            raise InvalidValue(error)
+                        if item is UNSET:
+                            continue
+                        size[0] += len(key) + 1
+                        try:
+                            out[key] = self._check(item, depth + 1, size)
+                        except InvalidValue as e:
+                            raise e.at(key) from None
+                    return out
+            elif t is list and len(value) <= MAX_ARRAY_LEN:
+                size[0] += 2
+                items: list[Value] = []
+                for i, item in enumerate(value):
+                    try:
+                        items.append(self._check(item, depth + 1, size))
+                    except InvalidValue as e:
+                        raise e.at(i) from None
+                return items
+        # A leaf, or a container over a limit (check_value raises the usual error).
+        checked = check_value(value, depth)
+        size[0] += convex_size(checked)
+        return checked
+
+    def trust(self, doc: Document, size: int) -> None:
+        """Remember a document decoded from ``size`` characters of stored JSON."""
+        self.trusted[id(doc)] = (doc, size, snapshot(doc))
+
+    def _as_read(self, value: dict[str, Any]) -> int | None:
+        """The stored JSON length of ``value`` if it is a read document as read, else None.
+
+        "As read": the same keys holding the same objects, and every object or
+        array inside it holding the same items (see :func:`snapshot`).
+        """
+        entry = self.trusted.get(id(value))
+        if entry is None or entry[0] is not value or not unchanged(value, entry[2]):
+            return None
+        return entry[1]
+
+    def resolve(self, number: int) -> str | None:
+        """Table number -> user table name (for ``v.id`` checks)."""
+        name = self.storage.table_of(number)
+        return name if name is not None and not name.startswith("_") else None
+
+
+def _same(value: object, expected: object) -> bool:
+    """Whether a repeated system field equals the document's, by Convex value equality.
+
+    An int64 ``1000`` is not the float64 ``1000.0``, so it does not match
+    ``_creationTime``.
+    """
+    return type(value) is type(expected) and value == expected
+
+
+# What a read document held when it was decoded: its top-level values, and each
+# object or array inside it with its items (None when it has none). Identity, not
+# equality: a value object replaced or an item added anywhere shows up, and no
+# value is compared or walked. A flat document costs one tuple.
+_Snapshot = tuple[tuple[object, ...], tuple[tuple[Any, tuple[object, ...]], ...] | None]
+
+
+def snapshot(doc: Document) -> _Snapshot:
+    """What ``doc`` holds now, by identity (see :func:`unchanged`)."""
+    values = tuple(doc.values())
+    nested: list[tuple[Any, tuple[object, ...]]] | None = None
+    for value in values:
+        t = type(value)
+        if t is dict or t is list:
+            if nested is None:
+                nested = []
+            _containers(value, nested)
+    return values, None if nested is None else tuple(nested)
+
+
+def _containers(value: Any, out: list[tuple[Any, tuple[object, ...]]]) -> None:
+    items = tuple(value.values()) if type(value) is dict else tuple(value)
+    out.append((value, items))
+    for item in items:
+        t = type(item)
+        if t is dict or t is list:
+            _containers(item, out)
+
+
+def unchanged(doc: dict[str, Any], before: _Snapshot) -> bool:
+    """Whether ``doc`` still holds what :func:`snapshot` saw."""
+    values, nested = before
+    if len(doc) != len(values) or not all(map(operator.is_, doc.values(), values)):
+        return False
+    if nested is None:
+        return True
+    for container, items in nested:
+        now = container.values() if type(container) is dict else container
+        if len(now) != len(items) or not all(map(operator.is_, now, items)):
+            return False
+    return True
