@@ -11,7 +11,7 @@ from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, require_text, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread
 
 
 def _pending(ctx: QueryCtx | MutationCtx, thread_id: str) -> dict[str, Any] | None:
@@ -30,7 +30,7 @@ def _set_session_phase(
 ) -> None:
     session = by_thread(ctx, "sessions", thread_id).unique()
     if session is not None:
-        fields: dict[str, Any] = {"phase": phase, "updatedAt": ctx.now()}
+        fields: dict[str, Any] = {"phase": phase, "updatedAt": now_ms(ctx)}
         if plan is not None:
             fields["plan"] = plan
         ctx.db.patch(str(session["_id"]), fields)
@@ -50,7 +50,7 @@ def request(ctx: MutationCtx, args: dict[str, Any]) -> str:
             "threadId": thread_id,
             "planContent": plan,
             "status": "pending",
-            "createdAt": ctx.now(),
+            "createdAt": now_ms(ctx),
         },
     )
     _set_session_phase(ctx, thread_id, "awaiting_approval")
@@ -69,7 +69,7 @@ def _decide(ctx: MutationCtx, args: dict[str, Any], status: str) -> None:
         raise ConvexError("User not found")
     fields: dict[str, Any] = {k: args[k] for k in ("decidedBy", "comment") if k in args}
     ctx.db.patch(
-        args["requestId"], {**fields, "status": status, "decidedAt": ctx.now()}
+        args["requestId"], {**fields, "status": status, "decidedAt": now_ms(ctx)}
     )
     if status == "approved":
         _set_session_phase(ctx, found["threadId"], "executing", found["planContent"])

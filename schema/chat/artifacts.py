@@ -4,9 +4,7 @@ from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, require_text, require_thread
-
-STATUS = v.union(v.literal("draft"), v.literal("final"), v.literal("superseded"))
+from ._rules import by_thread, now_ms, require_text, require_thread
 
 
 @mutation(args={"threadId": v.id("threads"), "type": v.string(), "content": v.string()})
@@ -17,7 +15,7 @@ def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
     ``POST /api/mutation {"path": "artifacts:create", ...}``.
     """
     require_thread(ctx, args["threadId"])
-    now = ctx.now()
+    now = now_ms(ctx)
     return ctx.db.insert(
         "artifacts",
         {
@@ -46,15 +44,21 @@ def list_by_thread(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     args={
         "artifactId": v.id("artifacts"),
         "content": v.optional(v.string()),
-        "status": v.optional(STATUS),
+        "status": v.optional(v.string()),
     }
 )
 def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    """Change an artifact's content and/or status; a superseded one is frozen."""
+    """Change an artifact's content and/or status; a superseded one is frozen.
+
+    The status is any non-blank text (the spec does not list them); the app
+    creates artifacts as ``"draft"`` and treats ``"superseded"`` as final.
+    """
     artifact = ctx.db.get(args["artifactId"])
     if artifact is None:
         raise ConvexError("Artifact not found")
     if artifact["status"] == "superseded":
         raise ConvexError("A superseded artifact cannot be changed")
     fields: dict[str, Any] = {k: args[k] for k in ("content", "status") if k in args}
-    ctx.db.patch(args["artifactId"], {**fields, "updatedAt": ctx.now()})
+    if "status" in fields:
+        fields["status"] = require_text(fields["status"], "Artifact status")
+    ctx.db.patch(args["artifactId"], {**fields, "updatedAt": now_ms(ctx)})

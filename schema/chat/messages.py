@@ -4,20 +4,24 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread
 from .schema import role
 
 
 @mutation(args={"threadId": v.id("threads"), "role": role, "content": v.string()})
 def send(ctx: MutationCtx, args: dict[str, Any]) -> str:
-    """Append a message to an active thread; returns its ID."""
+    """Append a message to an active thread; returns its ID.
+
+    ``role`` is any non-blank text: the spec does not list the roles.
+    """
     require_thread(ctx, args["threadId"])
-    now = ctx.now()
+    role_name = require_text(args["role"], "role")
+    now = now_ms(ctx)
     message_id = ctx.db.insert(
         "messages",
         {
             "threadId": args["threadId"],
-            "role": args["role"],
+            "role": role_name,
             "content": args["content"],
             "createdAt": now,
         },

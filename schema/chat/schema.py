@@ -4,6 +4,12 @@ The auth tables have the shape of ``authTables`` from ``@convex-dev/auth/server`
 (users, authSessions, authAccounts, authRefreshTokens, authVerificationCodes,
 authVerifiers, authRateLimits), with the same fields and index names, so that a
 snapshot exported from a Convex deployment that uses Convex Auth imports as is.
+
+The spec names the fields ``role``, ``status`` and ``phase`` but never lists their
+values, so none of them is a closed list here: each is a string. The comments say
+which values the app itself writes; the agent backend may send others (a session
+``phase`` of ``"idle"``, a message ``role`` of ``"tool"``), and they are stored.
+Timestamps are whole milliseconds since the epoch, as ``Date.now()``.
 """
 
 from one_store import define_schema, define_table, v
@@ -75,18 +81,13 @@ auth_tables = {
     ).index("identifier", ["identifier"]),
 }
 
-role = v.union(
-    v.literal("user"), v.literal("assistant"), v.literal("system"), v.literal("tool")
-)
+# A message's author: the app's own examples use "user" | "assistant" | "system" |
+# "tool"; the spec ("User/assistant messages") does not close the list.
+role = v.string()
 
-# The SDK's phases as this app records them for resumption.
-phase = v.union(
-    v.literal("planning"),
-    v.literal("awaiting_approval"),
-    v.literal("executing"),
-    v.literal("completed"),
-    v.literal("failed"),
-)
+# The SDK's phase as the backend records it for resumption. The approval flow
+# writes "awaiting_approval", "executing" and "planning"; any other is stored.
+phase = v.string()
 
 schema = define_schema(
     {
@@ -95,7 +96,7 @@ schema = define_schema(
             {
                 "userId": v.id("users"),
                 "title": v.string(),
-                "status": v.union(v.literal("active"), v.literal("archived")),
+                "status": v.string(),  # the app writes "active" | "archived"
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
             }
@@ -119,9 +120,8 @@ schema = define_schema(
                 "threadId": v.id("threads"),
                 "type": v.string(),
                 "content": v.string(),
-                "status": v.union(
-                    v.literal("draft"), v.literal("final"), v.literal("superseded")
-                ),
+                # created "draft"; "superseded" is final (artifacts:update)
+                "status": v.string(),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
             }
@@ -152,9 +152,8 @@ schema = define_schema(
             {
                 "threadId": v.id("threads"),
                 "planContent": v.string(),
-                "status": v.union(
-                    v.literal("pending"), v.literal("approved"), v.literal("rejected")
-                ),
+                # the app writes "pending", then "approved" or "rejected"
+                "status": v.string(),
                 "decidedBy": v.optional(v.id("users")),
                 "comment": v.optional(v.string()),
                 "createdAt": v.number(),

@@ -4,7 +4,7 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, require_text, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread
 from .schema import phase
 
 
@@ -20,13 +20,14 @@ def upsert(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Create or update the thread's one session; returns the session's ID.
 
     A thread has at most one session: an upsert on a thread that has one patches
-    it (``plan`` is kept when not given) instead of inserting a second.
+    it (``plan`` is kept when not given) instead of inserting a second. ``phase``
+    is any non-blank text: the spec names the field but does not list its values.
     """
     require_thread(ctx, args["threadId"], active=False)
     fields = {
         "sdkSessionId": require_text(args["sdkSessionId"], "sdkSessionId"),
-        "phase": args["phase"],
-        "updatedAt": ctx.now(),
+        "phase": require_text(args["phase"], "phase"),
+        "updatedAt": now_ms(ctx),
         **({"plan": args["plan"]} if "plan" in args else {}),
     }
     existing = by_thread(ctx, "sessions", args["threadId"]).unique()

@@ -4,9 +4,8 @@ from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, require_text, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread
 
-STATUS = v.union(v.literal("active"), v.literal("archived"))
 # Tables whose rows belong to one thread; `remove` deletes them with it.
 CHILD_TABLES = ("messages", "artifacts", "sessions", "toolCalls", "approvalRequests")
 
@@ -15,7 +14,7 @@ CHILD_TABLES = ("messages", "artifacts", "sessions", "toolCalls", "approvalReque
 def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
     if ctx.db.get(args["userId"]) is None:
         raise ConvexError("User not found")
-    now = ctx.now()
+    now = now_ms(ctx)
     return ctx.db.insert(
         "threads",
         {
@@ -34,7 +33,7 @@ def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     return ctx.db.get(args["threadId"])
 
 
-@query(args={"userId": v.id("users"), "status": v.optional(STATUS)}, name="list")
+@query(args={"userId": v.id("users"), "status": v.optional(v.string())}, name="list")
 def list_threads(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """A user's threads, newest first; only those with ``status`` when given."""
     user_id = args["userId"]
@@ -56,7 +55,10 @@ def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
     require_thread(ctx, args["threadId"], active=False)
     ctx.db.patch(
         args["threadId"],
-        {"title": require_text(args["title"], "Thread title"), "updatedAt": ctx.now()},
+        {
+            "title": require_text(args["title"], "Thread title"),
+            "updatedAt": now_ms(ctx),
+        },
     )
 
 
@@ -68,7 +70,7 @@ def archive(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """
     thread = require_thread(ctx, args["threadId"], active=False)
     if thread["status"] != "archived":
-        ctx.db.patch(args["threadId"], {"status": "archived", "updatedAt": ctx.now()})
+        ctx.db.patch(args["threadId"], {"status": "archived", "updatedAt": now_ms(ctx)})
 
 
 @mutation(args={"threadId": v.id("threads")})
@@ -76,7 +78,7 @@ def unarchive(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Make an archived thread active again."""
     thread = require_thread(ctx, args["threadId"], active=False)
     if thread["status"] != "active":
-        ctx.db.patch(args["threadId"], {"status": "active", "updatedAt": ctx.now()})
+        ctx.db.patch(args["threadId"], {"status": "active", "updatedAt": now_ms(ctx)})
 
 
 @mutation(args={"threadId": v.id("threads")})

@@ -5,7 +5,7 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, require_text, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread
 
 
 @mutation(
@@ -25,7 +25,7 @@ def record(ctx: MutationCtx, args: dict[str, Any]) -> str:
             "threadId": args["threadId"],
             "toolName": require_text(args["toolName"], "toolName"),
             "input": args["input"],
-            "createdAt": ctx.now(),
+            "createdAt": now_ms(ctx),
             **({"output": args["output"]} if "output" in args else {}),
         },
     )

@@ -1,8 +1,18 @@
 """Checks shared by the ONE app's functions (not a function file: the leading `_`)."""
 
+import math
 from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx
+
+
+def now_ms(ctx: QueryCtx | MutationCtx) -> float:
+    """``Date.now()`` of the spec's code: the call's time in whole milliseconds.
+
+    ``ctx.now()`` has sub-millisecond digits; ``Date.now()`` never does. The
+    value stays a float, the type of the ``v.number()`` timestamp fields.
+    """
+    return float(math.floor(ctx.now()))
 
 
 def require_text(value: str, what: str) -> str:

@@ -4,7 +4,7 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import given, require_doc, require_text
+from ._rules import given, now_ms, require_doc, require_text
 
 
 @mutation(
@@ -26,16 +26,17 @@ def create_agent(ctx: MutationCtx, args: dict[str, Any]) -> str:
         {
             "name": require_text(args["name"], "Agent name"),
             "status": "active",
-            "createdAt": ctx.now(),
+            "createdAt": now_ms(ctx),
             **given(args, "description", "prompt", "tags", "createdBy", "meta"),
         },
     )
 
 
-# The spec's mutation, under its name and with exactly its arguments. The spec
-# spreads `...args` into the patch, which would also write `agentId` into the
-# document; only the fields are patched here. A missing agent is
-# Failure(DocumentNotFound) (Convex's patch of a missing ID fails the same way).
+# The spec's mutation, under its name and with its arguments, plus `meta` ("all
+# mutations should support `meta`"), stored on the agent. The spec spreads
+# `...args` into the patch, which would also write `agentId` into the document;
+# only the fields are patched here. A missing agent is Failure(DocumentNotFound)
+# (Convex's patch of a missing ID fails the same way).
 @mutation(
     args={
         "agentId": v.id("agents"),
@@ -44,21 +45,22 @@ def create_agent(ctx: MutationCtx, args: dict[str, Any]) -> str:
         "prompt": v.optional(v.string()),
         "tags": v.optional(v.array(v.string())),
         "updatedBy": v.optional(v.id("users")),
+        "meta": v.optional(v.record(v.string(), v.any())),
     },
     name="updateAgent",
 )
 def update_agent(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    fields = given(args, "name", "description", "prompt", "tags", "updatedBy")
+    fields = given(args, "name", "description", "prompt", "tags", "updatedBy", "meta")
     if "name" in fields:
         fields["name"] = require_text(fields["name"], "Agent name")
     if "updatedBy" in fields:
         require_doc(ctx, fields["updatedBy"], "User")
-    ctx.db.patch(args["agentId"], {**fields, "updatedAt": ctx.now()})
+    ctx.db.patch(args["agentId"], {**fields, "updatedAt": now_ms(ctx)})
 
 
 @mutation(args={"agentId": v.id("agents")}, name="archiveAgent")
 def archive_agent(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    ctx.db.patch(args["agentId"], {"status": "archived", "updatedAt": ctx.now()})
+    ctx.db.patch(args["agentId"], {"status": "archived", "updatedAt": now_ms(ctx)})
 
 
 @query(args={"agentId": v.id("agents")}, name="getAgent")
@@ -67,7 +69,7 @@ def get_agent(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @query(
-    args={"status": v.optional(v.union(v.literal("active"), v.literal("archived")))},
+    args={"status": v.optional(v.string())},
     name="listAgents",
 )
 def list_agents(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:

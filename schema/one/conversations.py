@@ -17,7 +17,7 @@ from one_store import (
     v,
 )
 
-from ._rules import given, require_doc, require_text
+from ._rules import given, now_ms, require_doc, require_text
 
 META = v.optional(v.record(v.string(), v.any()))
 PAGINATION_OPTS = v.object(
@@ -41,7 +41,7 @@ def create_conversation(ctx: MutationCtx, args: dict[str, Any]) -> str:
         {
             "title": require_text(args["title"], "Conversation title"),
             "status": "active",
-            "createdAt": ctx.now(),
+            "createdAt": now_ms(ctx),
             **given(args, "meta"),
         },
     )
@@ -53,7 +53,7 @@ def get_conversation(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | No
 
 
 @query(
-    args={"status": v.optional(v.union(v.literal("active"), v.literal("closed")))},
+    args={"status": v.optional(v.string())},
     name="listConversations",
 )
 def list_conversations(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,7 +71,7 @@ def list_conversations(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, An
 
 @mutation(args={"conversationId": v.id("conversations")}, name="closeConversation")
 def close_conversation(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    ctx.db.patch(args["conversationId"], {"status": "closed", "updatedAt": ctx.now()})
+    ctx.db.patch(args["conversationId"], {"status": "closed", "updatedAt": now_ms(ctx)})
 
 
 @mutation(
@@ -118,7 +118,7 @@ def add_participant(ctx: MutationCtx, args: dict[str, Any]) -> str:
             "participantType": kind,
             field: member_id,
             "displayName": args.get("displayName") or member["name"],
-            "joinedAt": ctx.now(),
+            "joinedAt": now_ms(ctx),
             **given(args, "role", "meta"),
         },
     )
@@ -136,8 +136,10 @@ def list_participants(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any
     )
 
 
-# The spec's mutation, under its name and with exactly its arguments; it returns
-# the new message's ID (the spec returns nothing, which callers may ignore).
+# The spec's mutation, under its name and with its arguments, plus `meta` ("all
+# mutations should support `meta`"), stored on the message. It returns the new
+# message's ID (the spec returns nothing, which callers may ignore). `kind` is the
+# one value list the spec closes.
 @mutation(
     args={
         "conversationId": v.id("conversations"),
@@ -146,6 +148,7 @@ def list_participants(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any
         "kind": v.optional(v.union(v.literal("participant"), v.literal("system"))),
         "type": v.optional(v.string()),
         "tags": v.optional(v.array(v.string())),
+        "meta": META,
     },
     name="addConversationMessage",
 )
@@ -164,11 +167,11 @@ def add_conversation_message(ctx: MutationCtx, args: dict[str, Any]) -> str:
             "authorParticipantId": args["authorParticipantId"],
             "kind": args.get("kind", "participant"),
             "content": args["content"],
-            "createdAt": ctx.now(),
-            **given(args, "type", "tags"),
+            "createdAt": now_ms(ctx),
+            **given(args, "type", "tags", "meta"),
         },
     )
-    ctx.db.patch(conversation_id, {"updatedAt": ctx.now()})
+    ctx.db.patch(conversation_id, {"updatedAt": now_ms(ctx)})
     return message_id
 
 

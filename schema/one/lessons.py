@@ -4,7 +4,7 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import given, require_doc, require_text
+from ._rules import given, now_ms, require_doc, require_text
 
 
 @mutation(
@@ -25,7 +25,7 @@ def create_lesson(ctx: MutationCtx, args: dict[str, Any]) -> str:
         {
             "title": require_text(args["title"], "Lesson title"),
             "content": args["content"],
-            "createdAt": ctx.now(),
+            "createdAt": now_ms(ctx),
             **given(args, "agentId", "tags", "meta"),
         },
     )

@@ -4,7 +4,7 @@ from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import given, require_text
+from ._rules import given, now_ms, require_text
 
 
 @mutation(
@@ -18,7 +18,7 @@ from ._rules import given, require_text
 def create_user(ctx: MutationCtx, args: dict[str, Any]) -> str:
     doc: dict[str, Any] = {
         "name": require_text(args["name"], "User name"),
-        "createdAt": ctx.now(),
+        "createdAt": now_ms(ctx),
         **given(args, "meta"),
     }
     if "email" in args:
