@@ -326,11 +326,10 @@ def _one_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
 
     return [
         (
-            "flows:updateFlowStep with an unknown step",
+            "flows:runStep with an unknown step",
             _expect_failure(
-                store.mutation(
-                    "flows:updateFlowStep",
-                    {"flowId": flow_id, "stepName": "publish", "instructions": "x"},
+                store.action(
+                    "flows:runStep", {"flowId": flow_id, "stepName": "publish"}
                 ),
                 "unknown flow step",
             ),
@@ -482,11 +481,11 @@ def _chat_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
             ),
         ),
         (
-            "messages:send with role 'robot'",
+            "messages:send with a numeric role",
             _expect_failure(
                 store.mutation(
                     "messages:send",
-                    {"threadId": thread_id, "role": "robot", "content": "beep"},
+                    {"threadId": thread_id, "role": 7, "content": "beep"},
                 ),
                 "bad role",
             ),
