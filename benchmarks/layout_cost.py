@@ -39,8 +39,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.workload import Doc, make_docs
-from one_store.engine.sqlite.storage import search_tokens
-from one_store.model.values import sort_key
+from one_store.engine.search import search_tokens
+from one_store.model.keys import sort_key
 
 DDL = {
     "native": """

@@ -342,7 +342,8 @@ class _Importer:
             if number is None:
                 number = self._existing_number(name)
             plan[name] = number if number is not None else 0
-        free = max([FIRST_USER_TABLE_NUMBER - 1, *self.storage.numbers, *plan.values()])
+        used = [layout.number for layout in self.storage.layouts.values()]
+        free = max([FIRST_USER_TABLE_NUMBER - 1, *used, *plan.values()])
         for name in sorted(plan):
             if plan[name] == 0:
                 free += 1
@@ -383,7 +384,7 @@ class _Importer:
             if n in self.storage.layouts and self.storage.layouts[n].number != number
         }
         for name, number in plan.items():
-            owner = self.storage.numbers.get(number)
+            owner = self.storage.table_of(number)
             if owner is not None and owner != name and owner not in moves:
                 raise _Abort(
                     SnapshotInvalid(

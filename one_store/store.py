@@ -27,7 +27,7 @@ from .model.values import InvalidValue, Value
 from .runtime.context import MutationCtx
 from .runtime.executor import Executor
 from .runtime.functions import FunctionSpec
-from .runtime.scheduler import StoreScheduler
+from .runtime.jobs import StoreScheduler
 
 if TYPE_CHECKING:
     import httpx
@@ -181,12 +181,12 @@ class Store:
         fingerprint = schema.fingerprint()
         try:
             with self.storage.write():
-                if self.storage._meta("schema") == fingerprint:
+                if self.storage.meta("schema") == fingerprint:
                     return
                 existing = self.storage.sync_schema(schema)
                 if schema.schema_validation:
                     self._check_existing(schema, existing)
-                self.storage._set_meta("schema", fingerprint)
+                self.storage.set_meta("schema", fingerprint)
         except StorageFailure:
             raise
 

@@ -1,32 +1,153 @@
 """The seams between the engine and the code that runs functions.
 
+- :class:`Backend`: what an engine offers the runtime (transactions, rows, index
+  scans, text search, the tables and their indexes, creation-time bookkeeping).
+  :class:`~one_store.engine.sqlite.storage.Storage` is the SQLite engine; a
+  second engine (PostgreSQL) implements the same protocol. Nothing in it names
+  an engine's types: tables are :class:`TableInfo`, a scan is asked for with an
+  :class:`IndexScan` or a :class:`SearchScan` (data, not SQL), and rows come back
+  as tuples. What differs between engines and a caller may ask about is in
+  :class:`Features` (Django's ``features``), never an ``if vendor == ...``.
+- :class:`ReadPort`: what a :class:`~one_store.engine.query.Query` needs from the
+  transaction it runs in (table layouts, the engine's scans, counting reads
+  against the function's limits). It is internal: ``ctx.db`` is not a port, so a
+  handler never reaches it.
 - :class:`CallObserver`: what one call read and wrote, as it happens (documents by
   ID, index ranges scanned, writes). The runtime hands one to every transaction;
   the default, :data:`NO_OBSERVER`, does nothing. Call traces
   (``one_store.testing.trace``) and, later, the read sets of reactive queries are
   observers; nothing else in the engine knows about them.
-- :class:`ReadPort`: what a :class:`~one_store.engine.query.Query` needs from the
-  transaction it runs in (table layouts, the rows of a scan, counting reads
-  against the function's limits). It is internal: ``ctx.db`` is not a port, so a
-  handler never reaches it.
-- :class:`Backend`: what an engine offers the runtime (transactions, rows, index
-  scans, text search, the layout of tables). :class:`~one_store.engine.sqlite.storage.Storage`
-  is the SQLite engine; a second engine implements the same protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from attrs import define, frozen
+
 if TYPE_CHECKING:
-    from ..model.schema import Schema, TableDefinition
+    from ..model.schema import Index, Schema, SearchIndex, TableDefinition
     from ..model.values import Document, Value
-    from .sqlite.storage import TableLayout
+    from .ranges import Order
 
 # The range calls of ``with_index`` as written: ``("eq", "threadId", tid)``.
 Bounds = tuple[tuple[str, str, "Value"], ...]
+# ``eq(field, value)`` conjuncts every filter evaluation starts with: (path, value).
+Equalities = tuple[tuple[tuple[str, ...], object], ...]
+# One scanned row (see IndexScan and SearchScan for its shape).
+Row = tuple[Any, ...]
+
+
+@define
+class IndexScan:
+    """One index range scan, as a query asks the engine for it.
+
+    A value: never changed once made (mutable slots only because a frozen attrs
+    class costs four times as much to make, on every query).
+
+    Rows come in key order (``order``), each ``(body, key)``: the document's
+    stored JSON and its key in the index (the bytes of
+    :func:`~one_store.model.values.sort_key` over the index's fields,
+    ``_creationTime`` and ``_id``). With ``equalities``, an engine that
+    :attr:`Features.equality_prefilter` tests them while scanning: each row is
+    then ``(body | None, key, size)``, ``body`` None for a row failing them (never
+    decoded, but scanned: ``size`` is its stored length, for the read limits).
+    With ``bodies_only`` each row is ``(body,)``.
+
+    Attributes:
+        table: the table.
+        index: the index (``by_id`` and ``by_creation_time`` included).
+        low: the first key in range (``b""``: from the start).
+        high: the first key past the range (None: to the end).
+        order: ``"asc"`` or ``"desc"``.
+        limit: at most this many rows (None: all).
+        equalities: leading ``eq(field, value)`` conjuncts of the query's filters.
+        bodies_only: rows are ``(body,)`` (no key is needed).
+    """
+
+    table: str
+    index: str
+    low: bytes = b""
+    high: bytes | None = None
+    order: Order = "asc"
+    limit: int | None = None
+    equalities: Equalities = ()
+    bodies_only: bool = False
+
+
+@frozen
+class SearchScan:
+    """One text search over a search index, as a query asks the engine for it.
+
+    Matches contain any of ``terms`` (the last one also as a prefix), and each
+    filter field equals its value. Rows come in Convex's order (relevance, then
+    newest first, then ``_id``), each ``(body, key)``, ``key`` the bytes of
+    ``sort_key([score, -_creationTime, _id])`` (a lower score is more relevant).
+
+    Attributes:
+        table: the table.
+        index: the search index.
+        terms: the query's tokens (at most 16; none: no results).
+        filters: ``(position in the index's filter_fields, sort key of the value)``.
+    """
+
+    table: str
+    index: str
+    terms: tuple[str, ...]
+    filters: tuple[tuple[int, bytes], ...] = ()
+
+
+class Rows(Protocol):
+    """The rows of a scan, stepped one at a time; close it when done early."""
+
+    def __iter__(self) -> Iterator[Row]:
+        """Step through the rows."""
+
+    def close(self) -> None:
+        """Stop the scan and release what it holds."""
+
+
+@frozen
+class Features:
+    """What an engine can do, for callers to ask (Django's ``features``).
+
+    Attributes:
+        vendor: the engine's name, for messages only (never branch on it).
+        equality_prefilter: an :class:`IndexScan`'s ``equalities`` are tested
+            in the engine (rows failing them come back undecoded); otherwise
+            the query leaves them out and every row comes back with its body.
+        ranked_search_top: :meth:`Scanner.search_top` ranks on the search index
+            alone (otherwise it returns None and the full ranked scan applies).
+        savepoint_ddl: rolling back a savepoint also undoes the tables it
+            created (SQLite, PostgreSQL): the layouts are re-read after one.
+    """
+
+    vendor: str
+    equality_prefilter: bool
+    ranked_search_top: bool
+    savepoint_ddl: bool
+
+
+class TableInfo(Protocol):
+    """One table, as the engine describes it: name, ID number, indexes."""
+
+    @property
+    def name(self) -> str:
+        """The table's name."""
+
+    @property
+    def number(self) -> int:
+        """The table number inside its documents' IDs."""
+
+    @property
+    def indexes(self) -> Mapping[str, Index]:
+        """Its indexes by name (``by_id`` and ``by_creation_time`` included)."""
+
+    @property
+    def search_indexes(self) -> Mapping[str, SearchIndex]:
+        """Its search indexes by name."""
 
 
 class CallObserver(Protocol):
@@ -73,6 +194,34 @@ class _NoObserver:
 NO_OBSERVER: Final[CallObserver] = _NoObserver()
 
 
+class Scanner(Protocol):
+    """The read side of an engine that queries use: tables, scans, search."""
+
+    @property
+    def features(self) -> Features:
+        """What this engine can do."""
+
+    @property
+    def layouts(self) -> Mapping[str, TableInfo]:
+        """Every table (system tables included) by name."""
+
+    def index_rows(self, scan: IndexScan) -> Rows:
+        """The rows of an index range scan (see :class:`IndexScan`)."""
+
+    def search_rows(self, scan: SearchScan, max_results: int) -> Rows:
+        """The first ``max_results`` matches of a search, in Convex's order."""
+
+    def search_top(
+        self, scan: SearchScan, n: int, max_results: int
+    ) -> list[Row] | None:
+        """The first ``n`` matches of a search, reading only their documents.
+
+        None when this cannot be answered without reading more than
+        ``max_results`` matches (or the engine cannot rank on the index alone):
+        :meth:`search_rows` then applies.
+        """
+
+
 class ReadPort(Protocol):
     """What a query reads through: the transaction it runs in."""
 
@@ -80,32 +229,40 @@ class ReadPort(Protocol):
     def observer(self) -> CallObserver:
         """The transaction's observer (:data:`NO_OBSERVER` when nobody watches)."""
 
-    def layout(self, table: str) -> TableLayout | None:
-        """The layout of ``table`` (None when it does not exist yet)."""
+    @property
+    def scanner(self) -> Scanner:
+        """The engine the transaction reads from."""
 
-    def execute(self, sql: str, params: Sequence[Any]) -> Any:
-        """Run a scan's SQL; return its cursor."""
+    def layout(self, table: str) -> TableInfo | None:
+        """The table ``table`` (None when it does not exist yet)."""
 
     def read_row(self, body: str) -> Document:
         """Decode one scanned row, counting it against the read limits."""
 
     def read_all(
         self,
-        sql: str,
-        params: Sequence[Any],
+        scan: IndexScan,
         keys: list[bytes] | None = None,
         resumable: bool = False,
     ) -> tuple[list[Document], int, bool]:
         """Decode every row of a scan whose rows are all results."""
 
     def skip_row(self, size: int) -> None:
-        """Count a row a SQL prefilter dropped (never decoded) as read."""
+        """Count a row the engine's prefilter dropped (never decoded) as read."""
 
 
-class Backend(Protocol):
-    """An engine: what the runtime needs from the database under it."""
+class Backend(Scanner, Protocol):
+    """An engine: what the runtime needs from the database under it.
 
-    layouts: dict[str, TableLayout]
+    Transactions are context managers: :meth:`write` takes the write lock at
+    once and commits on a clean exit (rolls back on an exception);
+    :meth:`read` sees one snapshot; :meth:`savepoint` nests inside a write.
+    Failures of the database itself come out as
+    :class:`~one_store.model.errors.StorageFailure` carrying ``Busy`` or
+    ``StorageError``.
+    """
+
+    # ------------------------------------------------------------ transactions
 
     def write(self) -> AbstractContextManager[None]:
         """A write transaction (takes the write lock at once; commits on exit)."""
@@ -116,58 +273,85 @@ class Backend(Protocol):
     def savepoint(self) -> AbstractContextManager[None]:
         """A sub-transaction inside a write; an exception rolls back only it."""
 
+    # ------------------------------------------------------------ tables and schema
+
     def sync_schema(self, schema: Schema) -> list[tuple[str, Document]]:
         """Create and back-fill what ``schema`` adds; return documents to re-check."""
 
     def ensure_table(
         self,
         table: str,
-        definition: TableDefinition | None,
+        definition: TableDefinition | None = None,
         number: int | None = None,
-    ) -> TableLayout:
-        """The layout of ``table``, created (with its indexes) when missing."""
+    ) -> TableInfo:
+        """The table ``table``, created (with its indexes) when missing."""
 
     def table_of(self, number: int) -> str | None:
         """The table with this table number."""
 
+    def table_number(self, table: str) -> int:
+        """The table number of ``table`` (KeyError when there is no such table)."""
+
     def tables(self) -> list[str]:
         """User tables, by name."""
 
-    def get(self, layout: TableLayout, doc_id: str) -> Document | None:
-        """One document by ID (undecoded text is :meth:`get_text`)."""
+    def meta(self, key: str) -> str | None:
+        """A setting the store keeps in the file (the schema's fingerprint)."""
 
-    def get_text(self, layout: TableLayout, doc_id: str) -> str | None:
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep a setting in the file, in the current write."""
+
+    # ------------------------------------------------------------ rows
+
+    def get(self, table: TableInfo, doc_id: str) -> Document | None:
+        """One document by ID (its stored JSON is :meth:`get_text`)."""
+
+    def get_text(self, table: TableInfo, doc_id: str) -> str | None:
         """One document's stored JSON by ID."""
 
-    def insert(
-        self, layout: TableLayout, doc: Document, text: str | None = None
-    ) -> None:
+    def insert(self, table: TableInfo, doc: Document, text: str | None = None) -> None:
         """Insert a checked document (``text`` its JSON, when already made)."""
 
     def update(
         self,
-        layout: TableLayout,
+        table: TableInfo,
         doc: Document,
         text: str | None = None,
-        old: Document | None = None,
+        previous: Document | None = None,
     ) -> None:
-        """Replace a document (``old`` as read, to touch only changed index keys)."""
+        """Replace a document (``previous`` as read, to touch only changed keys)."""
 
-    def delete(self, layout: TableLayout, doc_id: str) -> bool:
+    def delete(self, table: TableInfo, doc_id: str) -> bool:
         """Delete a document; False when it did not exist."""
 
+    # ------------------------------------------------------------ whole tables and ranges
+
     def scan(self, table: str) -> Iterator[Document]:
-        """Every document of ``table`` in ``_creationTime`` order."""
+        """Every document of ``table`` in ``_creationTime`` order (none if missing)."""
 
     def first_in_range(
-        self, table: str, index: str, low: bytes, high: bytes
+        self, table: str, index: str, low: bytes, high: bytes | None
     ) -> Document | None:
         """The first document of an index range (lowest key), or None."""
 
     def range_documents(
-        self, table: str, index: str, low: bytes, high: bytes
+        self, table: str, index: str, low: bytes, high: bytes | None
     ) -> list[Document]:
         """Every document of an index range, in key order."""
+
+    def count(self, table: str) -> int:
+        """How many documents ``table`` holds (0 when it does not exist)."""
+
+    def clear(self, table: str) -> None:
+        """Delete every document of ``table`` (inside the current write)."""
+
+    def write_raw(self, table: str, doc: Document) -> None:
+        """Insert a document whose ``_id`` and ``_creationTime`` are given (imports)."""
+
+    def renumber(self, moves: Mapping[str, int]) -> None:
+        """Give existing (empty) tables new table numbers, in the current write."""
+
+    # ------------------------------------------------------------ creation times
 
     def next_creation_time(self, now_ms: float) -> float:
         """The next ``_creationTime``: above every one handed out, near ``now_ms``."""

@@ -3,10 +3,10 @@
 Filters are compiled once into Python closures and always run on the documents a
 query returns, with Convex's type-strict comparisons (``1`` is not ``1.0``, ``True``
 is not ``1``, missing is not ``null``, ``-0.0 < 0.0``, ``NaN == NaN``) and int64
-arithmetic as Rust's checked operations. The leading ``eq(field, str | int | bool |
-None | UNSET)`` conjuncts, which ``json_type`` tests exactly and which can never
-raise, are also given to SQL (:func:`prefilter`) so rows they reject are never
-decoded; see :mod:`one_store.engine.query` for the measurement behind that choice.
+arithmetic as Rust's checked operations. The leading ``eq(field, literal)``
+conjuncts, which can never raise, are also handed to the engine
+(:func:`leading_equalities`) so that rows they reject need not be decoded; see
+:mod:`one_store.engine.sqlite.scans` for the measurement behind that choice.
 """
 
 from __future__ import annotations
@@ -17,17 +17,18 @@ from typing import Any
 
 from attrs import frozen
 
+from ..model.keys import compare
 from ..model.values import (
     INT64_MAX,
     INT64_MIN,
     UNSET,
     InvalidValue,
     check_value,
-    compare,
     get_path,
     show,
     type_name,
 )
+from .backend import Equalities
 
 
 class FilterError(ValueError):
@@ -213,24 +214,8 @@ def checked_literals(node: object) -> object:
         raise FilterError(f"Invalid literal in filter expression: {e}") from None
 
 
-def _json_path(path: tuple[str, ...]) -> str | None:
-    """SQLite JSON path of a field path (None when a name would need escaping)."""
-    # "$"-names are storage tags ({"$bytes": ...}), never user fields: Python
-    # reads them as missing, SQL would find the tag's payload.
-    if any(not part or part[0] == "$" or '"' in part or "\\" in part for part in path):
-        return None
-    return "$" + "".join(f'."{part}"' for part in path)
-
-
-def _exact_sql_test(node: object) -> tuple[str, list[object]] | None:
-    """SQL that holds exactly when ``node`` (``eq`` of a field and a literal) is True.
-
-    Storage bodies are JSON in which strings, int64, booleans and null appear as
-    themselves (bytes and special floats are tagged objects), so ``json_type``
-    tells Convex's types apart and the test is type-strict: ``"1"``, ``1``,
-    ``1.0`` and ``True`` never match one another, and a missing field
-    (``UNSET``) is not ``null``. Floats are left to Python (``-0.0``, NaN).
-    """
+def _equality(node: object) -> tuple[tuple[str, ...], object] | None:
+    """``(path, value)`` when ``node`` is ``eq`` of a field and a literal, else None."""
     if not isinstance(node, Expr) or node.op != "eq":
         return None
     a, b = node.args
@@ -238,52 +223,31 @@ def _exact_sql_test(node: object) -> tuple[str, list[object]] | None:
         a, b = b, a
     if not isinstance(a, Expr) or a.op != "field" or isinstance(b, Expr):
         return None
-    path = _json_path(a.args[0])
-    if path is None:
-        return None
-    if b is UNSET:
-        return "json_type(_body, ?) IS NULL", [path]
-    if b is None:
-        return "json_type(_body, ?) = 'null'", [path]
-    if type(b) is bool:
-        return "json_type(_body, ?) = ?", [path, "true" if b else "false"]
-    kind = {str: "text", int: "integer"}.get(type(b))
-    # SQLite's json_extract ends a string at an escaped NUL ("x\u0000y" -> "x"),
-    # so a literal with a NUL could never match: leave those to Python.
-    if kind is None or (kind == "text" and "\x00" in b):
-        return None
-    return f"(json_type(_body, ?) = '{kind}' AND json_extract(_body, ?) = ?)", [
-        path,
-        path,
-        b,
-    ]
+    return a.args[0], b
 
 
-def prefilter(filters: tuple[Expr, ...]) -> tuple[str, list[object]] | None:
-    """SQL for the equalities every filter evaluation starts with, or None.
+def leading_equalities(filters: tuple[Expr, ...]) -> Equalities:
+    """The ``eq(field, literal)`` conjuncts every filter evaluation starts with.
 
     Filters run in Python on decoded documents; most of a filtered scan's cost
     is decoding rows the filter then drops. The leading ``eq(field, literal)``
     conjuncts (of the first filter, and of the next ones while every earlier
     conjunct was such an equality) are evaluated first and can never raise, so a
     row failing one of them is one the Python predicate would drop without an
-    error: SQLite tests them and such rows are counted as read but not decoded.
-    The full predicate still runs on every other row.
+    error: an engine that can test them while scanning
+    (:attr:`~one_store.engine.backend.Features.equality_prefilter`) never
+    decodes such rows, though it counts them as read. The full predicate still
+    runs on every other row.
     """
-    tests: list[tuple[str, list[object]]] = []
+    found: list[tuple[tuple[str, ...], object]] = []
     for expr in filters:
         conjuncts = expr.args if expr.op == "and" else (expr,)
         for conjunct in conjuncts:
-            test = _exact_sql_test(conjunct)
-            if test is None:
-                break
-            tests.append(test)
-        else:
-            continue
-        break
-    if not tests:
-        return None
-    return " AND ".join(sql for sql, _ in tests), [p for _, ps in tests for p in ps]
+            equality = _equality(conjunct)
+            if equality is None:
+                return tuple(found)
+            found.append(equality)
+    return tuple(found)
 
 
 class FilterBuilder:

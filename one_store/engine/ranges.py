@@ -23,17 +23,11 @@ from ..model.errors import (
     Problem,
     ProblemError,
 )
-from ..model.values import (
-    UNSET,
-    InvalidValue,
-    check_value,
-    show,
-    sort_key,
-)
+from ..model.keys import sort_key
+from ..model.values import UNSET, InvalidValue, check_value, show
 
 Order = Literal["asc", "desc"]
 _PAST_VALUE = b"\xff"  # sorts after every key that continues past a value (a tag)
-_STRING_TAG = b"\x10"  # first byte of a string's sort key (values.sort_key)
 
 
 def fail(problem: Problem) -> ProblemError:
@@ -245,40 +239,3 @@ def compile_range(
         k = prefix + sort_key(upper[2])
         high = k if upper[0] == "lt" else k + _PAST_VALUE
     return KeyRange(low, high)
-
-
-def id_bounds(r: KeyRange) -> tuple[list[str], list[object]] | None:
-    """SQL conditions on the TEXT ``_id`` covering the key range (a superset), or None if empty.
-
-    ``by_id`` is SQLite's primary key on ``_id`` rather than a BLOB key column. An
-    ``_id`` key is ``0x10 + utf8 + 0x00`` and TEXT compares as memcmp of UTF-8, so a
-    key bound maps to a text bound on the part before its first NUL; where the map
-    is not exact, the condition is widened and rows are re-checked on their keys.
-    """
-    where: list[str] = []
-    params: list[object] = []
-    if r.low > _STRING_TAG:
-        if r.low >= b"\x11":
-            return None
-        text = _text_prefix(r.low[1:])
-        if text is not None:
-            where.append("_id >= ?")
-            params.append(text[0])
-    if r.high is not None:
-        if r.high <= _STRING_TAG:
-            return None
-        if r.high < b"\x11":
-            text = _text_prefix(r.high[1:])
-            if text is not None:
-                where.append("_id < ?" if text[1] else "_id <= ?")
-                params.append(text[0])
-    return where, params
-
-
-def _text_prefix(rest: bytes) -> tuple[str, bool] | None:
-    """The text before the first NUL of a string-key tail, and whether there was none."""
-    head, nul, _ = rest.partition(b"\x00")
-    try:
-        return head.decode("utf-8"), not nul
-    except UnicodeDecodeError:
-        return None

@@ -9,12 +9,11 @@ SQL or the rows of another transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from ..engine.backend import NO_OBSERVER, CallObserver
+from ..engine.backend import NO_OBSERVER, CallObserver, IndexScan, Scanner, TableInfo
 from ..engine.query import Query
-from ..engine.sqlite.storage import TableLayout
 from ..model.errors import (
     ContextError,
     DocumentInvalid,
@@ -77,13 +76,14 @@ class _Port:
     def __init__(self, txn: Transaction) -> None:
         self._txn = txn
 
-    def layout(self, table: str) -> TableLayout | None:
-        """The storage layout of ``table`` (None when it does not exist yet)."""
+    def layout(self, table: str) -> TableInfo | None:
+        """The table ``table`` (None when it does not exist yet)."""
         return self._txn.storage.layouts.get(table)
 
-    def execute(self, sql: str, params: Sequence[Any]) -> Any:
-        """Run a query's SQL."""
-        return self._txn.storage.execute(sql, params)
+    @property
+    def scanner(self) -> Scanner:
+        """The engine the transaction reads from (its scans)."""
+        return self._txn.storage
 
     def read_row(self, body: str) -> Document:
         """Decode a scanned row, counting it against the read limits."""
@@ -91,8 +91,7 @@ class _Port:
 
     def read_all(
         self,
-        sql: str,
-        params: Sequence[Any],
+        scan: IndexScan,
         keys: list[bytes] | None = None,
         resumable: bool = False,
     ) -> tuple[list[Document], int, bool]:
@@ -115,7 +114,7 @@ class _Port:
         n = txn.docs_read
         b = start_b = txn.bytes_read
         stopped = False
-        cursor = txn.storage.execute(sql, params)
+        cursor = txn.storage.index_rows(scan)
         try:
             for row in cursor:
                 body = row[0]
@@ -184,7 +183,7 @@ class DatabaseReader:
         self._check_table_access(table)
         return Query(self._port, table)
 
-    def _locate(self, doc_id: object, method: str) -> tuple[TableLayout | None, str]:
+    def _locate(self, doc_id: object, method: str) -> tuple[TableInfo | None, str]:
         if not isinstance(doc_id, str):
             raise ProblemError(
                 InvalidId(
@@ -219,8 +218,8 @@ class DatabaseReader:
         if layout is None:
             return None
         txn = self._txn
-        row = txn.storage.execute(layout.get_sql, (doc_id,)).fetchone()
-        return None if row is None else _decode_body(txn, row[0])
+        body = txn.storage.get_text(layout, doc_id)
+        return None if body is None else _decode_body(txn, body)
 
     def normalize_id(self, table: str, doc_id: str) -> str | None:
         """``doc_id`` if it is a valid ID of ``table``, else None."""
@@ -258,7 +257,7 @@ class DatabaseReader:
 class DatabaseWriter(DatabaseReader):
     """``ctx.db`` in mutations: the reader plus ``insert``, ``patch``, ``replace``, ``delete``."""
 
-    def _table_for_write(self, table: str) -> TableLayout:
+    def _table_for_write(self, table: str) -> TableInfo:
         if not isinstance(table, str):
             raise ContextError(f"db.insert() takes a table name, got {table!r}")
         if table.startswith("_"):
@@ -375,7 +374,7 @@ class DatabaseWriter(DatabaseReader):
 
     def _existing(
         self, doc_id: str, method: str, operation: str
-    ) -> tuple[TableLayout, Document]:
+    ) -> tuple[TableInfo, Document]:
         self._require_writable()
         layout, doc_id = self._locate(doc_id, method)
         if layout is None or layout.name.startswith("_"):

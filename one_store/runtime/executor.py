@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result, Success
 
-from ..engine.backend import NO_OBSERVER, CallObserver
-from ..engine.sqlite.storage import Storage, StorageFailure, classify
+from ..engine.backend import NO_OBSERVER, Backend, CallObserver
+from ..engine.sqlite.storage import StorageFailure, classify
 from ..model.errors import (
     ArgsInvalid,
     ContextError,
@@ -141,7 +141,7 @@ class _Shared:
 
     def __init__(
         self,
-        backend: Storage,
+        backend: Backend,
         schema: Schema | None,
         functions: Mapping[str, FunctionSpec[Any]],
         clock: Clock,
@@ -168,7 +168,7 @@ class Executor:
     """Runs queries, mutations and actions against one backend.
 
     Args:
-        backend: the engine (``Storage``) the store opened.
+        backend: the engine the store opened (the SQLite ``Storage``).
         schema: the schema documents are checked against (None: any document).
         functions: the app's functions by ``"file:name"`` path.
         clock: milliseconds since the epoch.
@@ -179,7 +179,7 @@ class Executor:
 
     def __init__(
         self,
-        backend: Storage,
+        backend: Backend,
         *,
         schema: Schema | None,
         functions: Mapping[str, FunctionSpec[Any]],
@@ -196,7 +196,7 @@ class Executor:
     # ------------------------------------------------------------ state
 
     @property
-    def backend(self) -> Storage:
+    def backend(self) -> Backend:
         """The engine under this executor."""
         return self._shared.backend
 

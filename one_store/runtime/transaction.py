@@ -15,8 +15,7 @@ import operator
 from collections.abc import Callable
 from typing import Any, cast
 
-from ..engine.backend import NO_OBSERVER, CallObserver
-from ..engine.sqlite.storage import Storage
+from ..engine.backend import NO_OBSERVER, Backend, CallObserver
 from ..model.errors import LimitExceeded, ProblemError
 from ..model.ids import IdGenerator
 from ..model.schema import Schema
@@ -58,7 +57,7 @@ class Transaction:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Backend,
         schema: Schema | None,
         now_ms: float,
         ids: IdGenerator,

@@ -17,8 +17,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from one_store import UNSET, Store, define_schema, define_table, v
-from one_store.engine.sqlite.storage import MAX_TERM_BYTES, search_tokens
-from one_store.model.values import sort_key
+from one_store.engine.search import MAX_TERM_BYTES, search_tokens
+from one_store.model.keys import sort_key
 
 SCHEMA = define_schema(
     {

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from one_store import UNSET, Store, define_schema, define_table
-from one_store.model.values import sort_key
+from one_store.model.keys import sort_key
 from tests.strategies import INT64_MAX, INT64_MIN, convex_values, field_names
 
 RANK = {

@@ -1,6 +1,6 @@
 """Whole-file checks run after crashes, concurrent runs and faults.
 
-They read the SQLite file directly (layout described in one_store/storage.py) so
+They read the SQLite file directly (layout described in one_store/engine/sqlite/layout.py) so
 that they do not trust the Store that wrote it: the key of every index is rebuilt
 from the stored JSON body with the core's key function and compared byte for byte
 with the BLOB column SQLite indexes; search rows are compared with the bodies.
@@ -13,8 +13,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from one_store.engine.sqlite.storage import TABLES, key_column, quote, search_table
-from one_store.model.values import get_path, key_function, loads
+from one_store.engine.sqlite.layout import TABLES, key_column, quote, search_table
+from one_store.model.keys import key_function
+from one_store.model.values import get_path, loads
 
 BUILT_IN_KEYS = {"by_creation_time": ("_creationTime", "_id")}
 

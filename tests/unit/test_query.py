@@ -34,7 +34,15 @@ from one_store import (
     define_table,
     v,
 )
-from one_store.engine.query import FilterBuilder, FilterError, Query, compile_expr
+from one_store.engine.backend import IndexScan
+from one_store.engine.query import (
+    FilterBuilder,
+    FilterError,
+    Query,
+    compile_expr,
+    plan,
+)
+from one_store.engine.sqlite.scans import index_scan_sql
 from one_store.model.errors import ProblemError
 from one_store.testing import trace
 from tests.strategies import convex_values
@@ -76,7 +84,14 @@ def run(store: Store, fn: Callable[[Any], Any]) -> Any:
 def compiled(
     store: Store, build: Callable[[Any], Query], limit: int | None = None
 ) -> Any:
-    return run(store, lambda ctx: list(build(ctx).sql(limit=limit)))
+    """The SQLite engine's ``(sql, params)`` for the scan ``build(ctx)`` asks for."""
+
+    def sql(ctx: Any) -> Any:
+        scan = plan(build(ctx), limit=limit)
+        assert isinstance(scan, IndexScan)
+        return list(index_scan_sql(scan))
+
+    return run(store, sql)
 
 
 def insert(store: Store, *docs: dict[str, Any]) -> Any:
@@ -761,7 +776,9 @@ def test_the_sql_prefilter_changes_no_outcome(
             q = ctx.db.query("items")
             for spec in specs:
                 q = q.filter(_build(spec))
-            return q.sql()[0], [d["_id"] for d in q.collect()]
+            scan = plan(q)
+            assert isinstance(scan, IndexScan)
+            return index_scan_sql(scan)[0], [d["_id"] for d in q.collect()]
 
         outcome = store.run(handler)
         got = type(outcome.failure()) if isinstance(outcome, Failure) else None

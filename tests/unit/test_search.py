@@ -1,4 +1,4 @@
-"""Tests for one_store.engine.query text search: Convex's tokeniser, OR-ed terms with a
+"""Tests for one_store.engine.search (and its FTS5 SQL) text search: Convex's tokeniser, OR-ed terms with a
 prefix last term, BM25 order with newest-first ties, equality filters, the 16-term,
 8-filter and 1,024-candidate limits, pagination, and the FTS5 table kept in the
 document's transaction (convex-backend ``crates/search``, ``search_query.rs``).
@@ -24,8 +24,10 @@ from one_store import (
     define_table,
     v,
 )
-from one_store.engine.query import match_expression, search_terms
-from one_store.engine.sqlite.storage import search_tokens
+from one_store.engine.backend import SearchScan
+from one_store.engine.query import plan
+from one_store.engine.search import MAX_SEARCH_RESULTS, search_terms, search_tokens
+from one_store.engine.sqlite.scans import match_expression, search_sql
 
 SCHEMA = define_schema(
     {
@@ -99,16 +101,17 @@ def test_match_expression_ors_terms_and_prefixes_the_last() -> None:
 
 
 def test_search_sql_is_one_fts5_match(db: Store) -> None:
-    sql, params = db.run(
-        lambda ctx: list(
-            ctx.db.query("posts")
-            .with_search_index(
+    def compiled(ctx: Any) -> Any:
+        scan = plan(
+            ctx.db.query("posts").with_search_index(
                 "search_body",
                 lambda q: q.search("body", "Deploy fail").eq("channel", 1),
             )
-            .sql()
         )
-    ).unwrap()
+        assert isinstance(scan, SearchScan)
+        return list(search_sql(scan, MAX_SEARCH_RESULTS))
+
+    sql, params = db.run(compiled).unwrap()
     assert sql == (
         'SELECT d._body, s.rank, d._creationTime, d._id FROM "posts$search$search_body" s '
         'JOIN "posts" d ON d.rowid = s.rowid WHERE s.text MATCH ? AND s.f0 = ? '

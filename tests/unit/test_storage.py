@@ -22,7 +22,8 @@ from one_store import (
 )
 from one_store.engine.sqlite.storage import Storage
 from one_store.model.ids import FIRST_USER_TABLE_NUMBER, encode_id, table_number_of
-from one_store.model.values import UNSET, sort_key
+from one_store.model.keys import sort_key
+from one_store.model.values import UNSET
 from one_store.testing import FakeClock
 
 SCHEMA = define_schema(

@@ -17,7 +17,7 @@ from returns.result import Failure, Success
 
 from one_store import UNSET, SchemaError, Validator, ValueInvalid, v
 from one_store.model.ids import encode_id
-from one_store.model.values import sort_key
+from one_store.model.keys import sort_key
 from tests.strategies import validators_with_values
 
 AGENTS, USERS = 10001, 10002

@@ -12,6 +12,7 @@ import struct
 import pytest
 
 from one_store import UNSET
+from one_store.model.keys import prefix_end, sort_key
 from one_store.model.values import (
     InvalidValue,
     check_value,
@@ -23,8 +24,6 @@ from one_store.model.values import (
     identifier_error,
     loads,
     nesting,
-    prefix_end,
-    sort_key,
     to_convex_json,
     type_name,
 )

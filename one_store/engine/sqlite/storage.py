@@ -1,26 +1,14 @@
-"""SQLite storage: the only module that speaks SQL.
+"""The SQLite engine: one connection, its transactions, documents and scans.
 
-Layout (version 1), readable by any SQLite tool:
-
-- ``_one_store_meta(key, value)``: layout version, schema fingerprint, the last
-  ``_creationTime`` handed out (so it keeps increasing across processes).
-- ``_one_store_tables(name, number, indexes)``: every table with its ID table number
-  and its index definitions (JSON), so a file opened without a schema still knows
-  its indexes.
-- one SQLite table per Convex table, named as the table:
-  ``_id TEXT PRIMARY KEY, _creationTime REAL, _body TEXT`` (the whole document as
-  JSON, system fields included, so a read is a single ``json.loads``) and one BLOB
-  column ``_k_<index>`` per index (``by_creation_time`` and every user index) holding
-  the order-preserving key of :func:`one_store.model.values.sort_key` over the index
-  fields, ``_creationTime`` and ``_id``, with a real SQLite index on it;
-  ``by_id`` uses the primary key.
-- one FTS5 table ``<table>$search$<index>`` per search index: the text, and the
-  filter fields' sort keys as UNINDEXED columns; its rowid is the document's rowid.
+:class:`Storage` implements :class:`~one_store.engine.backend.Backend` over a
+SQLite file (or memory). The file's layout is described in
+:mod:`one_store.engine.sqlite.layout`; DDL and migrations (sqlite-utils) are in
+:mod:`one_store.engine.sqlite.ddl`; the SQL of scans in
+:mod:`one_store.engine.sqlite.scans`. SQL text lives in these modules only.
 
 Hot paths (get/insert/update/delete/range scans) go straight to the ``sqlite3``
-connection with fixed SQL text (sqlite3 caches the prepared statements); sqlite-utils
-would add 2-3x per call. sqlite-utils is used where it is the better tool: DDL
-introspection at open time.
+connection with fixed SQL text (sqlite3 caches the prepared statements);
+sqlite-utils would add 2-3x per call.
 
 A :class:`Storage` is thread-safe: one connection, one re-entrant lock held for the
 length of each transaction. Processes serialise writers through SQLite's own lock
@@ -30,231 +18,45 @@ length of each transaction. Processes serialise writers through SQLite's own loc
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-from attrs import define, field
-
 from ...model import ids
-from ...model.errors import Busy, Problem, StorageError
+from ...model.errors import StorageError
 from ...model.errors import (
     StorageFailure as StorageFailure,
 )  # re-exported: callers catch it here
-from ...model.schema import Index, Schema, SearchIndex, TableDefinition
-from ...model.values import Document, dumps, get_path, key_function, loads, sort_key
+from ...model.keys import sort_key
+from ...model.schema import Schema, TableDefinition
+from ...model.values import Document, dumps, loads
+from ..backend import Backend, Features, IndexScan, Row, Rows, SearchScan, TableInfo
+from . import ddl, scans
+from .layout import (
+    LAYOUT_VERSION,
+    META,
+    TABLES,
+    SearchLayout,
+    TableLayout,
+    key_column,
+    parse_spec,
+    quote,
+)
+from .transactions import ReadTransaction, WriteTransaction
+from .transactions import classify as classify  # re-exported: callers map errors
 
-LAYOUT_VERSION = 1
-META = "_one_store_meta"
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_CACHE_MIB = 64
-TABLES = "_one_store_tables"
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
-
-
-def classify(error: sqlite3.Error) -> Problem:
-    """Map a sqlite3 error to the Problem a caller can act on."""
-    text = str(error)
-    if isinstance(error, sqlite3.OperationalError) and (
-        "locked" in text or "busy" in text
-    ):
-        return Busy()
-    return StorageError(f"SQLite error: {text}")
-
-
-def quote(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def key_column(index_name: str) -> str:
-    """The BLOB column holding an index's keys."""
-    return f"_k_{index_name}"
-
-
-def search_table(table: str, index_name: str) -> str:
-    """The FTS5 table behind a search index."""
-    return f"{table}$search${index_name}"
-
-
-_TOKEN = re.compile(r"[^\W_]+")
-MAX_TERM_BYTES = 32
-# ASCII bytes -> themselves for digits and lowercase letters, the lowercase letter
-# for uppercase ones, a space for everything else: ``[^\W_]+`` runs, lowercased,
-# become space-separated words (a bytes.translate is ~8x faster than the regex).
-_ASCII_WORDS = bytes(
-    c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 else 32
-    for c in range(256)
+FEATURES = Features(
+    vendor="sqlite",
+    equality_prefilter=True,
+    ranked_search_top=True,
+    savepoint_ddl=True,
 )
-
-
-def search_tokens(text: str) -> list[str]:
-    """Tokenise like Convex's ``convex_en`` analyser (Tantivy ``SimpleTokenizer``).
-
-    Runs of alphanumeric characters; tokens of 32 UTF-8 bytes or more are dropped
-    (measured before lowercasing, as ``RemoveLongFilter`` runs first), then
-    lowercased. Documents and queries both go through it, so FTS5 only ever sees
-    these tokens, space-separated.
-    """
-    if text.isascii():
-        # In ASCII a character is a byte and lowercasing maps letters one to one,
-        # so the same tokens come from a byte translation (every write tokenises).
-        tokens = text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split()
-        if not tokens or max(map(len, tokens)) < MAX_TERM_BYTES:
-            return tokens
-        return [t for t in tokens if len(t) < MAX_TERM_BYTES]
-    return [
-        t.lower()
-        for t in _TOKEN.findall(text)
-        if len(t.encode("utf-8")) < MAX_TERM_BYTES
-    ]
-
-
-@define
-class SearchLayout:
-    """How one search index is stored."""
-
-    index: SearchIndex
-    fts: str
-    text_path: tuple[str, ...]
-    filter_paths: tuple[tuple[str, ...], ...]
-    insert_sql: str = field(init=False)
-
-    @insert_sql.default
-    def _insert_sql(self) -> str:
-        columns = "".join(f", f{i}" for i in range(len(self.filter_paths)))
-        marks = ",".join("?" * (len(self.filter_paths) + 2))
-        return f"INSERT INTO {quote(self.fts)}(rowid, text{columns}) VALUES ({marks})"
-
-    @property
-    def delete_sql(self) -> str:
-        """Remove one document's entry (by its row's rowid)."""
-        return f"DELETE FROM {quote(self.fts)} WHERE rowid=?"
-
-    def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The FTS row for ``doc``, or None when its search field is not a string."""
-        text = get_path(doc, self.text_path)
-        if not isinstance(text, str):
-            return None
-        return (
-            " ".join(search_tokens(text)),
-            *(sort_key(get_path(doc, p)) for p in self.filter_paths),
-        )
-
-    def same_entry(self, old: dict[str, Any], new: dict[str, Any]) -> bool:
-        """Whether ``old`` and ``new`` have the same FTS row (so it can stay).
-
-        Compared on the inputs, not on :meth:`row`, so the common case costs two
-        lookups instead of two tokenisations: the same search text (a string, or
-        no string at all: no row) and the same filter values (by sort key, which
-        tells ``1`` from ``1.0`` and ``-0.0`` from ``0.0``).
-        """
-        a, b = get_path(old, self.text_path), get_path(new, self.text_path)
-        a_text, b_text = isinstance(a, str), isinstance(b, str)
-        if a_text != b_text or (a_text and a != b):
-            return False
-        if not a_text:
-            return True  # neither has a row
-        return all(
-            sort_key(get_path(old, p)) == sort_key(get_path(new, p))
-            for p in self.filter_paths
-        )
-
-
-@define
-class TableLayout:
-    """Prepared SQL and key functions for one table."""
-
-    name: str
-    number: int
-    indexes: dict[str, Index]
-    search: dict[str, SearchLayout]
-    key_fns: list[tuple[str, Callable[[dict[str, Any]], bytes]]]
-    # Per key column (as key_fns): the key of the index's user fields (None for
-    # by_creation_time); row() appends the _creationTime/_id part, computed once.
-    prefix_fns: list[Callable[[dict[str, Any]], bytes] | None]
-    insert_sql: str
-    update_sql: str
-    get_sql: str
-    delete_sql: str
-    # UPDATE text by the row() positions of the key columns it sets (see update()).
-    _partial_updates: dict[tuple[int, ...], str] = field(factory=dict)
-
-    @classmethod
-    def build(
-        cls,
-        name: str,
-        number: int,
-        indexes: tuple[Index, ...],
-        search: tuple[SearchIndex, ...] = (),
-    ) -> TableLayout:
-        """Compute SQL text and key functions for a table and its indexes."""
-        by_name = {i.name: i for i in indexes}
-        keyed = [i for i in indexes if i.name != "by_id"]
-        key_fns = [
-            (i.name, key_function(tuple(tuple(f.split(".")) for f in i.key_fields)))
-            for i in keyed
-        ]
-        prefix_fns = [
-            key_function(tuple(tuple(f.split(".")) for f in i.key_fields[:-2]))
-            if len(i.key_fields) > 2
-            else None
-            for i in keyed
-        ]
-        t = quote(name)
-        cols = ["_id", "_creationTime", "_body"] + [key_column(i.name) for i in keyed]
-        marks = ",".join("?" * len(cols))
-        sets = ",".join(f"{quote(c)}=?" for c in cols[1:])
-        searches = {
-            s.name: SearchLayout(
-                s,
-                search_table(name, s.name),
-                tuple(s.search_field.split(".")),
-                tuple(tuple(f.split(".")) for f in s.filter_fields),
-            )
-            for s in search
-        }
-        return cls(
-            name=name,
-            number=number,
-            indexes=by_name,
-            search=searches,
-            key_fns=key_fns,
-            prefix_fns=prefix_fns,
-            insert_sql=f"INSERT INTO {t} ({','.join(map(quote, cols))}) VALUES ({marks})",
-            update_sql=f"UPDATE {t} SET {sets} WHERE _id=?",
-            get_sql=f"SELECT _body FROM {t} WHERE _id=?",
-            delete_sql=f"DELETE FROM {t} WHERE _id=? RETURNING _creationTime, rowid",
-        )
-
-    def partial_update_sql(self, keys: tuple[int, ...]) -> str:
-        """``UPDATE`` of ``_body`` and the key columns at ``row()`` positions ``keys``."""
-        sql = self._partial_updates.get(keys)
-        if sql is None:
-            names = [key_column(self.key_fns[i - 3][0]) for i in keys]
-            sets = ",".join(f"{quote(c)}=?" for c in ["_body", *names])
-            sql = f"UPDATE {quote(self.name)} SET {sets} WHERE _id=?"
-            self._partial_updates[keys] = sql
-        return sql
-
-    def row(self, doc: Document, text: str | None = None) -> list[Any]:
-        """Column values for ``doc`` (JSON ``text`` if already encoded), as ``insert_sql``."""
-        doc_id, created = doc["_id"], doc["_creationTime"]
-        # Every key ends with the same _creationTime and _id encodings (sort keys
-        # concatenate), so they are encoded once rather than once per index.
-        tail = sort_key(created) + sort_key(doc_id)
-        return [
-            doc_id,
-            created,
-            dumps(doc) if text is None else text,
-            *[tail if fn is None else fn(doc) + tail for fn in self.prefix_fns],
-        ]
 
 
 class Storage:
@@ -271,6 +73,8 @@ class Storage:
         ValueError: ``synchronous`` is not a SQLite setting, or ``cache_mib`` is
             not a positive whole number.
     """
+
+    features = FEATURES
 
     def __init__(
         self,
@@ -304,7 +108,7 @@ class Storage:
             )
             self._configure(synchronous, cache_mib)
             self.layouts: dict[str, TableLayout] = {}
-            self.numbers: dict[int, str] = {}
+            self._numbers: dict[int, str] = {}
             self._last_creation_time = 0.0
             self._data_version = -1
             # The file's schema cookie the cached layouts match (_bootstrap loads them).
@@ -329,18 +133,12 @@ class Storage:
     # ------------------------------------------------------------------ layout
 
     def _bootstrap(self) -> None:
-        c = self.connection
         with self.write():
-            c.execute(
-                f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT)"
-            )
-            c.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLES} (name TEXT PRIMARY KEY, "
-                "number INTEGER NOT NULL UNIQUE, indexes TEXT NOT NULL)"
-            )
-            version = self._meta("layout_version")
+            if not ddl.has_bookkeeping(self.connection):
+                ddl.create_bookkeeping(self.connection)
+            version = self.meta("layout_version")
             if version is None:
-                self._set_meta("layout_version", str(LAYOUT_VERSION))
+                self.set_meta("layout_version", str(LAYOUT_VERSION))
             elif int(version) > LAYOUT_VERSION:
                 raise StorageFailure(
                     StorageError(
@@ -350,13 +148,15 @@ class Storage:
                 )
             self.reload_layouts()
 
-    def _meta(self, key: str) -> str | None:
+    def meta(self, key: str) -> str | None:
+        """A setting kept in ``_one_store_meta`` (layout version, schema fingerprint)."""
         row = self.connection.execute(
             f"SELECT value FROM {META} WHERE key=?", (key,)
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def _set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep a setting in ``_one_store_meta`` (inside the current write)."""
         self.connection.execute(
             f"INSERT INTO {META}(key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
@@ -369,29 +169,22 @@ class Storage:
         Needed after rolling back DDL (a ``ROLLBACK TO`` a savepoint undoes a
         ``CREATE TABLE`` but leaves this connection's cached layout behind).
         Tables created or changed by *other* connections are picked up at the
-        start of every transaction without this (see ``_refresh``).
+        start of every transaction without this (see :meth:`refresh_layouts`).
         """
         self.layouts.clear()
-        self.numbers.clear()
+        self._numbers.clear()
         for name, number, spec in self.connection.execute(
             f"SELECT name, number, indexes FROM {TABLES}"
         ):
-            data = json.loads(spec)
-            indexes = tuple(
-                Index(i["name"], tuple(i["fields"])) for i in data["indexes"]
-            )
-            search = tuple(
-                SearchIndex(s["name"], s["searchField"], tuple(s["filterFields"]))
-                for s in data.get("search", [])
-            )
+            indexes, search = parse_spec(spec)
             self.layouts[name] = TableLayout.build(name, number, indexes, search)
-            self.numbers[number] = name
+            self._numbers[number] = name
         self._schema_version = self._cookie()
 
     def _cookie(self) -> int:
         return int(self.connection.execute("PRAGMA schema_version").fetchone()[0])
 
-    def _refresh(self) -> None:
+    def refresh_layouts(self) -> None:
         """Reload the layouts when the file's schema changed since they were read.
 
         SQLite bumps the ``schema_version`` cookie on every DDL statement of any
@@ -403,23 +196,9 @@ class Storage:
         if self._cookie() != self._schema_version:
             self.reload_layouts()
 
-    @staticmethod
-    def _spec(indexes: tuple[Index, ...], search: tuple[SearchIndex, ...]) -> str:
-        return json.dumps(
-            {
-                "indexes": [
-                    {"name": i.name, "fields": list(i.fields)} for i in indexes
-                ],
-                "search": [
-                    {
-                        "name": s.name,
-                        "searchField": s.search_field,
-                        "filterFields": list(s.filter_fields),
-                    }
-                    for s in search
-                ],
-            }
-        )
+    def _own(self, table: TableInfo) -> TableLayout:
+        """This engine's layout of ``table`` (the one it handed out, as a rule)."""
+        return table if isinstance(table, TableLayout) else self.layouts[table.name]
 
     def tables(self) -> list[str]:
         """Names of the user tables in the file (system tables excluded)."""
@@ -431,31 +210,31 @@ class Storage:
 
     def table_of(self, number: int) -> str | None:
         """The table an ID's table number belongs to, or None."""
-        return self.numbers.get(number)
+        return self._numbers.get(number)
 
     def ensure_table(
         self,
-        name: str,
+        table: str,
         definition: TableDefinition | None = None,
         number: int | None = None,
     ) -> TableLayout:
-        """Create ``name`` (inside the current write transaction) if it does not exist."""
-        layout = self.layouts.get(name)
+        """Create ``table`` (inside the current write transaction) if it does not exist."""
+        layout = self.layouts.get(table)
         if layout is not None:
             return layout
         if number is None:
             number = (
-                SYSTEM_TABLE_NUMBERS.get(name)
+                SYSTEM_TABLE_NUMBERS.get(table)
                 or max(
                     [ids.FIRST_USER_TABLE_NUMBER - 1]
-                    + [n for n in self.numbers if n >= ids.FIRST_USER_TABLE_NUMBER]
+                    + [n for n in self._numbers if n >= ids.FIRST_USER_TABLE_NUMBER]
                 )
                 + 1
             )
-        if number in self.numbers:
+        if number in self._numbers:
             raise StorageFailure(
                 StorageError(
-                    f"table number {number} is already used by {self.numbers[number]!r}"
+                    f"table number {number} is already used by {self._numbers[number]!r}"
                 )
             )
         indexes = (
@@ -464,44 +243,14 @@ class Storage:
             else TableDefinition(_any()).all_indexes()
         )
         search = definition.search_indexes if definition else ()
-        c = self.connection
-        c.execute(
-            f"CREATE TABLE {quote(name)} (_id TEXT PRIMARY KEY NOT NULL, "
-            "_creationTime REAL NOT NULL, _body TEXT NOT NULL)"
-        )
-        c.execute(
-            f"INSERT INTO {TABLES}(name, number, indexes) VALUES (?, ?, ?)",
-            (name, number, self._spec(indexes, search)),
-        )
-        for index in indexes:
-            self._add_index_column(name, index)
-        for s in search:
-            self._create_search(name, s)
-        layout = TableLayout.build(name, number, indexes, search)
-        self.layouts[name] = layout
-        self.numbers[number] = name
+        ddl.create_table(self.connection, table, number, indexes, search)
+        layout = TableLayout.build(table, number, indexes, search)
+        self.layouts[table] = layout
+        self._numbers[number] = table
         # The cache now matches the file's schema including this DDL; a rollback
         # reloads (and re-reads the cookie), so no other connection's change hides.
         self._schema_version = self._cookie()
         return layout
-
-    def _add_index_column(self, table: str, index: Index) -> None:
-        if index.name == "by_id":
-            return
-        col = key_column(index.name)
-        self.connection.execute(
-            f"ALTER TABLE {quote(table)} ADD COLUMN {quote(col)} BLOB"
-        )
-        self.connection.execute(
-            f"CREATE INDEX {quote(f'{table}${index.name}')} ON {quote(table)}({quote(col)})"
-        )
-
-    def _create_search(self, table: str, index: SearchIndex) -> None:
-        filters = "".join(f", f{i} UNINDEXED" for i in range(len(index.filter_fields)))
-        self.connection.execute(
-            f"CREATE VIRTUAL TABLE {quote(search_table(table, index.name))} USING "
-            f"fts5(text{filters}, tokenize='unicode61 remove_diacritics 0')"
-        )
 
     def sync_schema(self, schema: Schema) -> list[tuple[str, Document]]:
         """Bring the file's tables and indexes in line with ``schema``.
@@ -510,87 +259,29 @@ class Storage:
         dropped. Runs in the caller's write transaction. Returns the documents that
         violate the new validators (checked by the caller), as ``(table, doc)``.
         """
-        changed: list[tuple[str, TableDefinition]] = []
+        changed: list[str] = []
         for name, definition in schema.tables.items():
             layout = self.layouts.get(name)
             if layout is None:
                 self.ensure_table(name, definition)
                 continue
-            changed.append((name, definition))
-            self._migrate_indexes(name, definition)
+            changed.append(name)
+            if _needs_migration(layout, definition):
+                ddl.migrate(self.connection, layout, definition)
         self.reload_layouts()
-        return [(name, doc) for name, _ in changed for doc in self.scan(name)]
-
-    def _migrate_indexes(self, name: str, definition: TableDefinition) -> None:
-        layout = self.layouts[name]
-        wanted = {i.name: i for i in definition.all_indexes()}
-        c = self.connection
-        for old_name, old in layout.indexes.items():
-            if wanted.get(old_name) != old:
-                c.execute(f"DROP INDEX IF EXISTS {quote(f'{name}${old_name}')}")
-                c.execute(
-                    f"ALTER TABLE {quote(name)} DROP COLUMN {quote(key_column(old_name))}"
-                )
-        new_indexes = [i for n, i in wanted.items() if layout.indexes.get(n) != i]
-        for index in new_indexes:
-            self._add_index_column(name, index)
-        wanted_search = {s.name: s for s in definition.search_indexes}
-        for old_name, s in layout.search.items():
-            if wanted_search.get(old_name) != s.index:
-                c.execute(f"DROP TABLE {quote(s.fts)}")
-        new_search = [
-            wanted
-            for n, wanted in wanted_search.items()
-            if n not in layout.search or layout.search[n].index != wanted
-        ]
-        for search_index in new_search:
-            self._create_search(name, search_index)
-        c.execute(
-            f"UPDATE {TABLES} SET indexes=? WHERE name=?",
-            (self._spec(definition.all_indexes(), definition.search_indexes), name),
-        )
-        if new_indexes or new_search:
-            fresh = TableLayout.build(
-                name, layout.number, definition.all_indexes(), definition.search_indexes
-            )
-            self._backfill(
-                fresh, {i.name for i in new_indexes}, {s.name for s in new_search}
-            )
-
-    def _backfill(
-        self, layout: TableLayout, indexes: set[str], search: set[str]
-    ) -> None:
-        fns = [(n, fn) for n, fn in layout.key_fns if n in indexes]
-        c = self.connection
-        t = quote(layout.name)
-        for rowid, body in list(c.execute(f"SELECT rowid, _body FROM {t}")):
-            doc = loads(body)
-            if fns:
-                sets = ",".join(f"{quote(key_column(n))}=?" for n, _ in fns)
-                c.execute(
-                    f"UPDATE {t} SET {sets} WHERE rowid=?",
-                    [fn(doc) for _, fn in fns] + [rowid],
-                )
-            for name in search:
-                self._search_insert(layout.search[name], rowid, doc)
-
-    def _search_insert(self, s: SearchLayout, rowid: int, doc: dict[str, Any]) -> None:
-        row = s.row(doc)
-        if row is None:  # the search field is not a string: not indexed, as Convex
-            return
-        self.connection.execute(s.insert_sql, (rowid, *row))
+        return [(name, doc) for name in changed for doc in self.scan(name)]
 
     # ------------------------------------------------------------------ transactions
 
-    def write(self) -> _WriteTransaction:
+    def write(self) -> WriteTransaction:
         """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back."""
-        return _WriteTransaction(self)
+        return WriteTransaction(self)
 
     transaction = write
 
-    def read(self) -> _ReadTransaction:
+    def read(self) -> ReadTransaction:
         """A read transaction: every read inside sees one snapshot."""
-        return _ReadTransaction(self)
+        return ReadTransaction(self)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -607,7 +298,8 @@ class Storage:
             raise
         c.execute("RELEASE nested")
 
-    def _rollback(self) -> None:
+    def roll_back(self) -> None:
+        """Roll back the open transaction, if any, and re-read the layouts."""
         c = self.connection
         if c.in_transaction:
             with contextlib.suppress(sqlite3.Error):
@@ -629,7 +321,7 @@ class Storage:
         version = self.connection.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._data_version = version
-            deleted = float(self._meta("deleted_creation_time") or 0.0)
+            deleted = float(self.meta("deleted_creation_time") or 0.0)
             self._last_creation_time = max(
                 self._last_creation_time, self._newest(), deleted
             )
@@ -664,27 +356,26 @@ class Storage:
 
     # ------------------------------------------------------------------ documents
 
-    def get(self, layout: TableLayout, doc_id: str) -> Document | None:
+    def get(self, table: TableInfo, doc_id: str) -> Document | None:
         """Read one document by ID from its table."""
-        row = self.connection.execute(layout.get_sql, (doc_id,)).fetchone()
+        row = self.connection.execute(self._own(table).get_sql, (doc_id,)).fetchone()
         return None if row is None else loads(row[0])
 
-    def get_text(self, layout: TableLayout, doc_id: str) -> str | None:
+    def get_text(self, table: TableInfo, doc_id: str) -> str | None:
         """Read one document's stored JSON text."""
-        row = self.connection.execute(layout.get_sql, (doc_id,)).fetchone()
+        row = self.connection.execute(self._own(table).get_sql, (doc_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def insert(
-        self, layout: TableLayout, doc: Document, text: str | None = None
-    ) -> None:
+    def insert(self, table: TableInfo, doc: Document, text: str | None = None) -> None:
         """Insert a document (system fields set) and its index keys."""
+        layout = self._own(table)
         cursor = self.connection.execute(layout.insert_sql, layout.row(doc, text))
         for s in layout.search.values():
             self._search_insert(s, cursor.lastrowid or 0, doc)
 
     def update(
         self,
-        layout: TableLayout,
+        table: TableInfo,
         doc: Document,
         text: str | None = None,
         previous: Document | None = None,
@@ -697,6 +388,7 @@ class Storage:
         rewrite, and no FTS5 delete and insert (nor their segment flush at commit,
         which was most of a patch's time).
         """
+        layout = self._own(table)
         if previous is None:
             row = layout.row(doc, text)
             self.connection.execute(layout.update_sql, (*row[1:], row[0]))
@@ -731,13 +423,20 @@ class Storage:
         ]
         if not stale:
             return
-        rowid = self._rowid(layout, str(doc["_id"]))
+        (rowid,) = self.connection.execute(layout.rowid_sql, (doc["_id"],)).fetchone()
         for s in stale:
             self.connection.execute(s.delete_sql, (rowid,))
             self._search_insert(s, rowid, doc)
 
-    def delete(self, layout: TableLayout, doc_id: str) -> bool:
+    def _search_insert(self, s: SearchLayout, rowid: int, doc: dict[str, Any]) -> None:
+        row = s.row(doc)
+        if row is None:  # the search field is not a string: not indexed, as Convex
+            return
+        self.connection.execute(s.insert_sql, (rowid, *row))
+
+    def delete(self, table: TableInfo, doc_id: str) -> bool:
         """Delete a document and its index keys; False when there is no such document."""
+        layout = self._own(table)
         row = self.connection.execute(layout.delete_sql, (doc_id,)).fetchone()
         if row is None:
             return False
@@ -751,32 +450,65 @@ class Storage:
     def _remember_deleted(self, created: float) -> None:
         # The newest document may be going: keep its time (in this transaction), so
         # that _creationTime stays increasing after a reopen or in another process.
-        stored = self._meta("deleted_creation_time")
+        stored = self.meta("deleted_creation_time")
         if stored is None or float(stored) < created:
-            self._set_meta("deleted_creation_time", repr(created))
+            self.set_meta("deleted_creation_time", repr(created))
 
-    def _rowid(self, layout: TableLayout, doc_id: str) -> int:
-        row = self.connection.execute(
-            f"SELECT rowid FROM {quote(layout.name)} WHERE _id=?", (doc_id,)
-        ).fetchone()
-        return int(row[0])
+    # ------------------------------------------------------------------ scans
 
-    def execute(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
-        """Run one statement (used by the query compiler's SQL)."""
-        return self.connection.execute(sql, params)
+    def index_rows(self, scan: IndexScan) -> Rows:
+        """The rows of an index range scan (see :class:`~one_store.engine.backend.IndexScan`)."""
+        return scans.index_rows(self.connection, scan)
 
-    # ------------------------------------------------------------------ bulk / tools
+    def search_rows(self, scan: SearchScan, max_results: int) -> Rows:
+        """The first ``max_results`` matches of a search, in Convex's order."""
+        return scans.search_rows(self.connection, scan, max_results)
+
+    def search_top(
+        self, scan: SearchScan, n: int, max_results: int
+    ) -> list[Row] | None:
+        """The first ``n`` matches of a search, ranked on its FTS5 table alone."""
+        return scans.search_top(self.connection, scan, n, max_results)
+
+    def first_in_range(
+        self, table: str, index: str, low: bytes, high: bytes | None
+    ) -> Document | None:
+        """The first document of an index range (lowest key), or None."""
+        if table not in self.layouts:
+            return None
+        rows = self.index_rows(IndexScan(table, index, low, high, "asc", 1, (), True))
+        try:
+            for (body,) in rows:
+                doc: Document = loads(body)
+                return doc
+            return None
+        finally:
+            rows.close()
+
+    def range_documents(
+        self, table: str, index: str, low: bytes, high: bytes | None
+    ) -> list[Document]:
+        """Every document of an index range, in key order."""
+        if table not in self.layouts:
+            return []
+        rows = self.index_rows(IndexScan(table, index, low, high, bodies_only=True))
+        try:
+            return [loads(body) for (body,) in rows]
+        finally:
+            rows.close()
 
     def scan(self, table: str) -> Iterator[Document]:
         """Every document of ``table`` in ``_creationTime`` order."""
         if table not in self.layouts:
             return
-        sql = (
-            f"SELECT _body FROM {quote(table)} "
-            f"ORDER BY {quote(key_column('by_creation_time'))}"
-        )
-        for (body,) in self.connection.execute(sql):
-            yield loads(body)
+        rows = self.index_rows(IndexScan(table, "by_creation_time", bodies_only=True))
+        try:
+            for (body,) in rows:
+                yield loads(body)
+        finally:
+            rows.close()
+
+    # ------------------------------------------------------------------ bulk / tools
 
     def write_raw(self, table: str, doc: Document) -> None:
         """Insert a document whose ``_id`` and ``_creationTime`` are given (imports).
@@ -790,7 +522,7 @@ class Storage:
         if isinstance(created, float) and created > self._last_creation_time:
             self.record_creation_time(created)
 
-    def renumber(self, moves: dict[str, int]) -> None:
+    def renumber(self, moves: Mapping[str, int]) -> None:
         """Give existing (empty) tables new ID table numbers, in the current write.
 
         Two steps through negative numbers, so the UNIQUE constraint never trips
@@ -827,10 +559,6 @@ class Storage:
         row = self.connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
         return int(row[0])
 
-    def utils(self) -> sqlite_utils.Database:
-        """A sqlite-utils view of the same connection (introspection, exports)."""
-        return sqlite_utils.Database(self.connection)
-
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
         with self.lock:
@@ -840,88 +568,20 @@ class Storage:
             self.connection.close()
 
 
-class _WriteTransaction:
-    """The context manager ``Storage.write()`` returns (a class, as ``_ReadTransaction``)."""
-
-    __slots__ = ("_storage",)
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-
-    def __enter__(self) -> None:
-        storage = self._storage
-        storage.lock.acquire()
-        try:
-            storage.connection.execute("BEGIN IMMEDIATE")
-            storage._refresh()
-        except sqlite3.Error as e:
-            storage._rollback()
-            storage.lock.release()
-            raise StorageFailure(classify(e)) from e
-        except BaseException:
-            storage._rollback()
-            storage.lock.release()
-            raise
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        storage = self._storage
-        try:
-            if kind is not None:
-                storage._rollback()
-                return
-            try:
-                storage.connection.execute("COMMIT")
-            except sqlite3.Error as e:
-                storage._rollback()
-                raise StorageFailure(classify(e)) from e
-        finally:
-            storage.lock.release()
-
-
-class _ReadTransaction:
-    """The context manager ``Storage.read()`` returns.
-
-    A class rather than a generator context manager, as every query enters one
-    (contextlib's machinery was ~2 us of a 30 us get).
-    """
-
-    __slots__ = ("_nested", "_storage")
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._nested = False
-
-    def __enter__(self) -> None:
-        storage = self._storage
-        storage.lock.acquire()
-        c = storage.connection
-        if c.in_transaction:  # nested inside a write: same snapshot already
-            self._nested = True
-            return
-        try:
-            c.execute("BEGIN")
-            storage._refresh()
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                c.execute("ROLLBACK")
-            storage.lock.release()
-            raise StorageFailure(classify(e)) from e
-        except BaseException:
-            storage.lock.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        storage = self._storage
-        try:
-            if not self._nested:
-                storage.connection.execute("COMMIT")
-        except sqlite3.Error:
-            pass  # a read has nothing to keep; the next BEGIN starts afresh
-        finally:
-            storage.lock.release()
+def _needs_migration(layout: TableLayout, definition: TableDefinition) -> bool:
+    """Whether ``definition``'s indexes differ from the table's (so DDL must run)."""
+    return layout.indexes != {i.name: i for i in definition.all_indexes()} or (
+        {n: s.index for n, s in layout.search.items()}
+        != {s.name: s for s in definition.search_indexes}
+    )
 
 
 def _any() -> Any:
     from ...model.validators import v
 
     return v.any()
+
+
+# Checked by mypy: Storage implements every method of the Backend protocol with
+# compatible signatures, so the protocol and the engine cannot drift apart.
+_IMPLEMENTS: type[Backend] = Storage

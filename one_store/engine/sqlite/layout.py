@@ -1,0 +1,232 @@
+"""How a Convex table is laid out in SQLite: names, key columns, the SQL of its rows.
+
+Layout (version 1), readable by any SQLite tool:
+
+- ``_one_store_meta(key, value)``: layout version, schema fingerprint, the last
+  ``_creationTime`` handed out (so it keeps increasing across processes).
+- ``_one_store_tables(name, number, indexes)``: every table with its ID table number
+  and its index definitions (JSON), so a file opened without a schema still knows
+  its indexes.
+- one SQLite table per Convex table, named as the table:
+  ``_id TEXT PRIMARY KEY, _creationTime REAL, _body TEXT`` (the whole document as
+  JSON, system fields included, so a read is a single ``json.loads``) and one BLOB
+  column ``_k_<index>`` per index (``by_creation_time`` and every user index) holding
+  the order-preserving key of :func:`one_store.model.values.sort_key` over the index
+  fields, ``_creationTime`` and ``_id``, with a real SQLite index on it;
+  ``by_id`` uses the primary key.
+- one FTS5 table ``<table>$search$<index>`` per search index: the text, and the
+  filter fields' sort keys as UNINDEXED columns; its rowid is the document's rowid.
+
+A :class:`TableLayout` holds one table's row SQL (fixed text, so sqlite3's
+statement cache prepares each once) and its key functions; it is the SQLite
+engine's :class:`~one_store.engine.backend.TableInfo`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define, field
+
+from ...model.keys import key_function, sort_key
+from ...model.schema import Index, SearchIndex
+from ...model.values import Document, dumps, get_path
+from ..search import search_tokens
+
+LAYOUT_VERSION = 1
+META = "_one_store_meta"
+TABLES = "_one_store_tables"
+
+
+def quote(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def key_column(index_name: str) -> str:
+    """The BLOB column holding an index's keys."""
+    return f"_k_{index_name}"
+
+
+def index_name(table: str, index: str) -> str:
+    """The SQLite index on a key column."""
+    return f"{table}${index}"
+
+
+def search_table(table: str, index_name: str) -> str:
+    """The FTS5 table behind a search index."""
+    return f"{table}$search${index_name}"
+
+
+def spec_text(indexes: tuple[Index, ...], search: tuple[SearchIndex, ...]) -> str:
+    """A table's indexes as ``_one_store_tables.indexes`` keeps them (JSON)."""
+    return json.dumps(
+        {
+            "indexes": [{"name": i.name, "fields": list(i.fields)} for i in indexes],
+            "search": [
+                {
+                    "name": s.name,
+                    "searchField": s.search_field,
+                    "filterFields": list(s.filter_fields),
+                }
+                for s in search
+            ],
+        }
+    )
+
+
+def parse_spec(text: str) -> tuple[tuple[Index, ...], tuple[SearchIndex, ...]]:
+    """The indexes and search indexes of a ``_one_store_tables.indexes`` text."""
+    data = json.loads(text)
+    indexes = tuple(Index(i["name"], tuple(i["fields"])) for i in data["indexes"])
+    search = tuple(
+        SearchIndex(s["name"], s["searchField"], tuple(s["filterFields"]))
+        for s in data.get("search", [])
+    )
+    return indexes, search
+
+
+@define
+class SearchLayout:
+    """How one search index is stored."""
+
+    index: SearchIndex
+    fts: str
+    text_path: tuple[str, ...]
+    filter_paths: tuple[tuple[str, ...], ...]
+    insert_sql: str = field(init=False)
+
+    @insert_sql.default
+    def _insert_sql(self) -> str:
+        columns = "".join(f", f{i}" for i in range(len(self.filter_paths)))
+        marks = ",".join("?" * (len(self.filter_paths) + 2))
+        return f"INSERT INTO {quote(self.fts)}(rowid, text{columns}) VALUES ({marks})"
+
+    @property
+    def delete_sql(self) -> str:
+        """Remove one document's entry (by its row's rowid)."""
+        return f"DELETE FROM {quote(self.fts)} WHERE rowid=?"
+
+    def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The FTS row for ``doc``, or None when its search field is not a string."""
+        text = get_path(doc, self.text_path)
+        if not isinstance(text, str):
+            return None
+        return (
+            " ".join(search_tokens(text)),
+            *(sort_key(get_path(doc, p)) for p in self.filter_paths),
+        )
+
+    def same_entry(self, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether ``old`` and ``new`` have the same FTS row (so it can stay).
+
+        Compared on the inputs, not on :meth:`row`, so the common case costs two
+        lookups instead of two tokenisations: the same search text (a string, or
+        no string at all: no row) and the same filter values (by sort key, which
+        tells ``1`` from ``1.0`` and ``-0.0`` from ``0.0``).
+        """
+        a, b = get_path(old, self.text_path), get_path(new, self.text_path)
+        a_text, b_text = isinstance(a, str), isinstance(b, str)
+        if a_text != b_text or (a_text and a != b):
+            return False
+        if not a_text:
+            return True  # neither has a row
+        return all(
+            sort_key(get_path(old, p)) == sort_key(get_path(new, p))
+            for p in self.filter_paths
+        )
+
+
+@define
+class TableLayout:
+    """Prepared SQL and key functions for one table (the engine's ``TableInfo``)."""
+
+    name: str
+    number: int
+    indexes: dict[str, Index]
+    search: dict[str, SearchLayout]
+    search_indexes: dict[str, SearchIndex]
+    key_fns: list[tuple[str, Callable[[dict[str, Any]], bytes]]]
+    # Per key column (as key_fns): the key of the index's user fields (None for
+    # by_creation_time); row() appends the _creationTime/_id part, computed once.
+    prefix_fns: list[Callable[[dict[str, Any]], bytes] | None]
+    insert_sql: str
+    update_sql: str
+    get_sql: str
+    delete_sql: str
+    rowid_sql: str
+    # UPDATE text by the row() positions of the key columns it sets (see update()).
+    _partial_updates: dict[tuple[int, ...], str] = field(factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        number: int,
+        indexes: tuple[Index, ...],
+        search: tuple[SearchIndex, ...] = (),
+    ) -> TableLayout:
+        """Compute SQL text and key functions for a table and its indexes."""
+        keyed = [i for i in indexes if i.name != "by_id"]
+        key_fns = [
+            (i.name, key_function(tuple(tuple(f.split(".")) for f in i.key_fields)))
+            for i in keyed
+        ]
+        prefix_fns = [
+            key_function(tuple(tuple(f.split(".")) for f in i.key_fields[:-2]))
+            if len(i.key_fields) > 2
+            else None
+            for i in keyed
+        ]
+        t = quote(name)
+        cols = ["_id", "_creationTime", "_body"] + [key_column(i.name) for i in keyed]
+        marks = ",".join("?" * len(cols))
+        sets = ",".join(f"{quote(c)}=?" for c in cols[1:])
+        searches = {
+            s.name: SearchLayout(
+                s,
+                search_table(name, s.name),
+                tuple(s.search_field.split(".")),
+                tuple(tuple(f.split(".")) for f in s.filter_fields),
+            )
+            for s in search
+        }
+        return cls(
+            name=name,
+            number=number,
+            indexes={i.name: i for i in indexes},
+            search=searches,
+            search_indexes={s.name: s for s in search},
+            key_fns=key_fns,
+            prefix_fns=prefix_fns,
+            insert_sql=f"INSERT INTO {t} ({','.join(map(quote, cols))}) VALUES ({marks})",
+            update_sql=f"UPDATE {t} SET {sets} WHERE _id=?",
+            get_sql=f"SELECT _body FROM {t} WHERE _id=?",
+            delete_sql=f"DELETE FROM {t} WHERE _id=? RETURNING _creationTime, rowid",
+            rowid_sql=f"SELECT rowid FROM {t} WHERE _id=?",
+        )
+
+    def partial_update_sql(self, keys: tuple[int, ...]) -> str:
+        """``UPDATE`` of ``_body`` and the key columns at ``row()`` positions ``keys``."""
+        sql = self._partial_updates.get(keys)
+        if sql is None:
+            names = [key_column(self.key_fns[i - 3][0]) for i in keys]
+            sets = ",".join(f"{quote(c)}=?" for c in ["_body", *names])
+            sql = f"UPDATE {quote(self.name)} SET {sets} WHERE _id=?"
+            self._partial_updates[keys] = sql
+        return sql
+
+    def row(self, doc: Document, text: str | None = None) -> list[Any]:
+        """Column values for ``doc`` (JSON ``text`` if already encoded), as ``insert_sql``."""
+        doc_id, created = doc["_id"], doc["_creationTime"]
+        # Every key ends with the same _creationTime and _id encodings (sort keys
+        # concatenate), so they are encoded once rather than once per index.
+        tail = sort_key(created) + sort_key(doc_id)
+        return [
+            doc_id,
+            created,
+            dumps(doc) if text is None else text,
+            *[tail if fn is None else fn(doc) + tail for fn in self.prefix_fns],
+        ]
