@@ -227,17 +227,16 @@ def _text_prefix(rest: bytes) -> tuple[str, bool] | None:
         return None
 
 
-def index_rows(connection: sqlite3.Connection, scan: IndexScan) -> Rows:
-    """The rows of ``scan`` (see :class:`~one_store.engine.backend.IndexScan`)."""
-    sql, params = index_scan_sql(scan)
-    cursor = connection.execute(sql, params)
-    if scan.index != "by_id":
-        return cursor
-    return _id_rows(cursor, scan)
+def id_rows(connection: sqlite3.Connection, scan: IndexScan) -> Rows:
+    """The rows of a ``by_id`` scan (see :class:`~one_store.engine.backend.IndexScan`).
+
+    The SQL bounds on ``_id`` are a superset of the key range, so each row's key
+    is re-checked here, and the scan's limit and ``bodies_only`` apply after it.
+    """
+    return _id_rows(connection.execute(*index_scan_sql(scan)), scan)
 
 
 def _id_rows(cursor: sqlite3.Cursor, scan: IndexScan) -> Generator[Row, None, None]:
-    """``by_id`` rows: the SQL bounds are a superset, so keys are re-checked."""
     r = KeyRange(scan.low, scan.high)
     left = scan.limit
     try:
