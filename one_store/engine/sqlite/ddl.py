@@ -181,6 +181,7 @@ def _backfill_index(
     db.table(table).convert(
         "_body", key_of, output=key_column(index.name), output_type="BLOB"
     )
+    db.conn.create_function(key_of.__name__, 1, None)  # done: unregister it
     _create_index(db, table, index)
 
 

@@ -25,6 +25,7 @@ engine's :class:`~one_store.engine.backend.TableInfo`.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,21 @@ def index_name(table: str, index: str) -> str:
 def search_table(table: str, index_name: str) -> str:
     """The FTS5 table behind a search index."""
     return f"{table}$search${index_name}"
+
+
+def read_meta(connection: sqlite3.Connection, key: str) -> str | None:
+    """A setting kept in ``_one_store_meta``."""
+    row = connection.execute(f"SELECT value FROM {META} WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def write_meta(connection: sqlite3.Connection, key: str, value: str) -> None:
+    """Keep a setting in ``_one_store_meta`` (inside the caller's write)."""
+    connection.execute(
+        f"INSERT INTO {META}(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (key, value),
+    )
 
 
 def spec_text(indexes: tuple[Index, ...], search: tuple[SearchIndex, ...]) -> str:

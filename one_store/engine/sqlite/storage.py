@@ -18,7 +18,6 @@ length of each transaction. Processes serialise writers through SQLite's own loc
 from __future__ import annotations
 
 import contextlib
-import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -37,15 +36,15 @@ from ..backend import Backend, Features, IndexScan, Row, Rows, SearchScan, Table
 from . import ddl, scans
 from .layout import (
     LAYOUT_VERSION,
-    META,
     TABLES,
     SearchLayout,
     TableLayout,
-    key_column,
     parse_spec,
     quote,
+    read_meta,
+    write_meta,
 )
-from .transactions import ReadTransaction, WriteTransaction
+from .transactions import CreationClock, ReadTransaction, WriteTransaction
 from .transactions import classify as classify  # re-exported: callers map errors
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -109,8 +108,7 @@ class Storage:
             self._configure(synchronous, cache_mib)
             self.layouts: dict[str, TableLayout] = {}
             self._numbers: dict[int, str] = {}
-            self._last_creation_time = 0.0
-            self._data_version = -1
+            self.clock = CreationClock(self.connection)
             # The file's schema cookie the cached layouts match (_bootstrap loads them).
             self._schema_version = self._cookie()
             self._bootstrap()
@@ -150,18 +148,11 @@ class Storage:
 
     def meta(self, key: str) -> str | None:
         """A setting kept in ``_one_store_meta`` (layout version, schema fingerprint)."""
-        row = self.connection.execute(
-            f"SELECT value FROM {META} WHERE key=?", (key,)
-        ).fetchone()
-        return None if row is None else str(row[0])
+        return read_meta(self.connection, key)
 
     def set_meta(self, key: str, value: str) -> None:
         """Keep a setting in ``_one_store_meta`` (inside the current write)."""
-        self.connection.execute(
-            f"INSERT INTO {META}(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value),
-        )
+        write_meta(self.connection, key, value)
 
     def reload_layouts(self) -> None:
         """Re-read every table's layout from the file.
@@ -309,50 +300,21 @@ class Storage:
             self.reload_layouts()
 
     def next_creation_time(self, now_ms: float) -> float:
-        """Base ``_creationTime`` for a write transaction that just began.
-
-        Strictly after every ``_creationTime`` in the file: this connection
-        remembers the last one it handed out, and when another connection has
-        committed since (``PRAGMA data_version`` moved) it re-reads the newest
-        document of every table through the ``by_creation_time`` index, and the
-        time of the newest document ever deleted (``deleted_creation_time`` in
-        ``_one_store_meta``, written only when a delete may remove the newest).
-        """
-        version = self.connection.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
-            self._data_version = version
-            deleted = float(self.meta("deleted_creation_time") or 0.0)
-            self._last_creation_time = max(
-                self._last_creation_time, self._newest(), deleted
-            )
-        return max(math.nextafter(self._last_creation_time, math.inf), now_ms)
-
-    def _newest(self) -> float:
-        newest = 0.0
-        for name in self.layouts:
-            row = self.connection.execute(
-                f"SELECT _creationTime FROM {quote(name)} "
-                f"ORDER BY {quote(key_column('by_creation_time'))} DESC LIMIT 1"
-            ).fetchone()
-            if row is not None:
-                newest = max(newest, float(row[0]))
-        return newest
+        """Base ``_creationTime`` for a write transaction that just began."""
+        return self.clock.next(now_ms, self.layouts)
 
     def record_creation_time(self, last: float) -> None:
         """Remember the last ``_creationTime`` handed out by a committed transaction."""
-        self._last_creation_time = max(self._last_creation_time, last)
+        self.clock.record(last)
 
     def note_rollback(self, last_known: float) -> None:
         """Forget creation times handed out by a transaction that rolled back."""
-        self._last_creation_time = last_known
-        # ``last_known`` predates what that transaction may have read from the file:
-        # re-read the file's newest time before the next transaction hands one out.
-        self._data_version = -1
+        self.clock.rolled_back(last_known)
 
     @property
     def last_creation_time(self) -> float:
         """The last ``_creationTime`` committed by this connection (or read from the file)."""
-        return self._last_creation_time
+        return self.clock.last
 
     # ------------------------------------------------------------------ documents
 
@@ -451,16 +413,9 @@ class Storage:
         created, rowid = float(row[0]), row[1]
         for s in layout.search.values():
             self.connection.execute(s.delete_sql, (rowid,))
-        if created >= self._last_creation_time:
-            self._remember_deleted(created)
+        if created >= self.clock.last:
+            self.clock.deleted(created)
         return True
-
-    def _remember_deleted(self, created: float) -> None:
-        # The newest document may be going: keep its time (in this transaction), so
-        # that _creationTime stays increasing after a reopen or in another process.
-        stored = self.meta("deleted_creation_time")
-        if stored is None or float(stored) < created:
-            self.set_meta("deleted_creation_time", repr(created))
 
     # ------------------------------------------------------------------ scans
 
@@ -530,8 +485,8 @@ class Storage:
         layout = self.layouts.get(table) or self.ensure_table(table, None, number)
         self.insert(layout, doc)
         created = doc.get("_creationTime")
-        if isinstance(created, float) and created > self._last_creation_time:
-            self.record_creation_time(created)
+        if isinstance(created, float) and created > self.clock.last:
+            self.clock.record(created)
 
     def renumber(self, moves: Mapping[str, int]) -> None:
         """Give existing (empty) tables new ID table numbers, in the current write.
@@ -558,7 +513,7 @@ class Storage:
         )
         (created,) = newest.fetchone()
         if created is not None:
-            self._remember_deleted(float(created))
+            self.clock.deleted(float(created))
         self.connection.execute(f"DELETE FROM {quote(table)}")
         for s in layout.search.values():
             self.connection.execute(f"DELETE FROM {quote(s.fts)}")

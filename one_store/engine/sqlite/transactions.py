@@ -1,4 +1,4 @@
-"""SQLite transactions: the write lock, snapshots, and what a failure becomes.
+"""SQLite transactions: the write lock, snapshots, what a failure becomes, creation times.
 
 A write begins with ``BEGIN IMMEDIATE`` (the write lock at once, so concurrent
 writers, threads or processes, serialise and never lose an update); a read with a
@@ -7,16 +7,23 @@ whole length, and both re-read the table layouts when another connection changed
 the file's schema. A ``sqlite3`` error becomes a
 :class:`~one_store.model.errors.StorageFailure` carrying ``Busy`` (the lock was
 not obtained in time: retryable) or ``StorageError``.
+
+:class:`CreationClock` hands a write transaction its first ``_creationTime``:
+strictly after every one in the file, across transactions, reopenings and
+processes, and forgets what a rolled-back transaction handed out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 import threading
+from collections.abc import Iterable
 from typing import Protocol
 
 from ...model.errors import Busy, Problem, StorageError, StorageFailure
+from .layout import key_column, quote, read_meta, write_meta
 
 
 def classify(error: sqlite3.Error) -> Problem:
@@ -121,3 +128,62 @@ class ReadTransaction:
             pass  # a read has nothing to keep; the next BEGIN starts afresh
         finally:
             storage.lock.release()
+
+
+class CreationClock:
+    """The newest ``_creationTime`` of a file, as one connection knows it."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.last = 0.0
+        self._data_version = -1
+
+    def next(self, now_ms: float, tables: Iterable[str]) -> float:
+        """Base ``_creationTime`` for a write transaction that just began.
+
+        Strictly after every ``_creationTime`` in the file: this connection
+        remembers the last one it handed out, and when another connection has
+        committed since (``PRAGMA data_version`` moved) it re-reads the newest
+        document of every table through the ``by_creation_time`` index, and the
+        time of the newest document ever deleted (``deleted_creation_time`` in
+        ``_one_store_meta``, written only when a delete may remove the newest).
+        """
+        c = self._connection
+        version = c.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._data_version = version
+            deleted = float(read_meta(c, "deleted_creation_time") or 0.0)
+            self.last = max(self.last, self._newest(tables), deleted)
+        return max(math.nextafter(self.last, math.inf), now_ms)
+
+    def _newest(self, tables: Iterable[str]) -> float:
+        newest = 0.0
+        for name in tables:
+            row = self._connection.execute(
+                f"SELECT _creationTime FROM {quote(name)} "
+                f"ORDER BY {quote(key_column('by_creation_time'))} DESC LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                newest = max(newest, float(row[0]))
+        return newest
+
+    def record(self, last: float) -> None:
+        """Remember the last ``_creationTime`` a committed transaction handed out."""
+        self.last = max(self.last, last)
+
+    def rolled_back(self, last_known: float) -> None:
+        """Forget creation times handed out by a transaction that rolled back."""
+        self.last = last_known
+        # ``last_known`` predates what that transaction may have read from the file:
+        # re-read the file's newest time before the next transaction hands one out.
+        self._data_version = -1
+
+    def deleted(self, created: float) -> None:
+        """A document created at ``created`` (maybe the newest) is being deleted.
+
+        Its time is kept in the file, in the deleting transaction, so that
+        ``_creationTime`` stays increasing after a reopen or in another process.
+        """
+        stored = read_meta(self._connection, "deleted_creation_time")
+        if stored is None or float(stored) < created:
+            write_meta(self._connection, "deleted_creation_time", repr(created))
