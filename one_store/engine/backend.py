@@ -118,16 +118,13 @@ class Features:
         equality_prefilter: an :class:`IndexScan`'s ``equalities`` are tested
             in the engine (rows failing them come back undecoded); otherwise
             the query leaves them out and every row comes back with its body.
-        ranked_search_top: :meth:`Scanner.search_top` ranks on the search index
-            alone (otherwise it returns None and the full ranked scan applies).
-        savepoint_ddl: rolling back a savepoint also undoes the tables it
-            created (SQLite, PostgreSQL): the layouts are re-read after one.
+        ranked_search_top: :meth:`Scanner.search_top` can rank on the search
+            index alone; otherwise a top-n search reads the full ranked scan.
     """
 
     vendor: str
     equality_prefilter: bool
     ranked_search_top: bool
-    savepoint_ddl: bool
 
 
 class TableInfo(Protocol):
@@ -217,8 +214,8 @@ class Scanner(Protocol):
         """The first ``n`` matches of a search, reading only their documents.
 
         None when this cannot be answered without reading more than
-        ``max_results`` matches (or the engine cannot rank on the index alone):
-        :meth:`search_rows` then applies.
+        ``max_results`` matches: :meth:`search_rows` then applies. Asked only of
+        an engine whose :attr:`Features.ranked_search_top` says it can.
         """
 
 

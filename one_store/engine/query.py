@@ -38,7 +38,15 @@ from ..model.errors import (
     ProblemError,
 )
 from ..model.values import UNSET, Document, Value, show
-from .backend import NO_OBSERVER, Bounds, IndexScan, ReadPort, Rows, SearchScan
+from .backend import (
+    NO_OBSERVER,
+    Bounds,
+    Equalities,
+    IndexScan,
+    ReadPort,
+    Rows,
+    SearchScan,
+)
 from .filters import (
     Expr,
     FilterBuilder,
@@ -224,7 +232,7 @@ class Query:
     ) -> IndexScan:
         """The index scan this query asks the engine for (rows of ``key_range``)."""
         r = self.key_range if key_range is None else key_range
-        equalities: tuple[Any, ...] = ()
+        equalities: Equalities = ()
         if (
             self.filters
             # An observer sees every row a filter scanned, so none may be skipped.

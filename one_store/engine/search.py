@@ -176,7 +176,7 @@ def search_rows(
     """
     if not scan.terms:  # no terms: no results, as Convex
         return
-    if limit is not None:
+    if limit is not None and scanner.features.ranked_search_top:
         top = scanner.search_top(
             scan, min(limit, MAX_SEARCH_RESULTS), MAX_SEARCH_RESULTS
         )

@@ -54,7 +54,6 @@ FEATURES = Features(
     vendor="sqlite",
     equality_prefilter=True,
     ranked_search_top=True,
-    savepoint_ddl=True,
 )
 
 
