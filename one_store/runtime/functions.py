@@ -7,13 +7,14 @@ holding the handler, its kind, its visibility and its validators. The spec is wh
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
 from attrs import frozen
-from returns.result import Result
+from returns.result import Failure, Result, Success
 
-from ..model.errors import DefinitionError
+from ..model.errors import ContextError, DefinitionError, FunctionNotFound, Problem
 from ..model.validators import Validator, v
 
 T = TypeVar("T")
@@ -183,3 +184,49 @@ def normalize_path(path: object) -> str | None:
     if not module or any(p in ("", ".", "..") for p in parts) or not name:
         return None
     return f"{module}:{name}"
+
+
+class FunctionIndex:
+    """An app's functions by ``"file:name"`` path: find, name and resolve them."""
+
+    def __init__(self, functions: Mapping[str, FunctionSpec[Any]]) -> None:
+        self._functions = functions
+
+    def find(self, path: str) -> Result[FunctionSpec[Any], FunctionNotFound]:
+        """Find a function of the loaded app by its ``"file:name"`` path."""
+        functions = self._functions
+        key = normalize_path(path)
+        spec = functions.get(key) if key is not None else None
+        if spec is None:
+            close = tuple(difflib.get_close_matches(str(path), list(functions), n=3))
+            return Failure(FunctionNotFound(str(path), close))
+        return Success(spec)
+
+    def path_of(self, spec: FunctionSpec[Any]) -> str:
+        """The ``"file:name"`` path of a function of the app (or its Python name)."""
+        for path, candidate in self._functions.items():
+            if candidate is spec:
+                return path
+        return spec.display_name
+
+    def resolve(self, kind: Kind, fn: object) -> Result[FunctionSpec[Any], Problem]:
+        """The function ``fn`` names (a spec or a path), which must be a ``kind``."""
+        if type(fn) is FunctionSpec and fn.kind == kind:  # the common case
+            return Success(fn)
+        if isinstance(fn, str):
+            found = self.find(fn)
+            if isinstance(found, Success) and found.unwrap().kind != kind:
+                spec = found.unwrap()
+                return Failure(
+                    FunctionNotFound(fn, (f"{fn} is a {spec.kind}, not a {kind}",))
+                )
+            return found
+        if isinstance(fn, FunctionSpec):
+            if fn.kind != kind:
+                raise ContextError(
+                    f"{fn.display_name} is a {fn.kind}; call it with store.{fn.kind}() / ctx.run_{fn.kind}()"
+                )
+            return Success(fn)
+        raise ContextError(
+            f"Expected a function registered with @{kind} or a 'file:name' path, got {fn!r}"
+        )
