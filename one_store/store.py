@@ -32,11 +32,13 @@ from .model.errors import (
     OneStoreError,
     Problem,
     ProblemError,
+    ProblemFailure,
     Rejected,
     ReturnsInvalid,
     SchemaMismatchError,
     StorageFailure,
     StoreOpenError,
+    as_user_result,
     is_problem,
 )
 from .model.ids import IdGenerator
@@ -320,7 +322,7 @@ class Store:
         spec = functions.get(key) if key is not None else None
         if spec is None:
             close = tuple(difflib.get_close_matches(str(path), list(functions), n=3))
-            return Failure(FunctionNotFound(str(path), close))
+            return ProblemFailure(FunctionNotFound(str(path), close))
         return Success(spec)
 
     def path_of(self, spec: FunctionSpec[Any]) -> str:
@@ -364,7 +366,7 @@ class Store:
         self, fn: FunctionSpec[Any] | str, args: Mapping[str, Any] | None = None
     ) -> Result[Any, Problem]:
         """Run a query (function or ``"file:name"`` path) at one snapshot."""
-        return self._call("query", fn, args)
+        return as_user_result(self._call("query", fn, args))
 
     @overload
     def mutation(
@@ -378,7 +380,7 @@ class Store:
         self, fn: FunctionSpec[Any] | str, args: Mapping[str, Any] | None = None
     ) -> Result[Any, Problem]:
         """Run a mutation as one transaction; any Failure leaves no trace."""
-        return self._call("mutation", fn, args)
+        return as_user_result(self._call("mutation", fn, args))
 
     @overload
     def action(
@@ -392,7 +394,7 @@ class Store:
         self, fn: FunctionSpec[Any] | str, args: Mapping[str, Any] | None = None
     ) -> Result[Any, Problem]:
         """Run an action (sync or ``async def``); each step it runs is its own transaction."""
-        return self._call("action", fn, args)
+        return as_user_result(self._call("action", fn, args))
 
     async def action_async(
         self, fn: FunctionSpec[Any] | str, args: Mapping[str, Any] | None = None
@@ -400,27 +402,29 @@ class Store:
         """Run an action from async code (an ``async def`` handler runs on this loop)."""
         spec_result = self._resolve("action", fn)
         if isinstance(spec_result, Failure):
-            return spec_result
+            return as_user_result(spec_result)
         spec = spec_result.unwrap()
         if inspect.iscoroutinefunction(spec.handler):
             prepared = self._prepare(spec, args)
             if isinstance(prepared, Failure):
-                return prepared
+                return as_user_result(prepared)
             ctx = self._action_ctx(spec)
             try:
                 value = await spec.handler(ctx, prepared.unwrap())
             except Exception as e:
                 if isinstance(e, OneStoreError):
                     raise
-                return Failure(_problem_of(e, self.path_of(spec)))
-            return self._finish(spec, value)
-        return await asyncio.to_thread(self._call, "action", spec, args)
+                return as_user_result(Failure(_problem_of(e, self.path_of(spec))))
+            return as_user_result(self._finish(spec, value))
+        return as_user_result(await asyncio.to_thread(self._call, "action", spec, args))
 
     def run(self, fn: Callable[[MutationCtx], Any]) -> Result[Any, Problem]:
         """Run ``fn(ctx)`` as an ad-hoc mutation (convex-test's ``t.run``)."""
         from .runtime.functions import mutation
 
-        return self._call("mutation", mutation(lambda ctx, _args: fn(ctx)), None)
+        return as_user_result(
+            self._call("mutation", mutation(lambda ctx, _args: fn(ctx)), None)
+        )
 
     def _depth(self) -> int:
         return getattr(self._local, "depth", 0)

@@ -31,6 +31,7 @@ from ..model.errors import (
     LimitExceeded,
     Problem,
     ProblemError,
+    as_user_result,
 )
 from ..model.ids import IdGenerator, id_error, table_number_of
 from ..model.schema import Schema
@@ -718,7 +719,7 @@ class BaseCtx:
 
     def run_query(self, fn: object, args: object = None) -> Result[Any, Problem]:
         """Run a query (function or ``"file:name"`` path); returns a Result."""
-        return self._runner("query", fn, args)
+        return as_user_result(self._runner("query", fn, args))
 
 
 class QueryCtx(BaseCtx):
@@ -761,7 +762,7 @@ class MutationCtx(BaseCtx):
 
     def run_mutation(self, fn: object, args: object = None) -> Result[Any, Problem]:
         """Run a mutation inside this one, as a sub-transaction (its writes roll back alone on Failure)."""
-        return self._runner("mutation", fn, args)
+        return as_user_result(self._runner("mutation", fn, args))
 
 
 class ActionCtx(BaseCtx):
@@ -798,8 +799,8 @@ class ActionCtx(BaseCtx):
 
     def run_mutation(self, fn: object, args: object = None) -> Result[Any, Problem]:
         """Run a mutation in its own transaction; earlier ones stay committed."""
-        return self._runner("mutation", fn, args)
+        return as_user_result(self._runner("mutation", fn, args))
 
     def run_action(self, fn: object, args: object = None) -> Result[Any, Problem]:
         """Run another action."""
-        return self._runner("action", fn, args)
+        return as_user_result(self._runner("action", fn, args))
