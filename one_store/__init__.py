@@ -38,6 +38,7 @@ from .model.errors import (
     SchemaMismatchError,
     StorageError,
     StoreOpenError,
+    UnwrapError,
     ValueInvalid,
 )
 from .model.schema import Schema, TableDefinition, define_schema, define_table
@@ -95,6 +96,7 @@ __all__ = [
     "Store",
     "StoreOpenError",
     "TableDefinition",
+    "UnwrapError",
     "Validator",
     "Value",
     "ValueInvalid",

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeAlias, cast
 
 from attrs import field, frozen
-from returns.result import Failure, Result, Success
+from returns.result import Result, Success
 
 from . import ids
-from .errors import ValueInvalid
+from .errors import ProblemFailure, ValueInvalid
 from .values import (
     MAX_ARRAY_LEN,
     UNSET,
@@ -117,7 +117,7 @@ class Validator:
         try:
             return Success(self.check(value, resolve))
         except InvalidValue as e:
-            return Failure(ValueInvalid(e.path_text(), error_text(e)))
+            return ProblemFailure(ValueInvalid(e.path_text(), error_text(e)))
 
     def json(self) -> dict[str, Any]:
         """Convex's JSON description of this validator (``validator.json``)."""

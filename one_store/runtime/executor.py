@@ -43,6 +43,7 @@ from ..model.errors import (
     OneStoreError,
     Problem,
     ProblemError,
+    as_user_result,
 )
 from ..model.ids import IdGenerator
 from ..model.schema import Schema
@@ -223,7 +224,7 @@ class Executor:
 
     def function(self, path: str) -> Result[FunctionSpec[Any], FunctionNotFound]:
         """Find a function of the loaded app by its ``"file:name"`` path."""
-        return self._shared.functions.find(path)
+        return as_user_result(self._shared.functions.find(path))
 
     def path_of(self, spec: FunctionSpec[Any]) -> str:
         """The ``"file:name"`` path of a function of the app (or its Python name)."""
@@ -271,18 +272,25 @@ class Executor:
     # ------------------------------------------------------------ calls
 
     def call(self, kind: Kind, fn: object, args: object) -> Result[Any, Problem]:
-        """Run a function of ``kind`` (what ``store.query/mutation/action`` and ``ctx.run_*`` do)."""
+        """Run a function of ``kind`` (what ``store.query/mutation/action`` and ``ctx.run_*`` do).
+
+        Its Failure is a :class:`~one_store.model.errors.ProblemFailure`, whose
+        ``unwrap()`` names the Problem and chains its exception.
+        """
         begun = self._begin(kind, fn, args)
         if isinstance(begun, Failure):
-            return begun
+            return as_user_result(begun)
         spec, checked = begun.unwrap()
         with self._deeper():
             if kind == "action":
-                return self.run_action(spec, checked)
-            return self.run(spec, checked)
+                return as_user_result(self.run_action(spec, checked))
+            return as_user_result(self.run(spec, checked))
 
     async def call_async(self, fn: object, args: object) -> Result[Any, Problem]:
         """Run an action from async code (an ``async def`` handler runs on this loop)."""
+        return as_user_result(await self._call_async(fn, args))
+
+    async def _call_async(self, fn: object, args: object) -> Result[Any, Problem]:
         begun = self._begin("action", fn, args)
         if isinstance(begun, Failure):
             return begun

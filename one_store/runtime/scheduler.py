@@ -18,6 +18,12 @@ readable through ``ctx.db.system``.
   with Convex's "Transient error while executing action".
 - A handler that fails (a Failure, ``ConvexError``, any exception, even misuse of
   the library) marks its job ``failed`` with the error text; the worker goes on.
+  As in Convex, whose ``error`` is the JS error's message followed by its stack
+  (``JsError``'s Display in convex-backend's ``crates/common/src/errors.rs``), the
+  text is the Problem's message and then, when an exception caused it, the Python
+  traceback, cut to Convex's 64 KiB. Each failure is also logged, with the
+  exception, to the ``one_store.scheduler`` logger when the job's state is
+  written.
 - Crons (``one_store.runtime.crons``) are kept in the system table ``_cron_jobs``: each
   row holds the job's schedule and ``nextRun``. When a run is due it is turned into
   an ordinary ``_scheduled_functions`` job (inside one write transaction, so two
@@ -28,11 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import math
 import os
 import socket
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -47,6 +55,7 @@ from ..model.errors import (
     LimitExceeded,
     OneStoreError,
     ProblemError,
+    cause_of,
 )
 from ..model.ids import table_number_of
 from ..model.schema import define_table
@@ -92,6 +101,58 @@ INTERRUPTED = "Transient error while executing action"
 # another's running action for an interrupted one.
 _RUNNING: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
+# Convex keeps at most 64 KiB of a function's error text (MAX_ERROR_MESSAGE_LENGTH).
+MAX_ERROR_BYTES = 1 << 16
+_CUT = "\n[... cut to 64 KiB ...]\n"
+# A stable name for users' logging config, whatever module the scheduler lives in.
+logger = logging.getLogger("one_store.scheduler")
+
+
+class _JobFailure:
+    """Why a job failed: the text its state keeps, and the exception to log."""
+
+    def __init__(self, message: str, exception: BaseException | None = None) -> None:
+        self.message = message
+        self.exception = exception
+
+    @classmethod
+    def of(cls, problem: object) -> _JobFailure:
+        """The failure a Problem stands for (a HandlerError carries its exception)."""
+        return cls(str(problem), cause_of(problem))
+
+    @classmethod
+    def raised(cls, error: OneStoreError) -> _JobFailure:
+        """Misuse of the library inside the job's handler."""
+        return cls(f"{type(error).__name__}: {error}", error)
+
+    def state(self) -> dict[str, Any]:
+        """Convex's ``{"kind": "failed", "error": ...}``: message, then traceback."""
+        text = self.message
+        if self.exception is not None:
+            formatted = traceback.format_exception(self.exception)
+            text += "\n" + "".join(formatted).rstrip("\n")
+        return {"kind": "failed", "error": _cut(text)}
+
+    def log(self, job_id: str, name: str) -> None:
+        """Log it with its traceback, once the job's failed state is written."""
+        logger.error(
+            "Scheduled function %s (job %s) failed: %s",
+            name,
+            job_id,
+            self.message,
+            exc_info=self.exception,
+        )
+
+
+def _cut(text: str) -> str:
+    """``text`` within 64 KiB of UTF-8: its start (the message) and end (the raise)."""
+    data = text.encode()
+    if len(data) <= MAX_ERROR_BYTES:
+        return text
+    keep = MAX_ERROR_BYTES - len(_CUT.encode())
+    head = data[: keep // 4].decode(errors="ignore")
+    tail = data[len(data) - (keep - keep // 4) :].decode(errors="ignore")
+    return head + _CUT + tail
 
 
 def _executor() -> str:
@@ -604,51 +665,51 @@ class StoreScheduler:
         if executor.fault(str(job["name"])) is not None:
             return None  # one_store.testing.inject_faults: retried later
 
+        failed: list[_JobFailure] = []  # logged once the failed state is committed
+
+        def fail(txn: Transaction, failure: _JobFailure) -> None:
+            failed.append(failure)
+            self._finish_job(txn, job_id, failure.state(), "pending")
+
         def work(txn: Transaction) -> bool:
+            failed.clear()
             layout = self.layout(txn)
             current = txn.storage.get(layout, job_id)
             if current is None or current["state"] != {"kind": "pending"}:
                 return False  # another worker got it first, or it was canceled
             if spec is None:
-                self._finish_job(
-                    txn,
-                    job_id,
-                    {
-                        "kind": "failed",
-                        "error": f"Could not find function {job['name']!s}",
-                    },
-                    "pending",
-                )
+                fail(txn, _JobFailure(f"Could not find function {job['name']!s}"))
                 return True
             if spec.kind != "mutation":
-                self._finish_job(
+                fail(
                     txn,
-                    job_id,
-                    {
-                        "kind": "failed",
-                        "error": f"{job['name']!s} is a {spec.kind}; only mutations and actions can be scheduled",
-                    },
-                    "pending",
+                    _JobFailure(
+                        f"{job['name']!s} is a {spec.kind}; only mutations and actions can be scheduled"
+                    ),
                 )
                 return True
+            failure: _JobFailure | None = None
             try:
                 with executor.running_job(job_id, "mutation"):
                     outcome = executor.run(
                         spec, _args(job), path=str(job["name"]), observe=True
                     )
-                error = str(outcome.failure()) if isinstance(outcome, Failure) else None
+                if isinstance(outcome, Failure):
+                    failure = _JobFailure.of(outcome.failure())
             except OneStoreError as e:  # misuse in the handler fails this job only
-                error = f"{type(e).__name__}: {e}"
-            state = (
-                {"kind": "success"}
-                if error is None
-                else {"kind": "failed", "error": error}
-            )
-            self._finish_job(txn, job_id, state, "pending")
+                failure = _JobFailure.raised(e)
+            if failure is None:
+                self._finish_job(txn, job_id, {"kind": "success"}, "pending")
+            else:
+                fail(txn, failure)
             return True
 
         result = executor.system_write(work)
-        return result.unwrap() if isinstance(result, Success) else None
+        if isinstance(result, Failure):
+            return None
+        for failure in failed:
+            failure.log(job_id, str(job["name"]))
+        return result.unwrap()
 
     def _run_action_job(self, job: Document, spec: FunctionSpec[Any]) -> bool | None:
         """Mark an action job ``inProgress`` (committed), then run it: at most once."""
@@ -673,17 +734,19 @@ class StoreScheduler:
                 return None
             if not claimed.unwrap():
                 return False
+            failure: _JobFailure | None = None
             try:
                 with executor.running_job(job_id, "action"):
                     outcome = executor.call("action", spec, _args(job))
-                error = str(outcome.failure()) if isinstance(outcome, Failure) else None
+                if isinstance(outcome, Failure):
+                    failure = _JobFailure.of(outcome.failure())
             except OneStoreError as e:
-                error = f"{type(e).__name__}: {e}"
-            state = (
-                {"kind": "success"}
-                if error is None
-                else {"kind": "failed", "error": error}
-            )
+                failure = _JobFailure.raised(e)
+            if failure is not None:
+                # Logged now: the action ran (once) and failed, even if writing
+                # its state below has to wait or is left to _recover.
+                failure.log(job_id, str(job["name"]))
+            state = {"kind": "success"} if failure is None else failure.state()
             # Retried: the action already ran, its outcome should not be lost. If
             # it still cannot be written, the job is left to _recover (failed).
             for _ in range(200):
@@ -719,20 +782,23 @@ class StoreScheduler:
         if not stuck:
             return 0
 
-        def work(txn: Transaction) -> int:
+        def work(txn: Transaction) -> list[Document]:
             layout = self.layout(txn)
-            fixed = 0
+            fixed = []
             for job in stuck:
                 current = txn.storage.get(layout, str(job["_id"]))
                 if current is None or current["state"] != job["state"]:
                     continue  # finished (or canceled) meanwhile
-                current["state"] = {"kind": "failed", "error": INTERRUPTED}
+                current["state"] = _JobFailure(INTERRUPTED).state()
                 current["completedTime"] = txn.now_ms
                 txn.storage.update(layout, current)
-                fixed += 1
+                fixed.append(current)
             return fixed
 
-        return int(self.executor.system_write(work).value_or(0))
+        fixed: list[Document] = self.executor.system_write(work).value_or([])
+        for job in fixed:
+            _JobFailure(INTERRUPTED).log(str(job["_id"]), str(job["name"]))
+        return len(fixed)
 
     def run_due(self, *, max_jobs: int | None = 1000) -> int:
         """Run every job (and cron run) due by the store's clock, earliest first.
