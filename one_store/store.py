@@ -325,9 +325,9 @@ class Store:
             yield from list(self.storage.scan(table))
 
 
-def _load(app: object) -> App | None:
+def _load(app: str | os.PathLike[str] | App | None) -> App | None:
     if app is None:
         return None
     from .app import App, load_app
 
-    return app if isinstance(app, App) else load_app(app)  # type: ignore[arg-type]
+    return app if isinstance(app, App) else load_app(app)

@@ -367,7 +367,7 @@ class Executor:
                 raise Abort(problem_of(e, path or self.path_of(spec))) from e
             if isinstance(outcome, Failure):
                 raise Abort(outcome.failure())
-            return outcome.unwrap()  # type: ignore[no-any-return]  # checked above
+            return cast("Value", outcome.unwrap())
 
         return self.transaction(
             work,

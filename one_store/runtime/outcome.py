@@ -16,7 +16,7 @@ import inspect
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result, Success
@@ -69,7 +69,7 @@ def problem_of(error: Exception, function: str | None) -> Problem:
     if isinstance(error, UnwrapFailedError):
         inner = error.halted_container.failure()
         if is_problem(inner):
-            return inner  # type: ignore[no-any-return]  # failure() is typed Any
+            return cast("Problem", inner)
         return Rejected(inner) if is_value(inner) else HandlerError(error, function)
     return HandlerError(error, function)
 

@@ -518,3 +518,20 @@ def test_traces_cover_search_pagination_and_unindexed_scans():
         assert search.bounds == (("search", "text", "hello"), ("eq", "tag", "a"))
         assert (search.order, len(search.documents)) == ("relevance", 3)
         assert (scan.index, scan.bounds, scan.documents) == ("by_creation_time", (), [])
+
+
+def test_the_kit_works_without_hypothesis_and_its_strategies_name_the_extra():
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "from one_store.testing import FakeClock, inject_faults, trace\n"
+        "assert FakeClock(5.0)() == 5.0\n"
+        "try:\n"
+        "    from one_store.testing import from_validator\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'one-store[testing]'" in done.stdout
