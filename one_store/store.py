@@ -8,7 +8,6 @@ snapshot. An action runs outside any transaction and composes the others.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import inspect
 import itertools
@@ -414,6 +413,8 @@ class Store:
                     raise
                 return Failure(_problem_of(e, self.path_of(spec)))
             return self._finish(spec, value)
+        import asyncio  # not at module level: it costs ~20 ms of `import one_store`
+
         return await asyncio.to_thread(self._call, "action", spec, args)
 
     def run(self, fn: Callable[[MutationCtx], Any]) -> Result[Any, Problem]:
@@ -737,6 +738,8 @@ class Store:
 
 def _run_coroutine(coro: Any) -> Any:
     """Run an ``async def`` handler to completion from synchronous code."""
+    import asyncio  # not at module level: it costs ~20 ms of `import one_store`
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -27,8 +27,6 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias, final
 
-import pydantic_core
-
 Value: TypeAlias = (
     bool | int | float | str | bytes | list["Value"] | dict[str, "Value"] | None
 )
@@ -389,11 +387,24 @@ _Scanner = Callable[[str, int], tuple[Any, int]]
 # value, no surrounding whitespace), for tagged text and as the fallback.
 _scan_plain: Final[_Scanner] = vars(json.JSONDecoder())["scan_once"]
 _scan_tagged: Final[_Scanner] = vars(json.JSONDecoder(object_hook=_untag))["scan_once"]
+
+
+def _first_from_json(text: str, **options: Any) -> Any:
+    """Import pydantic-core on the first read, rebind ``_from_json``, parse ``text``."""
+    global _from_json
+    # Not at module level: importing pydantic-core builds its schema TypedDicts,
+    # ~20 ms that `import one_store` does not need to pay.
+    from pydantic_core import from_json
+
+    _from_json = from_json
+    return from_json(text, **options)
+
+
 # pydantic-core's parser (a dependency already, through pydantic) decodes a
 # document in 0.7 us where the stdlib takes 1.7: every document read goes
 # through here. Floats round-trip bit for bit and ints are exact at any size, as
 # with the stdlib (tests/property/test_roundtrip.py holds both to it).
-_from_json: Final = pydantic_core.from_json
+_from_json: Callable[..., Any] = _first_from_json
 
 
 def loads(text: str) -> Any:

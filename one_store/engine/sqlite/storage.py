@@ -37,9 +37,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from attrs import define, field
 
 from ...model import ids
@@ -49,6 +48,9 @@ from ...model.errors import (
 )  # re-exported: callers catch it here
 from ...model.schema import Index, Schema, SearchIndex, TableDefinition
 from ...model.values import Document, dumps, get_path, key_function, loads, sort_key
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 LAYOUT_VERSION = 1
 META = "_one_store_meta"
@@ -814,6 +816,8 @@ class Storage:
 
     def utils(self) -> sqlite_utils.Database:
         """A sqlite-utils view of the same connection (introspection, exports)."""
+        import sqlite_utils  # ~75 ms to import: only where DDL/introspection runs
+
         return sqlite_utils.Database(self.connection)
 
     def close(self) -> None:
