@@ -296,19 +296,21 @@ def convex_size(value: Value) -> int:
     """Size of a value in bytes by Convex's formula (BE crates/value/src/size.rs)."""
     # Exact-type dispatch and plain loops: this runs on every argument, document
     # and return value, and is 2.4x faster than isinstance chains with sum().
+    # mypy does not narrow through ``t``; ``v`` is ``value`` typed for that dispatch.
     t = type(value)
+    v: Any = value
     if t is str:
-        return 2 + (len(value) if value.isascii() else len(value.encode("utf-8")))  # type: ignore[union-attr, arg-type]
+        return 2 + (len(v) if v.isascii() else len(v.encode("utf-8")))
     if t is int or t is float:
         return 9
     if t is dict:
         n = 2
-        for k, x in value.items():  # type: ignore[union-attr]
+        for k, x in v.items():
             n += len(k) + 1 + convex_size(x)
         return n
     if t is list:
         n = 2
-        for x in value:  # type: ignore[union-attr]
+        for x in v:
             n += convex_size(x)
         return n
     if value is None or isinstance(value, bool):
