@@ -37,7 +37,10 @@ Convex parses cron strings with the ``saffron`` crate (convex-backend's
 - There is no seconds field: cronsim's optional sixth field is refused.
 
 cronsim adds ``L`` (last day of the month), ``LW`` (last weekday of the month),
-``5L`` (last Friday) and ``MON#2`` (second Monday), which saffron has too.
+``5L`` (last Friday) and ``MON#2`` (second Monday), which saffron has too. Left as
+cronsim has them (docs/differences-from-convex.md): ``7`` is Sunday too, and a
+backwards range (``22-2``), ``15W`` and ``L-3`` are refused where saffron takes them.
+cronsim's errors only name the field ("Bad minute"); :func:`_explain` says why.
 """
 
 from __future__ import annotations
