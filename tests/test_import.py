@@ -49,6 +49,17 @@ def test_import_one_store_loads_no_server_cli_or_http_client():
     assert sorted(loaded & set(HEAVY)) == []
 
 
+def test_the_json_parser_loads_when_a_store_opens_not_at_import():
+    # pydantic-core's import (~20 ms) is paid by Store.open, so that the first
+    # read of a store costs what every later one does (docs/performance.md).
+    assert "pydantic_core" not in imported_by("import one_store")
+    opened = imported_by(
+        "from one_store import Store, define_schema\n"
+        "Store.memory(define_schema({})).close()\n"
+    )
+    assert "pydantic_core" in opened
+
+
 def test_running_functions_loads_httpx_only_when_an_action_uses_ctx_http():
     store = (
         "from one_store import Store, action, define_schema, define_table, v\n"

@@ -391,15 +391,23 @@ _scan_plain: Final[_Scanner] = vars(json.JSONDecoder())["scan_once"]
 _scan_tagged: Final[_Scanner] = vars(json.JSONDecoder(object_hook=_untag))["scan_once"]
 
 
-def _first_from_json(text: str, **options: Any) -> Any:
-    """Import pydantic-core on the first read, rebind ``_from_json``, parse ``text``."""
+def load_parser() -> None:
+    """Import the JSON parser of :func:`loads` now (a store that opens will read).
+
+    Not at module level: importing pydantic-core builds its schema TypedDicts, ~20 ms
+    that `import one_store` does not need to pay. ``Storage`` calls this when it opens,
+    so that the first read of a store costs what every later one does.
+    """
     global _from_json
-    # Not at module level: importing pydantic-core builds its schema TypedDicts,
-    # ~20 ms that `import one_store` does not need to pay.
     from pydantic_core import from_json
 
     _from_json = from_json
-    return from_json(text, **options)
+
+
+def _first_from_json(text: str, **options: Any) -> Any:
+    """Parse ``text`` when no store has loaded the parser yet (``loads`` alone)."""
+    load_parser()
+    return _from_json(text, **options)
 
 
 # pydantic-core's parser (a dependency already, through pydantic) decodes a

@@ -47,7 +47,15 @@ from ...model.errors import (
     StorageFailure as StorageFailure,
 )  # re-exported: callers catch it here
 from ...model.schema import Index, Schema, SearchIndex, TableDefinition
-from ...model.values import Document, dumps, get_path, key_function, loads, sort_key
+from ...model.values import (
+    Document,
+    dumps,
+    get_path,
+    key_function,
+    load_parser,
+    loads,
+    sort_key,
+)
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -314,6 +322,7 @@ class Storage:
             self._bootstrap()
         except sqlite3.Error as e:
             raise StorageFailure(classify(e)) from e
+        load_parser()  # deferred from `import one_store`: a store reads documents
 
     def _configure(self, synchronous: str, cache_mib: int) -> None:
         c = self.connection
