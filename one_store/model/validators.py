@@ -159,7 +159,8 @@ class Validator:
         """The deepest nesting a valid value can have (None: unbounded, e.g. v.any())."""
         if "max_nesting" not in self._memo:
             self._memo["max_nesting"] = self._max_nesting()
-        return self._memo["max_nesting"]  # type: ignore[no-any-return]
+        depth: int | None = self._memo["max_nesting"]
+        return depth
 
     def _max_nesting(self) -> int | None:
         match self.kind:

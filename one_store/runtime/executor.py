@@ -23,7 +23,6 @@ public methods.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import os
@@ -296,6 +295,8 @@ class Executor:
             return begun
         spec, checked = begun.unwrap()
         if not inspect.iscoroutinefunction(spec.handler):
+            import asyncio  # not at import: most programs never run an async action
+
             return await asyncio.to_thread(self.call, "action", spec, args)
         with self._deeper():
             ctx = self._action_ctx()

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import sqlite3
 import threading
@@ -137,6 +136,8 @@ def checked_outcome(
 
 def run_coroutine(coro: Any) -> Any:
     """Run an ``async def`` handler to completion from synchronous code."""
+    import asyncio  # not at import: most programs never run an async action
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

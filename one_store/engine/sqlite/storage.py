@@ -37,9 +37,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from attrs import define, field
 
 from ...model import ids
@@ -48,7 +47,18 @@ from ...model.errors import (
     StorageFailure as StorageFailure,
 )  # re-exported: callers catch it here
 from ...model.schema import Index, Schema, SearchIndex, TableDefinition
-from ...model.values import Document, dumps, get_path, key_function, loads, sort_key
+from ...model.values import (
+    Document,
+    dumps,
+    get_path,
+    key_function,
+    load_parser,
+    loads,
+    sort_key,
+)
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 LAYOUT_VERSION = 1
 META = "_one_store_meta"
@@ -312,6 +322,7 @@ class Storage:
             self._bootstrap()
         except sqlite3.Error as e:
             raise StorageFailure(classify(e)) from e
+        load_parser()  # deferred from `import one_store`: a store reads documents
 
     def _configure(self, synchronous: str, cache_mib: int) -> None:
         c = self.connection
@@ -829,6 +840,8 @@ class Storage:
 
     def utils(self) -> sqlite_utils.Database:
         """A sqlite-utils view of the same connection (introspection, exports)."""
+        import sqlite_utils  # ~75 ms to import: only where DDL/introspection runs
+
         return sqlite_utils.Database(self.connection)
 
     def close(self) -> None:
