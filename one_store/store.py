@@ -71,6 +71,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Clock = Callable[[], float]
 MAX_CALL_DEPTH = 8
+NO_APP_HINT = (
+    "This store was opened without an app: a function is found by its "
+    '"file:name" path only in an app folder given as Store.open(..., app=...) '
+    "or Store.memory(app=...); without one, pass the function itself."
+)
 # Exact types a handler's plain return value usually has (skips the Result checks).
 _PLAIN = frozenset({dict, list, str, int, float, bool, bytes, type(None)})
 
@@ -156,7 +161,8 @@ class Store:
         # What ctx.run_query/run_mutation/run_action call (one bound method, not
         # a new closure per call).
         self._run_fn = cast("Runner", self._call)
-        if self.schema is not None:
+        # A read-only store reads the file as it is: its own tables and indexes.
+        if self.schema is not None and not storage.readonly:
             self._sync_schema(self.schema)
         self.scheduler = StoreScheduler(self)
 
@@ -175,6 +181,7 @@ class Store:
         synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
         cache_mib: int = DEFAULT_CACHE_MIB,
         http: httpx.Client | None = None,
+        readonly: bool = False,
     ) -> Store:
         """Open (or create) a store in a SQLite file, in WAL mode.
 
@@ -190,12 +197,23 @@ class Store:
             cache_mib: SQLite's page cache for this store, in MiB (default 64;
                 pages are allocated only as they are read).
             http: the ``httpx.Client`` actions use as ``ctx.http``.
+            readonly: open an existing file read-only (SQLite's ``mode=ro``): the
+                file is never changed, and keeps its own tables and indexes (a
+                ``schema`` or ``app`` only provides functions; nothing is created,
+                migrated or checked, and an app's crons are not recorded). Queries
+                run; a mutation, ``store.run`` or a scheduler run raises
+                ``ContextError``.
 
         Raises:
             ValueError: ``synchronous`` or ``cache_mib`` is not a valid setting.
             SchemaMismatchError: existing documents do not match ``schema``.
-            StoreOpenError: the file cannot be opened as a database (``.problem``
-                says why).
+            StoreOpenError: the file cannot be opened as a database; the message
+                names the path and, when the system can tell, why (a missing
+                folder, permissions). ``.problem`` is the ``StorageError``.
+
+        Example:
+            >>> with Store.open("notes.db", readonly=True) as store:  # doctest: +SKIP
+            ...     print(store.storage.tables())
         """
         loaded = _load(app)
         try:
@@ -204,6 +222,7 @@ class Store:
                 busy_timeout=busy_timeout,
                 synchronous=synchronous,
                 cache_mib=cache_mib,
+                readonly=readonly,
             )
         except StorageFailure as e:
             raise StoreOpenError(e.problem) from e
@@ -287,6 +306,11 @@ class Store:
         self.scheduler.stop()
         self.storage.close()
 
+    @property
+    def readonly(self) -> bool:
+        """Whether the store was opened with ``readonly=True`` (it never writes)."""
+        return self.storage.readonly
+
     def __enter__(self) -> Store:
         return self
 
@@ -315,7 +339,11 @@ class Store:
 
     def function(self, path: str) -> Result[FunctionSpec[Any], FunctionNotFound]:
         """Find a function of the loaded app by its ``"file:name"`` path."""
-        functions = self.app.functions if self.app else {}
+        if self.app is None:
+            # Convex's text adds "Did you forget to run `npx convex dev`?"; here the
+            # cause is a store with no app to look the path up in.
+            return Failure(FunctionNotFound(str(path), hint=NO_APP_HINT))
+        functions = self.app.functions
         key = normalize_path(path)
         spec = functions.get(key) if key is not None else None
         if spec is None:

@@ -321,7 +321,7 @@ class StoreScheduler:
         self._wake = threading.Event()
         self.crons: Crons | None = None
         app_crons = store.app.crons if store.app is not None else None
-        if app_crons is not None:
+        if app_crons is not None and not store.readonly:  # read-only: records nothing
             self.use_crons(app_crons)
 
     # ------------------------------------------------------------ contexts
