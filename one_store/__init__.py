@@ -15,6 +15,7 @@ Example:
     'ArgsInvalid'
 """
 
+from .app import bundled_app
 from .model.errors import (
     ArgsInvalid,
     Busy,
@@ -99,6 +100,7 @@ __all__ = [
     "Value",
     "ValueInvalid",
     "action",
+    "bundled_app",
     "define_schema",
     "define_table",
     "http_action",
