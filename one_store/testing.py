@@ -411,9 +411,18 @@ _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Convex's base32
 DEFAULT_TABLE_NUMBER = 10_001
 
 
-def _st() -> Any:
-    import hypothesis.strategies as st
+HYPOTHESIS_MISSING = (
+    "one_store.testing's strategies (from_validator, any_value) need Hypothesis, "
+    "which is not installed: pip install 'one-store[testing]' (pytest and "
+    "hypothesis)"
+)
 
+
+def _st() -> Any:
+    try:
+        import hypothesis.strategies as st
+    except ImportError as e:  # an optional dependency: name the extra
+        raise ImportError(HYPOTHESIS_MISSING, name="hypothesis") from e
     return st
 
 
