@@ -97,7 +97,7 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
 
     decorator.__name__ = kind if visibility == "public" else f"internal_{kind}"
     decorator.__doc__ = (
-        f"Register a {'public' if visibility == 'public' else 'internal'} {kind}.\n\n"
+        f"Register {'a public' if visibility == 'public' else 'an internal'} {kind}.\n\n"
         "Use as ``@decorator`` or ``@decorator(args={...}, returns=v..., name=...)``.\n"
         "``name=`` sets the path's function part (``file:name``)."
     )
