@@ -17,6 +17,7 @@ Example:
 
 import typing as _typing
 
+from .app import bundled_app
 from .model.errors import (
     ArgsInvalid,
     Busy,
@@ -131,6 +132,7 @@ __all__ = [
     "Value",
     "ValueInvalid",
     "action",
+    "bundled_app",
     "define_schema",
     "define_table",
     "http_action",

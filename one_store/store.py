@@ -76,17 +76,18 @@ class Store:
         self.executor = Executor(
             storage,
             schema=self.schema,
-            functions=app.functions if app else {},
+            functions=app.functions if app else None,
             clock=clock or system_clock,
             seed=seed,
             http=http,
             identity=identity,
         )
-        if self.schema is not None:
+        # A read-only store reads the file as it is: its own tables and indexes.
+        if self.schema is not None and not storage.readonly:
             self._sync_schema(self.schema)
-        self.scheduler = StoreScheduler(
-            self.executor, app.crons if app is not None else None
-        )
+        # A read-only store records no crons.
+        crons = app.crons if app is not None and not storage.readonly else None
+        self.scheduler = StoreScheduler(self.executor, crons)
         self.executor.use_scheduler(self.scheduler)
 
     @property
@@ -114,6 +115,7 @@ class Store:
         synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
         cache_mib: int = DEFAULT_CACHE_MIB,
         http: httpx.Client | None = None,
+        readonly: bool = False,
     ) -> Store:
         """Open (or create) a store in a SQLite file, in WAL mode.
 
@@ -129,12 +131,23 @@ class Store:
             cache_mib: SQLite's page cache for this store, in MiB (default 64;
                 pages are allocated only as they are read).
             http: the ``httpx.Client`` actions use as ``ctx.http``.
+            readonly: open an existing file read-only (SQLite's ``mode=ro``): the
+                file is never changed, and keeps its own tables and indexes (a
+                ``schema`` or ``app`` only provides functions; nothing is created,
+                migrated or checked, and an app's crons are not recorded). Queries
+                run; a mutation, ``store.run`` or a scheduler run raises
+                ``ContextError``.
 
         Raises:
             ValueError: ``synchronous`` or ``cache_mib`` is not a valid setting.
             SchemaMismatchError: existing documents do not match ``schema``.
-            StoreOpenError: the file cannot be opened as a database (``.problem``
-                says why).
+            StoreOpenError: the file cannot be opened as a database; the message
+                names the path and, when the system can tell, why (a missing
+                folder, permissions). ``.problem`` is the ``StorageError``.
+
+        Example:
+            >>> with Store.open("notes.db", readonly=True) as store:  # doctest: +SKIP
+            ...     print(store.storage.tables())
         """
         loaded = _load(app)
         try:
@@ -143,6 +156,7 @@ class Store:
                 busy_timeout=busy_timeout,
                 synchronous=synchronous,
                 cache_mib=cache_mib,
+                readonly=readonly,
             )
         except StorageFailure as e:
             raise StoreOpenError(e.problem) from e
@@ -225,6 +239,11 @@ class Store:
         self.executor.close()
         self.scheduler.stop()
         self.storage.close()
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the store was opened with ``readonly=True`` (it never writes)."""
+        return self.storage.readonly
 
     def __enter__(self) -> Store:
         return self

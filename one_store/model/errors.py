@@ -259,14 +259,17 @@ class FunctionNotFound:
 
     path: str
     suggestions: tuple[str, ...] = ()
+    hint: str = ""  # what to do instead, when the cause is known (no app loaded)
     code = "FunctionNotFound"
 
     @property
     def message(self) -> str:
-        """Convex's text, with close matches when there are any."""
+        """Convex's text, with close matches or a hint when there are any."""
         text = f"Could not find public function for '{self.path}'."
         if self.suggestions:
             text += " Did you mean: " + ", ".join(self.suggestions) + "?"
+        if self.hint:
+            text += " " + self.hint
         return text
 
     def __str__(self) -> str:

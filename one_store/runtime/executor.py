@@ -89,7 +89,7 @@ class _Shared:
         self,
         backend: Storage,
         schema: Schema | None,
-        functions: Mapping[str, FunctionSpec[Any]],
+        functions: Mapping[str, FunctionSpec[Any]] | None,
         clock: Clock,
         seed: int,
         http: httpx.Client | None,
@@ -116,7 +116,7 @@ class Executor:
     Args:
         backend: the engine (``Storage``) the store opened.
         schema: the schema documents are checked against (None: any document).
-        functions: the app's functions by ``"file:name"`` path.
+        functions: the app's functions by ``"file:name"`` path (None: no app).
         clock: milliseconds since the epoch.
         seed: seeds ``ctx.random`` and ID generation (None: random).
         http: the ``httpx.Client`` actions get as ``ctx.http`` (None: their own).
@@ -128,7 +128,7 @@ class Executor:
         backend: Storage,
         *,
         schema: Schema | None,
-        functions: Mapping[str, FunctionSpec[Any]],
+        functions: Mapping[str, FunctionSpec[Any]] | None,
         clock: Clock,
         seed: int | None,
         http: httpx.Client | None,

@@ -98,7 +98,7 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
 
     decorator.__name__ = kind if visibility == "public" else f"internal_{kind}"
     decorator.__doc__ = (
-        f"Register a {'public' if visibility == 'public' else 'internal'} {kind}.\n\n"
+        f"Register {'a public' if visibility == 'public' else 'an internal'} {kind}.\n\n"
         "Use as ``@decorator`` or ``@decorator(args={...}, returns=v..., name=...)``.\n"
         "``name=`` sets the path's function part (``file:name``)."
     )
@@ -186,14 +186,30 @@ def normalize_path(path: object) -> str | None:
     return f"{module}:{name}"
 
 
-class FunctionIndex:
-    """An app's functions by ``"file:name"`` path: find, name and resolve them."""
+# Convex's text adds "Did you forget to run `npx convex dev`?"; here the cause is
+# a store with no app to look the path up in.
+NO_APP_HINT = (
+    "This store was opened without an app: a function is found by its "
+    '"file:name" path only in an app folder given as Store.open(..., app=...) '
+    "or Store.memory(app=...); without one, pass the function itself."
+)
 
-    def __init__(self, functions: Mapping[str, FunctionSpec[Any]]) -> None:
-        self._functions = functions
+
+class FunctionIndex:
+    """An app's functions by ``"file:name"`` path: find, name and resolve them.
+
+    ``functions`` is None for a store opened without an app: every path is
+    then unknown, and the Problem says why.
+    """
+
+    def __init__(self, functions: Mapping[str, FunctionSpec[Any]] | None) -> None:
+        self._functions: Mapping[str, FunctionSpec[Any]] = functions or {}
+        self._no_app = functions is None
 
     def find(self, path: str) -> Result[FunctionSpec[Any], FunctionNotFound]:
         """Find a function of the loaded app by its ``"file:name"`` path."""
+        if self._no_app:
+            return Failure(FunctionNotFound(str(path), hint=NO_APP_HINT))
         functions = self._functions
         key = normalize_path(path)
         spec = functions.get(key) if key is not None else None

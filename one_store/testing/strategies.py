@@ -16,7 +16,8 @@ try:
 except ImportError as e:  # the kit's other tools work without Hypothesis
     raise ImportError(
         "one_store.testing's strategies (from_validator, any_value) need Hypothesis: "
-        "pip install 'one-store[testing]' (or pip install hypothesis)"
+        "pip install 'one-store[testing]' (or pip install hypothesis)",
+        name="hypothesis",
     ) from e
 
 

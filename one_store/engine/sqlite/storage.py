@@ -25,6 +25,12 @@ introspection at open time.
 A :class:`Storage` is thread-safe: one connection, one re-entrant lock held for the
 length of each transaction. Processes serialise writers through SQLite's own lock
 (``BEGIN IMMEDIATE`` waits up to ``busy_timeout``).
+
+``Storage(path, readonly=True)`` opens the file with SQLite's ``mode=ro`` URI: nothing
+is created, migrated or checkpointed, the layouts come from ``_one_store_tables`` as
+stored, and :meth:`Storage.write` refuses. SQLite itself then never writes the file
+(a reader of a WAL file may create the empty ``-wal`` / ``-shm`` companions a WAL
+reader needs, as the ``sqlite3`` shell does).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -42,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 
 from ...model import ids
-from ...model.errors import Busy, Problem, StorageError
+from ...model.errors import Busy, ContextError, Problem, StorageError
 from ...model.errors import (
     StorageFailure as StorageFailure,
 )  # re-exported: callers catch it here
@@ -276,10 +283,14 @@ class Storage:
         synchronous: SQLite ``synchronous`` setting for WAL files (``"NORMAL"``
             survives process crashes; ``"FULL"`` also survives power loss).
         cache_mib: the connection's page cache, in MiB (SQLite's default is 2).
+        readonly: open the file read-only (SQLite's ``mode=ro``); it must exist,
+            and :meth:`write` raises ``ContextError``.
 
     Raises:
-        ValueError: ``synchronous`` is not a SQLite setting, or ``cache_mib`` is
-            not a positive whole number.
+        ValueError: ``synchronous`` is not a SQLite setting, ``cache_mib`` is
+            not a positive whole number, or ``readonly`` with ``":memory:"``.
+        StorageFailure: the file cannot be opened; the message names the path
+            and, when the system can tell, why (a missing folder, permissions).
     """
 
     def __init__(
@@ -289,6 +300,7 @@ class Storage:
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
         cache_mib: int = DEFAULT_CACHE_MIB,
+        readonly: bool = False,
     ) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(
@@ -303,15 +315,15 @@ class Storage:
                 f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
             )
         self.path = str(path)
+        if readonly and self.path == ":memory:":
+            raise ValueError("readonly=True needs a file; a new memory store is empty")
+        self.readonly = readonly
         self.lock = threading.RLock()
         try:
-            self.connection = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,  # guarded by self.lock
-                cached_statements=512,
-            )
+            self.connection = _connect(self.path, busy_timeout, readonly)
+        except sqlite3.Error as e:
+            raise StorageFailure(_open_problem(self.path, e, readonly)) from e
+        try:
             self._configure(synchronous, cache_mib)
             self.layouts: dict[str, TableLayout] = {}
             self.numbers: dict[int, str] = {}
@@ -321,7 +333,14 @@ class Storage:
             self._schema_version = self._cookie()
             self._bootstrap()
         except sqlite3.Error as e:
-            raise StorageFailure(classify(e)) from e
+            self.connection.close()
+            raise StorageFailure(_open_problem(self.path, e, readonly)) from e
+        except StorageFailure as e:  # from a transaction of _bootstrap
+            self.connection.close()
+            raise StorageFailure(_named(self.path, e.problem)) from e
+        except BaseException:
+            self.connection.close()
+            raise
         load_parser()  # deferred from `import one_store`: a store reads documents
 
     def _configure(self, synchronous: str, cache_mib: int) -> None:
@@ -330,7 +349,7 @@ class Storage:
         # long-lived store keeps a working set up to cache_mib in memory (reads
         # in benchmarks/RESULTS.md). Pages are only allocated as they are read.
         c.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not self.readonly:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StorageFailure(StorageError(f"could not enable WAL (got {mode})"))
@@ -340,6 +359,14 @@ class Storage:
     # ------------------------------------------------------------------ layout
 
     def _bootstrap(self) -> None:
+        if self.readonly:
+            # Read what the file holds, create nothing: a file that is not (yet)
+            # a one_store file reads as one without tables.
+            with self.read():
+                if self._has_table(META):
+                    self._check_layout_version(self._meta("layout_version"))
+                self.reload_layouts()
+            return
         c = self.connection
         with self.write():
             c.execute(
@@ -352,14 +379,23 @@ class Storage:
             version = self._meta("layout_version")
             if version is None:
                 self._set_meta("layout_version", str(LAYOUT_VERSION))
-            elif int(version) > LAYOUT_VERSION:
-                raise StorageFailure(
-                    StorageError(
-                        f"file layout version {version} is newer than this one_store "
-                        f"({LAYOUT_VERSION}); upgrade one_store"
-                    )
-                )
+            self._check_layout_version(version)
             self.reload_layouts()
+
+    def _check_layout_version(self, version: str | None) -> None:
+        if version is not None and int(version) > LAYOUT_VERSION:
+            raise StorageFailure(
+                StorageError(
+                    f"file layout version {version} is newer than this one_store "
+                    f"({LAYOUT_VERSION}); upgrade one_store"
+                )
+            )
+
+    def _has_table(self, name: str) -> bool:
+        row = self.connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
+        return row is not None
 
     def _meta(self, key: str) -> str | None:
         row = self.connection.execute(
@@ -384,6 +420,10 @@ class Storage:
         """
         self.layouts.clear()
         self.numbers.clear()
+        if self.readonly and not self._has_table(TABLES):
+            # A read-only open of a file one_store never wrote: no tables.
+            self._schema_version = self._cookie()
+            return
         for name, number, spec in self.connection.execute(
             f"SELECT name, number, indexes FROM {TABLES}"
         ):
@@ -594,7 +634,16 @@ class Storage:
     # ------------------------------------------------------------------ transactions
 
     def write(self) -> _WriteTransaction:
-        """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back."""
+        """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back.
+
+        Raises:
+            ContextError: the file was opened with ``readonly=True``.
+        """
+        if self.readonly:
+            raise ContextError(
+                f"This store opened {self.path!r} read-only (readonly=True): it "
+                "cannot write. Open it without readonly=True to run mutations."
+            )
         return _WriteTransaction(self)
 
     transaction = write
@@ -848,9 +897,73 @@ class Storage:
         """Close the connection (checkpointing the WAL)."""
         with self.lock:
             with contextlib.suppress(sqlite3.Error):
-                if self.path != ":memory:":
+                if self.path != ":memory:" and not self.readonly:
                     self.connection.execute("PRAGMA optimize")
             self.connection.close()
+
+
+def _connect(path: str, timeout: float, readonly: bool) -> sqlite3.Connection:
+    """The store's one connection; ``readonly`` opens the file with ``mode=ro``."""
+    target, uri = path, False
+    if readonly:
+        # A URI keeps SQLite from ever opening the file for writing (or creating
+        # it); as_uri() percent-encodes ?, # and % in the path.
+        target, uri = Path(path).absolute().as_uri() + "?mode=ro", True
+    return sqlite3.connect(
+        target,
+        timeout=timeout,
+        isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+        check_same_thread=False,  # guarded by Storage.lock
+        cached_statements=512,
+        uri=uri,
+    )
+
+
+def _open_problem(path: str, error: sqlite3.Error, readonly: bool) -> Problem:
+    """The Problem of a failed open: SQLite's text, the path, and why if we can tell.
+
+    SQLite's own "unable to open database file" names neither the file nor the
+    cause; the file system usually knows the cause.
+    """
+    problem = _named(path, classify(error))
+    why = _why_not_opened(Path(path), readonly) if path != ":memory:" else None
+    if why is None or not isinstance(problem, StorageError):
+        return problem
+    return StorageError(f"{problem.message} ({why})")
+
+
+def _named(path: str, problem: Problem) -> Problem:
+    """``problem`` with the path in its message (Busy's own text is enough)."""
+    if not isinstance(problem, StorageError):
+        return problem
+    return StorageError(f"cannot open {path!r}: {problem.message}")
+
+
+def _why_not_opened(path: Path, readonly: bool) -> str | None:
+    """What the file system says about opening ``path`` (None: nothing wrong seen)."""
+    folder = path.absolute().parent
+    if not folder.exists():
+        return f"the folder {str(folder)!r} does not exist"
+    if not folder.is_dir():
+        return f"{str(folder)!r} is not a folder"
+    if path.is_dir():
+        return "it is a folder, not a file"
+    if not path.exists():
+        if readonly:
+            return "the file does not exist"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"permission denied: cannot create a file in {str(folder)!r}"
+        return None
+    if not os.access(path, os.R_OK):
+        return "permission denied: the file is not readable"
+    if not readonly and not os.access(path, os.W_OK):
+        return "permission denied: the file is not writable (readonly=True reads it)"
+    if not readonly and not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"permission denied: SQLite needs to create the -wal and -shm files "
+            f"in {str(folder)!r} (readonly=True reads the file)"
+        )
+    return None
 
 
 class _WriteTransaction:
