@@ -35,12 +35,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.peers.one_store_peer import OneStorePeer  # noqa: E402
-from benchmarks.report import fmt, replace_block  # noqa: E402
-from benchmarks.workload import make_docs, thread_id  # noqa: E402
-from one_store.model.values import check_value, dumps, loads  # noqa: E402
-from one_store.runtime import transaction  # noqa: E402
-from one_store.runtime.transaction import snapshot, unchanged  # noqa: E402
+from benchmarks.peers.one_store_peer import OneStorePeer
+from benchmarks.report import fmt, replace_block
+from benchmarks.workload import make_docs, thread_id
+from one_store.model.values import check_value, dumps, loads
+from one_store.runtime import transaction
+from one_store.runtime.transaction import snapshot, unchanged
 
 START, END = "<!-- return-check:start -->", "<!-- return-check:end -->"
 
@@ -58,9 +58,10 @@ def per_document(docs: list[dict[str, Any]]) -> dict[str, float]:
     def old() -> None:
         for doc in decoded:
             values = tuple(doc.values())
-            assert len(doc) == len(values) and all(
+            if len(doc) != len(values) or not all(
                 map(operator.is_, doc.values(), values)
-            )
+            ):
+                raise AssertionError("changed")
 
     def new() -> None:
         for doc in decoded:
