@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result, Success
 
+from .engine import migration
 from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage, classify
 from .model.errors import (
     ArgsInvalid,
@@ -34,7 +35,6 @@ from .model.errors import (
     ProblemError,
     Rejected,
     ReturnsInvalid,
-    SchemaMismatchError,
     StorageFailure,
     StoreOpenError,
     is_problem,
@@ -239,43 +239,9 @@ class Store:
         )
 
     def _sync_schema(self, schema: Schema) -> None:
-        fingerprint = schema.fingerprint()
-        try:
-            with self.storage.write():
-                if self.storage._meta("schema") == fingerprint:
-                    return
-                existing = self.storage.sync_schema(schema)
-                if schema.schema_validation:
-                    self._check_existing(schema, existing)
-                self.storage._set_meta("schema", fingerprint)
-        except StorageFailure:
-            raise
-
-    def _check_existing(
-        self, schema: Schema, docs: list[tuple[str, dict[str, Any]]]
-    ) -> None:
-        offending: list[str] = []
-        first = ""
-        resolve = self.storage.table_of
-        for table, doc in docs:
-            fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-            try:
-                schema.tables[table].document.check(fields, resolve)
-            except InvalidValue as e:
-                offending.append(str(doc["_id"]))
-                if not first:
-                    first = (
-                        f'Document with ID "{doc["_id"]}" in table "{table}" does not '
-                        f"match the schema: {error_text(e)}"
-                    )
-                if len(offending) >= 10:
-                    break
-        if offending:
-            raise SchemaMismatchError(
-                f"{first}\n({len(offending)} offending document(s) shown: "
-                f"{', '.join(offending)}); nothing was changed.",
-                tuple(offending),
-            )
+        # Checks the stored documents of every table whose validator changed,
+        # then creates tables and indexes: one transaction, or nothing changes.
+        migration.sync(self.storage, schema)
 
     # ------------------------------------------------------------------ lifecycle
 
