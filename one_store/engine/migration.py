@@ -83,18 +83,23 @@ def mismatches(
     resolve = storage.table_of
     for name in tables:
         check = schema.tables[name].document.check_stored
-        for text in storage.rows(name):
-            doc = loads(text)
-            # The system fields are checked by the store, not by the validator
-            # (Convex's filter_system_fields).
-            doc_id = doc.pop("_id")
-            doc.pop("_creationTime", None)
+        for doc_id, text in storage.rows(name):
             try:
+                doc = loads(text)
+                if isinstance(doc, dict):
+                    # System fields are the store's to check, not the validator's
+                    # (Convex's filter_system_fields).
+                    doc.pop("_id", None)
+                    doc.pop("_creationTime", None)
                 check(doc, resolve)
             except InvalidValue as e:
                 found.append(Mismatch(name, doc_id, e.path_text(), error_text(e)))
-                if len(found) >= limit:
-                    return found
+            except (ValueError, StopIteration):  # another tool wrote something else
+                found.append(Mismatch(name, doc_id, "", "The stored text is not JSON."))
+            else:
+                continue
+            if len(found) >= limit:
+                return found
     return found
 
 

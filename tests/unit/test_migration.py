@@ -328,6 +328,17 @@ def test_an_unchanged_table_is_not_scanned(tmp_path: Path):
     assert info.value.offending == (doc_id,)
 
 
+def test_a_stored_text_that_is_not_json_is_named_not_raised(tmp_path: Path):
+    path = tmp_path / "s.db"
+    _, bad = seed(path, INTS, "t", [{"n": 1}, {"n": 2}])
+    tamper(path, "t", bad, "not json")
+    changed = define_schema({"t": table({"n": v.int64(), "m": v.optional(v.null())})})
+    with pytest.raises(SchemaMismatchError) as info:
+        Store.open(path, schema=changed)
+    assert info.value.offending == (bad,)
+    assert "The stored text is not JSON." in str(info.value)
+
+
 def test_writes_without_schema_validation_are_checked_at_the_next_validated_open(
     tmp_path: Path,
 ):

@@ -559,8 +559,8 @@ class Storage:
         self._set_meta("schema", schema.fingerprint())
         self.reload_layouts()
 
-    def rows(self, table: str, batch: int = 1000) -> Iterator[str]:
-        """The stored JSON text of every document of ``table``, in rowid order.
+    def rows(self, table: str, batch: int = 1000) -> Iterator[tuple[str, str]]:
+        """``(_id, stored JSON text)`` of every document of ``table``, in rowid order.
 
         Streamed through one cursor, ``batch`` rows at a time: a table is never
         held in memory whole. Runs in the caller's transaction.
@@ -568,11 +568,10 @@ class Storage:
         if table not in self.layouts:
             return
         cursor = self.connection.execute(
-            f"SELECT _body FROM {quote(table)} ORDER BY rowid"
+            f"SELECT _id, _body FROM {quote(table)} ORDER BY rowid"
         )
         while chunk := cursor.fetchmany(batch):
-            for (body,) in chunk:
-                yield body
+            yield from chunk
 
     def _migrate_indexes(
         self, name: str, definition: TableDefinition, document: str | None
