@@ -3,12 +3,14 @@
 What Convex does when ``npx convex deploy`` pushes a schema (convex-backend,
 ``crates/common/src/schemas/mod.rs``): a table whose enforced document validator
 changed has every existing document checked against the new one before the schema
-becomes active; a table whose validator did not change, or whose new validator is
-``v.any()``, is not read (``must_revalidate_table``); with ``schemaValidation:
-false`` nothing is checked, and nothing counts as enforced afterwards. The first
-document that fails stops the push with "Schema validation failed." and
-``Document with ID "..." in table "..." does not match the schema: <the validator's
-message>`` (``SchemaValidationError::ExistingDocument``), and the old schema stays.
+becomes active, unless the old validator is a subset of the new one
+(``must_revalidate_table``, ``Validator::is_subset``: the same validator, a new
+``v.any()``, or an object that only gains optional fields); with
+``schemaValidation: false`` nothing is checked, and nothing counts as enforced
+afterwards. A failing document stops the push with "Schema validation failed."
+and ``Document with ID "..." in table "..." does not match the schema: <the
+validator's message>`` (``SchemaValidationError::ExistingDocument``); the old
+schema stays.
 
 Here the same happens in :func:`sync`, inside the one write transaction that then
 creates tables and indexes: the documents are checked first, streamed in rowid
@@ -20,8 +22,10 @@ int64 in the file never matches ``v.float64()``, where an argument would be
 converted.
 
 The file records, per table, the validator its documents were checked against
-(:meth:`Storage.checked_documents`); a reopen with the same schema compares one
-fingerprint and reads no document.
+(:meth:`Storage.checked_documents`). A reopen with the same schema compares one
+fingerprint and reads no document; in a table whose validator changed, only the
+top-level fields whose validator changed are checked (:func:`still_to_check`),
+the others having passed the same validator when they were written.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import json
 
 from ..model.errors import Mismatch, SchemaMismatchError
 from ..model.schema import Schema, TableDefinition
-from ..model.validators import error_text
+from ..model.validators import Resolve, Validator, error_text, v
 from ..model.values import InvalidValue, loads
 from .sqlite.storage import Storage
 
@@ -50,14 +54,14 @@ def sync(storage: Storage, schema: Schema) -> None:
             return
         documents = enforced(schema)
         recorded = storage.checked_documents()
-        tables = [
-            name
-            for name, text in documents.items()
+        checks = {
+            name: (quick, schema.tables[name].document)
+            for name in documents
             if name in storage.layouts
-            and recorded.get(name) != text
-            and schema.tables[name].document.kind != "any"
-        ]
-        found = mismatches(storage, schema, tables)
+            and (quick := still_to_check(recorded.get(name), schema.tables[name]))
+            is not None
+        }
+        found = mismatches(storage, checks)
         if found:
             raise mismatch_error(found)
         storage.sync_schema(schema, documents)
@@ -72,17 +76,64 @@ def enforced(schema: Schema) -> dict[str, str]:
 
 def document_text(definition: TableDefinition) -> str:
     """A table's document validator as canonical text (Convex's JSON shape)."""
-    return json.dumps(definition.document.json(), sort_keys=True, separators=(",", ":"))
+    return _canonical(definition.document.json())
+
+
+def _canonical(obj: object) -> str:
+    # Text, not dicts, is compared: in Python 1 == 1.0 == True, so the literals
+    # v.literal(1.0) and v.literal(True) would compare equal as parsed JSON.
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def still_to_check(
+    recorded: str | None, definition: TableDefinition
+) -> Validator | None:
+    """What stored documents that passed ``recorded`` must still be checked against.
+
+    None when they all pass the new validator without being read: the validator
+    did not change, the new one is ``v.any()``, or the only change adds optional
+    top-level fields (Convex's ``is_subset`` on objects, for fields whose
+    validator is unchanged). Otherwise the new validator, with every top-level
+    field whose validator and optionality did not change replaced by ``v.any()``
+    (those values already passed it). The result only filters: a document it
+    refuses is checked again against the full validator for the error message.
+    """
+    new = definition.document
+    if new.kind == "any" or recorded == document_text(definition):
+        return None
+    old = json.loads(recorded) if recorded is not None else None
+    if new.kind != "object" or not isinstance(old, dict) or old.get("type") != "object":
+        return new
+    old_fields = {name: _canonical(entry) for name, entry in old["value"].items()}
+    fields: dict[str, Validator] = {}
+    changed = False
+    for name, f in new.fields:
+        entry = _canonical({"fieldType": f.json(), "optional": f.is_optional})
+        if old_fields.pop(name, None) == entry:
+            fields[name] = v.optional(v.any()) if f.is_optional else v.any()
+        else:
+            fields[name] = f
+            changed = changed or not f.is_optional or name in old["value"]
+    if not changed and not old_fields:  # only new optional fields: all pass
+        return None
+    return v.object(fields)
 
 
 def mismatches(
-    storage: Storage, schema: Schema, tables: list[str], limit: int = MAX_SHOWN
+    storage: Storage,
+    checks: dict[str, tuple[Validator, Validator]],
+    limit: int = MAX_SHOWN,
 ) -> list[Mismatch]:
-    """The first ``limit`` stored documents of ``tables`` that ``schema`` refuses."""
+    """The first ``limit`` stored documents that fail their table's check.
+
+    ``checks`` maps a table to ``(quick, full)``: every document is checked
+    against ``quick`` (:func:`still_to_check`), and one it refuses against
+    ``full``, whose error names what is wrong.
+    """
     found: list[Mismatch] = []
     resolve = storage.table_of
-    for name in tables:
-        check = schema.tables[name].document.check_stored
+    for name, (quick, full) in checks.items():
+        check = quick.check_stored
         for doc_id, text in storage.rows(name):
             try:
                 doc = loads(text)
@@ -92,15 +143,24 @@ def mismatches(
                     doc.pop("_id", None)
                     doc.pop("_creationTime", None)
                 check(doc, resolve)
-            except InvalidValue as e:
-                found.append(Mismatch(name, doc_id, e.path_text(), error_text(e)))
-            except (ValueError, StopIteration):  # another tool wrote something else
-                found.append(Mismatch(name, doc_id, "", "The stored text is not JSON."))
-            else:
                 continue
-            if len(found) >= limit:
-                return found
+            except InvalidValue:
+                problem = _problem(full, doc, resolve)
+            except (ValueError, StopIteration):  # another tool wrote something else
+                problem = ("", "The stored text is not JSON.")
+            if problem is not None:
+                found.append(Mismatch(name, doc_id, *problem))
+                if len(found) >= limit:
+                    return found
     return found
+
+
+def _problem(full: Validator, doc: object, resolve: Resolve) -> tuple[str, str] | None:
+    try:
+        full.check_stored(doc, resolve)
+    except InvalidValue as e:
+        return e.path_text(), error_text(e)
+    return None
 
 
 def mismatch_error(found: list[Mismatch]) -> SchemaMismatchError:

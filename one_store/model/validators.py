@@ -561,7 +561,11 @@ def _stored_array(val: Validator) -> Check:
 
 
 def _stored_object(val: Validator) -> Check:
-    specs = tuple((name, f.check_stored, f.is_optional) for name, f in val.fields)
+    # A v.any() field needs only to be there (or may be absent, if optional).
+    specs = tuple(
+        (name, None if f.kind == "any" else f.check_stored, f.is_optional)
+        for name, f in val.fields
+    )
     known = frozenset(name for name, _ in val.fields)
 
     def stored_object(x: Any, resolve: Resolve) -> Any:
@@ -575,6 +579,8 @@ def _stored_object(val: Validator) -> Check:
                     continue
                 raise _missing_field(name, x, val)
             present += 1
+            if check is None:
+                continue
             try:
                 check(item, resolve)
             except InvalidValue as e:
