@@ -102,7 +102,12 @@ def still_to_check(
     if new.kind == "any" or recorded == document_text(definition):
         return None
     old = json.loads(recorded) if recorded is not None else None
-    if new.kind != "object" or not isinstance(old, dict) or old.get("type") != "object":
+    if (
+        new.kind != "object"
+        or not isinstance(old, dict)
+        or old.get("type") != "object"
+        or not isinstance(old.get("value"), dict)
+    ):
         return new
     old_fields = {name: _canonical(entry) for name, entry in old["value"].items()}
     fields: dict[str, Validator] = {}
