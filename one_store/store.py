@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from returns.result import Result
 
+from .engine import migration
 from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage, StorageFailure
-from .model.errors import FunctionNotFound, Problem, SchemaMismatchError, StoreOpenError
+from .model.errors import FunctionNotFound, Problem, StoreOpenError
 from .model.schema import Schema
-from .model.validators import error_text
-from .model.values import InvalidValue, Value
+from .model.values import Value
 from .runtime.context import MutationCtx
 from .runtime.executor import Executor
 from .runtime.functions import FunctionSpec
@@ -192,43 +192,9 @@ class Store:
         )
 
     def _sync_schema(self, schema: Schema) -> None:
-        fingerprint = schema.fingerprint()
-        try:
-            with self.storage.write():
-                if self.storage._meta("schema") == fingerprint:
-                    return
-                existing = self.storage.sync_schema(schema)
-                if schema.schema_validation:
-                    self._check_existing(schema, existing)
-                self.storage._set_meta("schema", fingerprint)
-        except StorageFailure:
-            raise
-
-    def _check_existing(
-        self, schema: Schema, docs: list[tuple[str, dict[str, Any]]]
-    ) -> None:
-        offending: list[str] = []
-        first = ""
-        resolve = self.storage.table_of
-        for table, doc in docs:
-            fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-            try:
-                schema.tables[table].document.check(fields, resolve)
-            except InvalidValue as e:
-                offending.append(str(doc["_id"]))
-                if not first:
-                    first = (
-                        f'Document with ID "{doc["_id"]}" in table "{table}" does not '
-                        f"match the schema: {error_text(e)}"
-                    )
-                if len(offending) >= 10:
-                    break
-        if offending:
-            raise SchemaMismatchError(
-                f"{first}\n({len(offending)} offending document(s) shown: "
-                f"{', '.join(offending)}); nothing was changed.",
-                tuple(offending),
-            )
+        # Checks the stored documents of every table whose validator changed,
+        # then creates tables and indexes: one transaction, or nothing changes.
+        migration.sync(self.storage, schema)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -353,14 +353,36 @@ class SchemaError(OneStoreError, ValueError):
     code = "SchemaError"
 
 
+@frozen
+class Mismatch:
+    """One stored document that does not match the new schema, and why."""
+
+    table: str
+    id: str
+    path: str
+    """Where in the document the check failed, as ``.a.b[0]`` (``""``: the document)."""
+    message: str
+    """The validator's message (Convex's text, ``Path:`` line included)."""
+
+
 class SchemaMismatchError(OneStoreError, ValueError):
-    """Documents in the file do not match the schema given to ``Store.open``."""
+    """Documents in the file do not match the schema given to ``Store.open``.
+
+    ``mismatches`` holds the first offending documents (at most 10), in the order
+    they are stored, and ``offending`` their IDs.
+    """
 
     code = "SchemaMismatchError"
 
-    def __init__(self, message: str, offending: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        offending: tuple[str, ...] = (),
+        mismatches: tuple[Mismatch, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.offending = offending
+        self.mismatches = mismatches
 
 
 class ContextError(OneStoreError, RuntimeError):

@@ -87,9 +87,10 @@ def test_the_exception_is_one_stores_subclass_and_carries_the_problem(store):
     error = unwrap_error(store.mutation("agents:nope", {}))
     assert isinstance(error, UnwrapError)
     assert isinstance(error.problem, FunctionNotFound)
-    assert str(error) == (
+    assert str(error).startswith(
         "FunctionNotFound: Could not find public function for 'agents:nope'."
     )
+    assert "app=" in str(error)  # this store has no app: the hint says so
 
 
 def test_unwrap_inside_an_except_block_keeps_the_context(store):

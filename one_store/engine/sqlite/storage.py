@@ -6,7 +6,9 @@ Layout (version 1), readable by any SQLite tool:
   ``_creationTime`` handed out (so it keeps increasing across processes).
 - ``_one_store_tables(name, number, indexes)``: every table with its ID table number
   and its index definitions (JSON), so a file opened without a schema still knows
-  its indexes.
+  its indexes; the same JSON keeps, under ``"document"``, the document validator
+  (Convex's JSON, as text) that every stored document of the table was last
+  checked against, so a schema change re-checks only the tables it changes.
 - one SQLite table per Convex table, named as the table:
   ``_id TEXT PRIMARY KEY, _creationTime REAL, _body TEXT`` (the whole document as
   JSON, system fields included, so a read is a single ``json.loads``) and one BLOB
@@ -455,22 +457,25 @@ class Storage:
             self.reload_layouts()
 
     @staticmethod
-    def _spec(indexes: tuple[Index, ...], search: tuple[SearchIndex, ...]) -> str:
-        return json.dumps(
-            {
-                "indexes": [
-                    {"name": i.name, "fields": list(i.fields)} for i in indexes
-                ],
-                "search": [
-                    {
-                        "name": s.name,
-                        "searchField": s.search_field,
-                        "filterFields": list(s.filter_fields),
-                    }
-                    for s in search
-                ],
-            }
-        )
+    def _spec(
+        indexes: tuple[Index, ...],
+        search: tuple[SearchIndex, ...],
+        document: str | None = None,
+    ) -> str:
+        spec: dict[str, Any] = {
+            "indexes": [{"name": i.name, "fields": list(i.fields)} for i in indexes],
+            "search": [
+                {
+                    "name": s.name,
+                    "searchField": s.search_field,
+                    "filterFields": list(s.filter_fields),
+                }
+                for s in search
+            ],
+        }
+        if document is not None:
+            spec["document"] = document
+        return json.dumps(spec)
 
     def tables(self) -> list[str]:
         """Names of the user tables in the file (system tables excluded)."""
@@ -489,8 +494,13 @@ class Storage:
         name: str,
         definition: TableDefinition | None = None,
         number: int | None = None,
+        document: str | None = None,
     ) -> TableLayout:
-        """Create ``name`` (inside the current write transaction) if it does not exist."""
+        """Create ``name`` (inside the current write transaction) if it does not exist.
+
+        ``document`` is the validator text to record as checked (see
+        :meth:`sync_schema`); a table created by a write records none.
+        """
         layout = self.layouts.get(name)
         if layout is not None:
             return layout
@@ -522,7 +532,7 @@ class Storage:
         )
         c.execute(
             f"INSERT INTO {TABLES}(name, number, indexes) VALUES (?, ?, ?)",
-            (name, number, self._spec(indexes, search)),
+            (name, number, self._spec(indexes, search, document)),
         )
         for index in indexes:
             self._add_index_column(name, index)
@@ -554,25 +564,69 @@ class Storage:
             f"fts5(text{filters}, tokenize='unicode61 remove_diacritics 0')"
         )
 
-    def sync_schema(self, schema: Schema) -> list[tuple[str, Document]]:
+    def schema_fingerprint(self) -> str | None:
+        """The fingerprint of the schema the file was last synced with, if any."""
+        return self._meta("schema")
+
+    def checked_documents(self) -> dict[str, str]:
+        """Per table, the document validator its stored documents were checked against.
+
+        The text :meth:`sync_schema` recorded; a table with no entry has
+        documents no validator was enforced on (created by a write, written
+        under ``schema_validation=False``, left out of the schema, or recorded
+        by an older one_store).
+        """
+        recorded: dict[str, str] = {}
+        for name, spec in self.connection.execute(
+            f"SELECT name, indexes FROM {TABLES}"
+        ):
+            document = json.loads(spec).get("document")
+            if isinstance(document, str):
+                recorded[name] = document
+        return recorded
+
+    def sync_schema(self, schema: Schema, documents: dict[str, str]) -> None:
         """Bring the file's tables and indexes in line with ``schema``.
 
         New tables and indexes are created and back-filled; removed indexes are
-        dropped. Runs in the caller's write transaction. Returns the documents that
-        violate the new validators (checked by the caller), as ``(table, doc)``.
+        dropped. ``documents`` (table -> validator text) is recorded as what each
+        table's documents were checked against; every other user table's record
+        is cleared, as its writes are no longer checked. Runs in the caller's
+        write transaction, after the caller checked the stored documents.
         """
-        changed: list[tuple[str, TableDefinition]] = []
         for name, definition in schema.tables.items():
-            layout = self.layouts.get(name)
-            if layout is None:
-                self.ensure_table(name, definition)
-                continue
-            changed.append((name, definition))
-            self._migrate_indexes(name, definition)
+            if name in self.layouts:
+                self._migrate_indexes(name, definition, documents.get(name))
+            else:
+                self.ensure_table(name, definition, document=documents.get(name))
+        c = self.connection
+        for name, text in list(c.execute(f"SELECT name, indexes FROM {TABLES}")):
+            spec = json.loads(text)
+            if name not in schema.tables and spec.pop("document", None) is not None:
+                c.execute(
+                    f"UPDATE {TABLES} SET indexes=? WHERE name=?",
+                    (json.dumps(spec), name),
+                )
+        self._set_meta("schema", schema.fingerprint())
         self.reload_layouts()
-        return [(name, doc) for name, _ in changed for doc in self.scan(name)]
 
-    def _migrate_indexes(self, name: str, definition: TableDefinition) -> None:
+    def rows(self, table: str, batch: int = 1000) -> Iterator[tuple[str, str]]:
+        """``(_id, stored JSON text)`` of every document of ``table``, in rowid order.
+
+        Streamed through one cursor, ``batch`` rows at a time: a table is never
+        held in memory whole. Runs in the caller's transaction.
+        """
+        if table not in self.layouts:
+            return
+        cursor = self.connection.execute(
+            f"SELECT _id, _body FROM {quote(table)} ORDER BY rowid"
+        )
+        while chunk := cursor.fetchmany(batch):
+            yield from chunk
+
+    def _migrate_indexes(
+        self, name: str, definition: TableDefinition, document: str | None
+    ) -> None:
         layout = self.layouts[name]
         wanted = {i.name: i for i in definition.all_indexes()}
         c = self.connection
@@ -598,7 +652,12 @@ class Storage:
             self._create_search(name, search_index)
         c.execute(
             f"UPDATE {TABLES} SET indexes=? WHERE name=?",
-            (self._spec(definition.all_indexes(), definition.search_indexes), name),
+            (
+                self._spec(
+                    definition.all_indexes(), definition.search_indexes, document
+                ),
+                name,
+            ),
         )
         if new_indexes or new_search:
             fresh = TableLayout.build(
