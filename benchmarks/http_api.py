@@ -52,6 +52,9 @@ def server(db: Path) -> Iterator[str]:
         [
             *(sys.executable, "-m", "one_store.cli.main", "serve", str(APP)),
             *("--db", str(db), "--port", "0", "--no-scheduler"),
+            # Its stderr is not read here: one access line per request would
+            # fill the pipe and stall the server.
+            "--no-access-log",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,6 +15,9 @@ Example:
     'ArgsInvalid'
 """
 
+import typing as _typing
+
+from .app import bundled_app
 from .model.errors import (
     ArgsInvalid,
     Busy,
@@ -38,13 +41,20 @@ from .model.errors import (
     SchemaMismatchError,
     StorageError,
     StoreOpenError,
+    UnwrapError,
     ValueInvalid,
 )
+from .model.ids import Id
 from .model.schema import Schema, TableDefinition, define_schema, define_table
 from .model.validators import Validator, v
-from .model.values import UNSET, Value
-from .runtime.context import ActionCtx, MutationCtx, QueryCtx
+from .model.values import UNSET, Document, Value
+from .runtime.context import (
+    ActionCtx,
+    MutationCtx,
+    QueryCtx,
+)
 from .runtime.crons import Crons
+from .runtime.database import DatabaseReader, DatabaseWriter
 from .runtime.functions import (
     FunctionSpec,
     action,
@@ -58,7 +68,25 @@ from .runtime.functions import (
 from .runtime.router import HttpRequest, HttpResponse, HttpRouter
 from .store import Store
 
-__version__ = "0.1.0"
+if _typing.TYPE_CHECKING:
+    __version__: str
+else:
+
+    def __getattr__(name: str) -> str:
+        # ``__version__`` is read from the installed package's metadata on first use:
+        # importing importlib.metadata and finding the distribution costs more than
+        # `import one_store` should pay for a name most programs never read.
+        if name != "__version__":
+            raise AttributeError(f"module 'one_store' has no attribute {name!r}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("one-store")
+        except PackageNotFoundError:  # a source tree on sys.path, not installed
+            found = "0+unknown"
+        globals()["__version__"] = found
+        return found
+
 
 __all__ = [
     "UNSET",
@@ -68,7 +96,10 @@ __all__ = [
     "ContextError",
     "ConvexError",
     "Crons",
+    "DatabaseReader",
+    "DatabaseWriter",
     "DefinitionError",
+    "Document",
     "DocumentInvalid",
     "DocumentNotFound",
     "FunctionNotFound",
@@ -77,6 +108,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "HttpRouter",
+    "Id",
     "InvalidCursor",
     "InvalidId",
     "InvalidIndexRange",
@@ -95,10 +127,12 @@ __all__ = [
     "Store",
     "StoreOpenError",
     "TableDefinition",
+    "UnwrapError",
     "Validator",
     "Value",
     "ValueInvalid",
     "action",
+    "bundled_app",
     "define_schema",
     "define_table",
     "http_action",

@@ -21,7 +21,7 @@ import sys
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from attrs import frozen
 
@@ -32,6 +32,45 @@ from .runtime.functions import FunctionSpec
 _counter = itertools.count(1)
 ROOT_PACKAGE = "one_store_apps"
 SKIP_DIRS = {"_generated", "__pycache__", "node_modules"}
+BUNDLED_APPS = ("one", "chat")
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def bundled_app(name: Literal["one", "chat"]) -> Path:
+    """The folder of an app that ships with one_store, wherever it is installed.
+
+    ``"one"`` is the ONE agent/human system and ``"chat"`` the agent chat app,
+    the two systems one_store was built from (``one-store demo`` runs both). In
+    a checkout they are ``schema/one`` and ``schema/chat``; a wheel carries them
+    as ``one_store/_apps/``. Use the path as ``app=`` from any directory.
+
+    Example:
+        >>> from one_store import Store, bundled_app
+        >>> with Store.memory(app=bundled_app("chat")) as store:
+        ...     "messages:list" in store.app.functions
+        True
+
+    Raises:
+        ValueError: ``name`` is not one of the bundled apps.
+        FileNotFoundError: this installation carries no copy of the app.
+    """
+    if name not in BUNDLED_APPS:
+        raise ValueError(
+            f"no bundled app {name!r}; the bundled apps are {', '.join(BUNDLED_APPS)}"
+        )
+    # The checkout's schema/ (editable install), else the copy a wheel ships in
+    # one_store/_apps (pyproject's force-include).
+    for folder in (
+        _PACKAGE_DIR.parent / "schema" / name,
+        _PACKAGE_DIR / "_apps" / name,
+    ):
+        if (folder / "schema.py").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"this one_store installation has no copy of the {name!r} app "
+        f"(looked for {_PACKAGE_DIR.parent / 'schema' / name} and "
+        f"{_PACKAGE_DIR / '_apps' / name})"
+    )
 
 
 @frozen

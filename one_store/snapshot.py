@@ -35,9 +35,10 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, Final, Literal, Protocol, TypeAlias, cast
 
 from attrs import frozen
-from returns.result import Failure, Result, Success
+from returns.result import Result, Success
 
 from .engine.sqlite.storage import StorageFailure
+from .model.errors import ProblemFailure
 from .model.ids import FIRST_USER_TABLE_NUMBER, decode_id, encode_id
 from .model.validators import error_text
 from .model.values import (
@@ -553,7 +554,7 @@ def import_snapshot(
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as e:
-        return Failure(SnapshotInvalid(f"not a readable ZIP file: {e}"))
+        return ProblemFailure(SnapshotInvalid(f"not a readable ZIP file: {e}"))
     storage = store.storage
     last_known = storage.last_creation_time
     with archive:
@@ -565,16 +566,16 @@ def import_snapshot(
                 counts = importer.write(plan)
         except _Abort as abort:
             storage.note_rollback(last_known)
-            return Failure(abort.problem)
+            return ProblemFailure(abort.problem)
         except StorageFailure as failure:
             storage.note_rollback(last_known)
-            return Failure(SnapshotInvalid(failure.problem.message))
+            return ProblemFailure(SnapshotInvalid(failure.problem.message))
         except sqlite3.Error as e:
             storage.note_rollback(last_known)
-            return Failure(SnapshotInvalid(f"SQLite refused the import: {e}"))
+            return ProblemFailure(SnapshotInvalid(f"SQLite refused the import: {e}"))
         except (zipfile.BadZipFile, OSError, EOFError) as e:  # a corrupt entry
             storage.note_rollback(last_known)
-            return Failure(SnapshotInvalid(f"the ZIP file is damaged: {e}"))
+            return ProblemFailure(SnapshotInvalid(f"the ZIP file is damaged: {e}"))
     return Success(SnapshotSummary(counts))
 
 

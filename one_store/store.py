@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from returns.result import Result
 
+from .engine import migration
 from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage, StorageFailure
-from .model.errors import FunctionNotFound, Problem, SchemaMismatchError, StoreOpenError
+from .model.errors import FunctionNotFound, Problem, StoreOpenError
 from .model.schema import Schema
-from .model.validators import error_text
-from .model.values import InvalidValue, Value
+from .model.values import Value
 from .runtime.context import MutationCtx
 from .runtime.executor import Executor
 from .runtime.functions import FunctionSpec
@@ -76,17 +76,18 @@ class Store:
         self.executor = Executor(
             storage,
             schema=self.schema,
-            functions=app.functions if app else {},
+            functions=app.functions if app else None,
             clock=clock or system_clock,
             seed=seed,
             http=http,
             identity=identity,
         )
-        if self.schema is not None:
+        # A read-only store reads the file as it is: its own tables and indexes.
+        if self.schema is not None and not storage.readonly:
             self._sync_schema(self.schema)
-        self.scheduler = StoreScheduler(
-            self.executor, app.crons if app is not None else None
-        )
+        # A read-only store records no crons.
+        crons = app.crons if app is not None and not storage.readonly else None
+        self.scheduler = StoreScheduler(self.executor, crons)
         self.executor.use_scheduler(self.scheduler)
 
     @property
@@ -114,6 +115,7 @@ class Store:
         synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL",
         cache_mib: int = DEFAULT_CACHE_MIB,
         http: httpx.Client | None = None,
+        readonly: bool = False,
     ) -> Store:
         """Open (or create) a store in a SQLite file, in WAL mode.
 
@@ -129,12 +131,23 @@ class Store:
             cache_mib: SQLite's page cache for this store, in MiB (default 64;
                 pages are allocated only as they are read).
             http: the ``httpx.Client`` actions use as ``ctx.http``.
+            readonly: open an existing file read-only (SQLite's ``mode=ro``): the
+                file is never changed, and keeps its own tables and indexes (a
+                ``schema`` or ``app`` only provides functions; nothing is created,
+                migrated or checked, and an app's crons are not recorded). Queries
+                run; a mutation, ``store.run`` or a scheduler run raises
+                ``ContextError``.
 
         Raises:
             ValueError: ``synchronous`` or ``cache_mib`` is not a valid setting.
             SchemaMismatchError: existing documents do not match ``schema``.
-            StoreOpenError: the file cannot be opened as a database (``.problem``
-                says why).
+            StoreOpenError: the file cannot be opened as a database; the message
+                names the path and, when the system can tell, why (a missing
+                folder, permissions). ``.problem`` is the ``StorageError``.
+
+        Example:
+            >>> with Store.open("notes.db", readonly=True) as store:  # doctest: +SKIP
+            ...     print(store.storage.tables())
         """
         loaded = _load(app)
         try:
@@ -143,6 +156,7 @@ class Store:
                 busy_timeout=busy_timeout,
                 synchronous=synchronous,
                 cache_mib=cache_mib,
+                readonly=readonly,
             )
         except StorageFailure as e:
             raise StoreOpenError(e.problem) from e
@@ -178,43 +192,9 @@ class Store:
         )
 
     def _sync_schema(self, schema: Schema) -> None:
-        fingerprint = schema.fingerprint()
-        try:
-            with self.storage.write():
-                if self.storage.meta("schema") == fingerprint:
-                    return
-                existing = self.storage.sync_schema(schema)
-                if schema.schema_validation:
-                    self._check_existing(schema, existing)
-                self.storage.set_meta("schema", fingerprint)
-        except StorageFailure:
-            raise
-
-    def _check_existing(
-        self, schema: Schema, docs: list[tuple[str, dict[str, Any]]]
-    ) -> None:
-        offending: list[str] = []
-        first = ""
-        resolve = self.storage.table_of
-        for table, doc in docs:
-            fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-            try:
-                schema.tables[table].document.check(fields, resolve)
-            except InvalidValue as e:
-                offending.append(str(doc["_id"]))
-                if not first:
-                    first = (
-                        f'Document with ID "{doc["_id"]}" in table "{table}" does not '
-                        f"match the schema: {error_text(e)}"
-                    )
-                if len(offending) >= 10:
-                    break
-        if offending:
-            raise SchemaMismatchError(
-                f"{first}\n({len(offending)} offending document(s) shown: "
-                f"{', '.join(offending)}); nothing was changed.",
-                tuple(offending),
-            )
+        # Checks the stored documents of every table whose validator changed,
+        # then creates tables and indexes: one transaction, or nothing changes.
+        migration.sync(self.storage, schema)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -225,6 +205,11 @@ class Store:
         self.executor.close()
         self.scheduler.stop()
         self.storage.close()
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the store was opened with ``readonly=True`` (it never writes)."""
+        return self.storage.readonly
 
     def __enter__(self) -> Store:
         return self
@@ -325,9 +310,9 @@ class Store:
             yield from list(self.storage.scan(table))
 
 
-def _load(app: object) -> App | None:
+def _load(app: str | os.PathLike[str] | App | None) -> App | None:
     if app is None:
         return None
     from .app import App, load_app
 
-    return app if isinstance(app, App) else load_app(app)  # type: ignore[arg-type]
+    return app if isinstance(app, App) else load_app(app)

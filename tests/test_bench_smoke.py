@@ -121,3 +121,21 @@ def test_a_script_owned_block_is_replaced_in_place_or_appended(tmp_path: Path) -
     out.write_text(f"before\n{start}\none\n{end}\nafter\n")
     replace_block(out, start, end, f"{start}\ntwo\n{end}", "X section")
     assert out.read_text() == f"before\n{start}\ntwo\n{end}\nafter\n"
+
+
+def test_schema_check_benchmark_writes_its_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    options = ["--docs", "300", "--rounds", "1", "--out", str(tmp_path)]
+    run_script("schema_check.py", *options, "--workdir", str(tmp_path))
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- schema-check:start") == 1
+    for step in (
+        "read rows (raw sqlite3)",
+        "read + decode (raw sqlite3)",
+        "open, one field narrowed (every document read)",
+        "open, optional field added (no document read)",
+        "open, every field changed (every field checked)",
+    ):
+        assert f"| {step} |" in text

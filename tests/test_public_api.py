@@ -1,10 +1,33 @@
-"""The public API: ``__all__`` is sorted, complete, and names what DESIGN.md promises."""
+"""The public API: ``__all__`` is sorted and complete, ``__version__``, and the types.
+
+``__all__`` is sorted and complete as httpx keeps its own; it names what the design
+promises; ``Document``, ``Id``, ``DatabaseReader`` and ``DatabaseWriter`` are the
+types a handler's values have (Convex's ``Doc``, ``Id``, ``DatabaseReader`` and
+``DatabaseWriter`` from ``convex/server``).
+"""
 
 from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
 
 import attrs
 
 import one_store
+from one_store import (
+    DatabaseReader,
+    DatabaseWriter,
+    Document,
+    Id,
+    MutationCtx,
+    QueryCtx,
+    Store,
+    define_schema,
+    define_table,
+    mutation,
+    query,
+    v,
+)
 
 DESIGN_NAMES = [
     *("v", "define_schema", "define_table", "query", "mutation", "action"),
@@ -64,3 +87,41 @@ def test_every_public_name_is_in_the_api_page():
     page = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
     missing = [n for n in one_store.__all__ if f"`{n}`" not in page]
     assert missing == []
+
+
+def test_version_is_the_installed_packages():
+    assert one_store.__version__ == importlib.metadata.version("one-store")
+    from one_store import __version__
+
+    assert __version__ == one_store.__version__
+
+
+def test_an_unknown_attribute_is_still_an_attribute_error():
+    assert not hasattr(one_store, "Stor")
+
+
+def test_the_annotation_types_are_what_handlers_get():
+    @query
+    def read(ctx: QueryCtx, args: dict[str, Any]) -> list[str]:
+        db: DatabaseReader = ctx.db
+        return [type(db).__name__, *(d["_id"] for d in db.query("notes").collect())]
+
+    @mutation
+    def write(ctx: MutationCtx, args: dict[str, Any]) -> Id:
+        db: DatabaseWriter = ctx.db
+        note_id: Id = db.insert("notes", {"text": "hi"})
+        doc: Document | None = db.get(note_id)
+        assert doc is not None
+        assert doc["_id"] == note_id
+        return note_id
+
+    schema = define_schema({"notes": define_table({"text": v.string()})})
+    with Store.memory(schema) as store:
+        note_id = store.mutation(write, {}).unwrap()
+        assert isinstance(note_id, str)
+        kind, *ids = store.query(read, {}).unwrap()
+    assert ids == [note_id]
+    assert kind == "DatabaseReader"  # a query's db is a reader, not a writer
+    assert issubclass(DatabaseWriter, DatabaseReader)
+    assert Id is str
+    assert Document == dict[str, Any]

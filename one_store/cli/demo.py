@@ -1,9 +1,8 @@
-"""The ``one-store demo`` scenario: both spec systems at work on local files.
+"""The ``one-store demo`` scenario: the two bundled apps at work on local files.
 
-The demo opens the two app folders of this repository — ``schema/one`` (the ONE
-agent/human system) and ``schema/chat`` (the agent chat app), found in the
-``schema/`` folder next to the ``one_store/`` package directory, or in the copy a
-wheel installs as ``one_store/_apps`` — each on its own
+The demo opens the two apps one_store was built from, found with
+:func:`one_store.bundled_app` (``schema/`` in a checkout, ``one_store/_apps/`` in a
+wheel): the ONE agent/human system and the agent chat app, each on its own
 SQLite file, as two Convex projects are two deployments: ``db_path`` holds the
 ONE system and its sibling ``<stem>.chat<suffix>`` the chat app. It then runs a
 realistic scenario, prints what it did as tables, and shows bad input coming
@@ -25,21 +24,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ..app import bundled_app
 from ..engine.sqlite.storage import StorageFailure
 from ..model.errors import OneStoreError, Problem
 from ..store import Store
 
-# The checkout's schema/ (editable install), else the copy a wheel ships in
-# one_store/_apps (pyproject's force-include).
-_PACKAGE = Path(__file__).resolve().parent.parent
-_CHECKOUT_APPS = _PACKAGE.parent / "schema"
-SCHEMA_DIR = (
-    _CHECKOUT_APPS
-    if (_CHECKOUT_APPS / "one" / "schema.py").is_file()
-    else _PACKAGE / "_apps"
-)
-ONE_APP = SCHEMA_DIR / "one"
-CHAT_APP = SCHEMA_DIR / "chat"
+ONE_NAME = "the ONE agent/human system"
+CHAT_NAME = "the agent chat app"
 
 FLOW_STEPS = [
     {"name": "research", "instructions": "Collect launch requirements"},
@@ -507,25 +498,29 @@ def run_demo(db_path: Path, console: Console) -> int:
 
     Returns:
         0 when the scenario ran as expected, 1 when a step failed (the message is
-        printed), 2 when the app folders are not next to the package.
+        printed), 2 when this installation carries no copy of the apps.
 
     Example:
         >>> from rich.console import Console
         >>> run_demo(Path("one_store_demo.db"), Console())  # doctest: +SKIP
         0
     """
-    missing = [str(p) for p in (ONE_APP, CHAT_APP) if not (p / "schema.py").is_file()]
-    if missing:
-        console.print(
-            f"[red]The demo needs the app folders of a one_store checkout; "
-            f"not found: {', '.join(missing)}[/]"
-        )
+    try:
+        one_app, chat_app = bundled_app("one"), bundled_app("chat")
+    except FileNotFoundError as error:
+        console.print(f"[red]{escape(str(error))}[/]")
         return 2
     db_path = Path(db_path)
     chat_db = chat_path(db_path)
+    console.print(
+        f"The two apps one_store was built from, {ONE_NAME} and {CHAT_NAME}, "
+        f"each on its own file: [bold]{escape(str(db_path))}[/] and "
+        f"[bold]{escape(str(chat_db))}[/].",
+        highlight=False,
+    )
     failures: list[tuple[str, Problem]] = []
     try:
-        with _open(db_path, ONE_APP) as one:
+        with _open(db_path, one_app) as one:
             failures += _one_scenario(one, console)
             one_counts = _counts(
                 one,
@@ -538,7 +533,7 @@ def run_demo(db_path: Path, console: Console) -> int:
                     "conversationMessages": "conversation messages",
                 },
             )
-        with _open(chat_db, CHAT_APP) as chat:
+        with _open(chat_db, chat_app) as chat:
             failures += _chat_scenario(chat, console)
             chat_counts = _counts(
                 chat,
@@ -572,8 +567,19 @@ def run_demo(db_path: Path, console: Console) -> int:
         for label, count in counts:
             _row(totals, path.name, label, str(count))
     console.print(totals)
+    for path, name, app in (
+        (db_path, ONE_NAME, one_app),
+        (chat_db, CHAT_NAME, chat_app),
+    ):
+        console.print(
+            f"[bold]{escape(str(path))}[/]: {name} (app folder {escape(str(app))})",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
-        f"Files: [bold]{db_path}[/] (schema/one) and [bold]{chat_db}[/] (schema/chat). "
-        "Run the demo again to add to them."
+        "Run the demo again to add to both files; look inside with "
+        f"[bold]one-store data --db {escape(str(db_path))}[/].",
+        highlight=False,
+        soft_wrap=True,
     )
     return 0

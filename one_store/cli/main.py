@@ -3,13 +3,18 @@
 Built with typer (arguments, ``--help`` on every command) and rich (tables,
 progress bars). Every error prints one line on stderr, ``Error: <what>``, and
 exits non-zero (1 for a failure, 2 for a usage mistake, as click does); no
-traceback reaches the user.
+traceback reaches the user. ``data`` and ``export`` open the file read-only and
+need no app folder: the file keeps its own tables and indexes.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +25,7 @@ from returns.result import Failure, Success
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from typer.core import TyperCommand
 
 from ..engine.sqlite.storage import StorageFailure
 from ..model.errors import OneStoreError
@@ -48,6 +54,23 @@ AppArg = Annotated[
 DbOpt = Annotated[
     Path, typer.Option("--db", help="The SQLite file (created if missing).")
 ]
+ReadDbOpt = Annotated[
+    Path,
+    typer.Option(
+        "--db", help="The SQLite file to read; it must exist and is never changed."
+    ),
+]
+AppOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--app",
+        help="The app folder; optional (the file keeps its own tables and indexes).",
+        show_default=False,
+    ),
+]
+# Ctrl-C on `serve`: how long the store may take to close (a transaction in
+# progress commits in milliseconds) before the process ends without it.
+STOP_GRACE_SECONDS = 1.0
 
 
 class CliError(Exception):
@@ -60,26 +83,61 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def open_store(app_dir: Path, db: Path, *, existing: bool = False) -> Iterator[Store]:
-    """Open ``db`` with the app loaded; turn every opening problem into one line.
+def open_store(
+    app_dir: Path | None, db: Path, *, readonly: bool = False
+) -> Iterator[Store]:
+    """Open ``db`` with the app (if any); turn every opening problem into one line.
 
-    ``existing``: the command only reads ``db``, so a missing file is a mistyped
-    path to report, not a new database to create.
+    ``readonly``: the command only reads ``db`` and never changes it, so a
+    missing file is a mistyped path to report, not a new database to create.
     """
-    if not app_dir.is_dir():
+    if app_dir is not None and not app_dir.is_dir():
         fail(f"app folder {str(app_dir)!r} does not exist")
-    if existing and not db.is_file():
+    if readonly and not db.exists():
         fail(f"database {str(db)!r} does not exist")
     try:
-        store = Store.open(db, app=app_dir)
-    except StorageFailure as e:
-        fail(f"cannot open {db}: {e.problem.message}")
+        store = Store.open(db, app=app_dir, readonly=readonly)
+    except StorageFailure as e:  # its message names the file and why
+        fail(e.problem.message)
     except OneStoreError as e:
         fail(str(e))
     except Exception as e:  # an error in the app's own code while it loads
         fail(f"cannot load app {app_dir}: {type(e).__name__}: {e}")
     with store:
         yield store
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"one-store {package_version()}", highlight=False)
+        raise typer.Exit()
+
+
+def package_version() -> str:
+    """The installed distribution's version (the package's own when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("one-store")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        from .. import __version__
+
+        return __version__
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """The Convex programming model on SQLite: serve, run, inspect, export and import an app's data."""
 
 
 def _show(value: Any) -> str:
@@ -100,7 +158,7 @@ def demo(
         ),
     ] = Path("one_store_demo.db"),
 ) -> None:
-    """Run the two spec systems (schema/one, schema/chat) on local files and show the result."""
+    """Run the two apps one_store was built from (the ONE agent/human system and the agent chat app) on two local files."""
     from .demo import run_demo
 
     code = run_demo(db, out)
@@ -125,10 +183,22 @@ def serve(
             "deployment does (--no-scheduler when another process runs them)."
         ),
     ] = True,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Print one line per request on stderr (client, method, path, "
+            "status, duration)."
+        ),
+    ] = True,
 ) -> None:
-    """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes)."""
+    """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes).
+
+    Ctrl-C stops at once; SIGTERM lets requests in progress finish.
+    """
     from ..server.http_api import serve as run_server
 
+    if access_log:
+        _print_access_log()
     with open_store(app_dir, db) as store:
         if scheduler:
             store.scheduler.start()  # stopped by store.close() on the way out
@@ -143,9 +213,59 @@ def serve(
             sys.stdout.flush()
 
         try:
-            run_server(store, host=host, port=port, on_ready=ready)
+            run_server(
+                store, host=host, port=port, on_ready=ready, access_log=access_log
+            )
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
+        except KeyboardInterrupt:
+            _stop_at_once(store)
+
+
+def _print_access_log() -> None:
+    """Send the ``one_store.access`` lines to stderr, one per request."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    access = logging.getLogger("one_store.access")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False  # not also to the root logger's handlers
+
+
+def _stop_at_once(store: Store) -> NoReturn:
+    """Ctrl-C on ``serve``: close the store, unless something still runs in it.
+
+    Python cannot stop a thread, so a request or scheduled job still running
+    user code (an action waiting on the network, a long mutation) would hold the
+    process. Past a short grace the process ends without it: what was committed
+    is in the file, and SQLite discards the unfinished transaction.
+    """
+    closer = threading.Thread(target=store.close, name="one_store-close", daemon=True)
+    closer.start()
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    try:
+        closer.join(STOP_GRACE_SECONDS)
+        # The server's worker threads: idle ones end now that its loop is gone.
+        workers = [
+            t
+            for t in threading.enumerate()
+            if not t.daemon and t is not threading.main_thread()
+        ]
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        running = closer.is_alive() or any(t.is_alive() for t in workers)
+    except KeyboardInterrupt:  # a second Ctrl-C while waiting
+        running = True
+    if running:
+        err.print(
+            "Stopped; a function still running was abandoned (its transaction, "
+            "if any, is rolled back).",
+            highlight=False,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -189,25 +309,52 @@ def run(
                 fail(str(problem))
 
 
-@app.command()
+class _Command(TyperCommand):
+    """A command whose usage line leaves out hidden arguments (an older form's)."""
+
+    # ctx is click's Context, which newer typer vendors as typer._click.Context;
+    # Any fits both.
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS]`` and the visible arguments."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not getattr(param, "hidden", False):
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+@app.command(cls=_Command)
 def data(
-    app_dir: AppArg,
-    db: DbOpt,
-    table: Annotated[
-        str | None, typer.Argument(metavar="TABLE", help="Show this table's documents.")
+    db: ReadDbOpt,
+    first: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="TABLE",
+            help="Show this table's documents. (The older form `data APP --db "
+            "PATH [TABLE]` still works: a first argument that is a folder is "
+            "the app.)",
+            show_default=False,
+        ),
     ] = None,
+    second: Annotated[
+        str | None, typer.Argument(hidden=True, show_default=False)
+    ] = None,
+    app_opt: AppOpt = None,
     limit: Annotated[int, typer.Option(help="Documents to show at most.", min=1)] = 50,
 ) -> None:
-    """List the tables with their document counts, or the documents of one table."""
-    with open_store(app_dir, db, existing=True) as store:
+    """List the tables with their document counts, or the documents of one table.
+
+    Opens the file read-only: it is never changed, and it needs no app folder.
+    With --app, the listing also says which tables the app's schema declares.
+    """
+    words = [w for w in (first, second) if w is not None]
+    app_dir, table = _app_and_table(words, app_opt)
+    with open_store(app_dir, db, readonly=True) as store:
         storage = store.storage
         with storage.read():
             tables = storage.tables()
             if table is None:
-                listing = Table("table", "documents", title=str(db))
-                for name in tables:
-                    listing.add_row(name, str(storage.count(name)))
-                out.print(listing)
+                out.print(_listing(store, db, tables, app_dir))
                 return
             if table not in tables:
                 fail(
@@ -224,6 +371,48 @@ def data(
         for doc in docs:
             grid.add_row(*(_cell(doc, c) for c in columns))
         out.print(grid)
+
+
+def _app_and_table(
+    words: list[str], app_opt: Path | None
+) -> tuple[Path | None, str | None]:
+    """``data``'s positional words: ``[TABLE]``, or the older ``APP [TABLE]``."""
+    if app_opt is not None:
+        if len(words) > 1:
+            raise typer.BadParameter(
+                "with --app, give at most one TABLE", param_hint="[TABLE]"
+            )
+        return app_opt, words[0] if words else None
+    if len(words) > 2:
+        raise typer.BadParameter("expected [TABLE] (or APP [TABLE])")
+    if len(words) == 2:
+        return Path(words[0]), words[1]
+    if words and _names_a_folder(words[0]):
+        return Path(words[0]), None
+    return None, words[0] if words else None
+
+
+def _names_a_folder(word: str) -> bool:
+    """An app folder of the older form: a folder, or a path (table names have no /)."""
+    return Path(word).is_dir() or "/" in word or os.sep in word or word.startswith(".")
+
+
+def _listing(store: Store, db: Path, tables: list[str], app_dir: Path | None) -> Table:
+    storage = store.storage
+    declared = set(store.schema.tables) if store.schema is not None else None
+    if app_dir is None or declared is None:
+        listing = Table("table", "documents", title=str(db))
+        for name in tables:
+            listing.add_row(name, str(storage.count(name)))
+        return listing
+    listing = Table("table", "documents", f"in {app_dir}", title=str(db))
+    for name in tables:
+        listing.add_row(
+            name, str(storage.count(name)), "yes" if name in declared else "no"
+        )
+    for name in sorted(declared - set(tables)):
+        listing.add_row(name, "0", "yes (not in the file yet)")
+    return listing
 
 
 def _cell(doc: dict[str, Any], column: str) -> str:
@@ -262,14 +451,30 @@ def _progress() -> Progress:
 
 @app.command("export")
 def export_cmd(
-    app_dir: AppArg,
-    db: DbOpt,
+    db: ReadDbOpt,
     path: Annotated[Path, typer.Option("--path", help="The ZIP file to write.")],
+    app_arg: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="APP",
+            help="The older form's app folder (same as --app).",
+            show_default=False,
+        ),
+    ] = None,
+    app_opt: AppOpt = None,
 ) -> None:
-    """Export every table to a Convex snapshot ZIP (npx convex export's layout)."""
+    """Export every table to a Convex snapshot ZIP (npx convex export's layout).
+
+    Opens the file read-only: it is never changed, and it needs no app folder.
+    """
     from ..snapshot import export_snapshot
 
-    with open_store(app_dir, db, existing=True) as store, _progress() as progress:
+    if app_arg is not None and app_opt is not None:
+        raise typer.BadParameter("give the app once: APP or --app")
+    with (
+        open_store(app_opt or app_arg, db, readonly=True) as store,
+        _progress() as progress,
+    ):
         try:
             summary = export_snapshot(store, path, progress=_Bars(progress))
         except OSError as e:

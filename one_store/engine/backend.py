@@ -272,14 +272,26 @@ class Backend(Scanner, Protocol):
 
     # ------------------------------------------------------------ tables and schema
 
-    def sync_schema(self, schema: Schema) -> list[tuple[str, Document]]:
-        """Create and back-fill what ``schema`` adds; return documents to re-check."""
+    readonly: bool
+
+    def schema_fingerprint(self) -> str | None:
+        """The fingerprint of the schema the database was last synced with."""
+
+    def checked_documents(self) -> dict[str, str]:
+        """Per table, the document validator its stored documents were checked against."""
+
+    def sync_schema(self, schema: Schema, documents: Mapping[str, str]) -> None:
+        """Create and back-fill what ``schema`` adds; record ``documents`` as checked."""
+
+    def rows(self, table: str, batch: int = 1000) -> Iterator[tuple[str, str]]:
+        """``(_id, stored JSON)`` of every document of ``table``, streamed."""
 
     def ensure_table(
         self,
         table: str,
         definition: TableDefinition | None = None,
         number: int | None = None,
+        document: str | None = None,
     ) -> TableInfo:
         """The table ``table``, created (with its indexes) when missing."""
 

@@ -7,13 +7,25 @@ arithmetic as Rust's checked operations. The leading ``eq(field, literal)``
 conjuncts, which can never raise, are also handed to the engine
 (:func:`leading_equalities`) so that rows they reject need not be decoded; see
 :mod:`one_store.engine.sqlite.scans` for the measurement behind that choice.
+
+Python's operators are aliases of the builder (``q.field("a") == 1`` is
+``q.eq(q.field("a"), 1)``, ``&`` is ``q.and_``, ``/`` is ``q.div``, ...): each
+builds the builder's own node, so evaluation, errors, cursors and the SQL
+prefilter cannot tell the two forms apart. Chains of ``&`` (or ``|``) build one
+flat node, as ``q.and_(a, b, c)`` does, so the prefilter still sees every leading
+equality. ``bool()`` of an expression raises ``TypeError``: Python's ``and``,
+``or``, ``not``, ``if`` and chained comparisons would otherwise drop a condition
+without a word. Since ``==`` builds an expression, expressions are unhashable
+(Python sets ``__hash__`` to None for a class that defines ``__eq__``): no hash
+could agree with an ``==`` that never answers True or False, and nothing keys a
+dict or a set by expression (a query's cursor fingerprint uses their ``repr``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from attrs import frozen
 
@@ -35,9 +47,37 @@ class FilterError(ValueError):
     """A filter expression Convex cannot evaluate (its ``EvalError``)."""
 
 
-@frozen
+_NO_TRUTH = (
+    "A filter expression has no truth value, so Python's `and`, `or`, `not`, `if` "
+    "and chained comparisons (`0 < x < 3`) cannot combine it: use & / | / ~ or "
+    "q.and_ / q.or_ / q.not_, with each comparison in parentheses: "
+    '(q.field("a") == 1) & (q.field("b") > 2).'
+)
+_NO_FLOOR = (
+    "Convex filters have no floor division: use `/` (q.div), which truncates "
+    "int64 division toward zero as Rust does, and divides float64 as IEEE 754."
+)
+
+
+# eq=False: the operators below are Expr's own (attrs' eq would compare nodes, and
+# attrs' mypy plugin would type <, >, ... as its bool-returning ordering methods).
+@frozen(eq=False)
 class Expr:
-    """A node of a filter expression: ``op`` over ``args`` (literal values or Exprs)."""
+    """A node of a filter expression: ``op`` over ``args`` (literal values or Exprs).
+
+    Python's operators build the builder's nodes: ``==, !=, <, <=, >, >=`` are
+    ``eq neq lt lte gt gte``, ``+ - * / %`` are ``add sub mul div mod`` (reflected
+    too: ``2 * q.field("a")`` is ``q.mul(2, q.field("a"))``), unary ``-`` is
+    ``neg``, and ``& | ~`` are ``and_ or_ not_``. A comparison with a literal on
+    the left is Python's mirrored comparison (``1 < x`` is ``x > 1``), the same
+    test in Convex's total order.
+
+    Example:
+        >>> q = FilterBuilder()
+        >>> a, b = q.field("a"), q.field("b")
+        >>> repr((a == 1) & (b > 2.0)) == repr(q.and_(q.eq(a, 1), q.gt(b, 2.0)))
+        True
+    """
 
     op: str
     args: tuple[Any, ...]
@@ -45,6 +85,102 @@ class Expr:
     def evaluate(self, doc: Mapping[str, Any]) -> object:
         """Evaluate against ``doc`` with Convex's semantics (compiles on each call)."""
         return compile_expr(self)(doc)
+
+    def __bool__(self) -> NoReturn:
+        raise TypeError(_NO_TRUTH)
+
+    # typeshed types object.__eq__/__ne__ as returning bool; an operator that
+    # builds an expression is the point here (as in SQLAlchemy and polars).
+    def __eq__(self, other: object) -> Expr:  # type: ignore[override]
+        return Expr("eq", (self, other))
+
+    def __ne__(self, other: object) -> Expr:  # type: ignore[override]
+        return Expr("neq", (self, other))
+
+    # A literal on the left reaches these reflected, as its mirror (1 < x is x > 1).
+    def __lt__(self, other: object) -> Expr:
+        return Expr("lt", (self, other))
+
+    def __le__(self, other: object) -> Expr:
+        return Expr("lte", (self, other))
+
+    def __gt__(self, other: object) -> Expr:
+        return Expr("gt", (self, other))
+
+    def __ge__(self, other: object) -> Expr:
+        return Expr("gte", (self, other))
+
+    # Arithmetic keeps the written order: it decides the result and the error.
+    def __add__(self, other: object) -> Expr:
+        return Expr("add", (self, other))
+
+    def __radd__(self, other: object) -> Expr:
+        return Expr("add", (other, self))
+
+    def __sub__(self, other: object) -> Expr:
+        return Expr("sub", (self, other))
+
+    def __rsub__(self, other: object) -> Expr:
+        return Expr("sub", (other, self))
+
+    def __mul__(self, other: object) -> Expr:
+        return Expr("mul", (self, other))
+
+    def __rmul__(self, other: object) -> Expr:
+        return Expr("mul", (other, self))
+
+    def __truediv__(self, other: object) -> Expr:
+        return Expr("div", (self, other))
+
+    def __rtruediv__(self, other: object) -> Expr:
+        return Expr("div", (other, self))
+
+    def __mod__(self, other: object) -> Expr:
+        return Expr("mod", (self, other))
+
+    def __rmod__(self, other: object) -> Expr:
+        return Expr("mod", (other, self))
+
+    def __floordiv__(self, other: object) -> NoReturn:
+        raise TypeError(_NO_FLOOR)
+
+    def __rfloordiv__(self, other: object) -> NoReturn:
+        raise TypeError(_NO_FLOOR)
+
+    def __neg__(self) -> Expr:
+        return Expr("neg", (self,))
+
+    # Logic keeps the written order too: and_/or_ short-circuit left to right.
+    def __and__(self, other: object) -> Expr:
+        return _joined("and", self, other)
+
+    def __rand__(self, other: object) -> Expr:
+        return _joined("and", other, self)
+
+    def __or__(self, other: object) -> Expr:
+        return _joined("or", self, other)
+
+    def __ror__(self, other: object) -> Expr:
+        return _joined("or", other, self)
+
+    def __invert__(self) -> Expr:
+        return Expr("not", (self,))
+
+
+def _joined(op: str, left: object, right: object) -> Expr:
+    """``left & right`` (or ``|``) as one flat node, the shape ``q.and_(a, b, c)`` has.
+
+    ``and``/``or`` are associative and short-circuit left to right, so flattening
+    changes neither a result nor which operand fails first, and it keeps a chain's
+    leading equalities visible to :func:`prefilter`.
+    """
+    parts: list[object] = []
+    for side in (left, right):
+        if isinstance(side, Expr) and side.op == op:
+            parts.extend(side.args)
+        else:
+            parts.append(side)
+    return Expr(op, tuple(parts))
 
 
 Evaluator = Callable[[Mapping[str, Any]], object]

@@ -175,6 +175,29 @@ def _compile_array(val: Validator) -> Check:
     return check_array
 
 
+def _missing_field(name: str, x: dict[str, Any], val: Validator) -> InvalidValue:
+    return InvalidValue(
+        f"Object is missing the required field `{name}`. Consider wrapping "
+        "the field validator in `v.optional(...)` if this is expected.\n"
+        f"Object: {show(x)}\nValidator: {val}"
+    )
+
+
+def _extra_field(
+    x: dict[str, Any], known: frozenset[str], val: Validator
+) -> InvalidValue | None:
+    for key, item in x.items():
+        if key not in known and item is not UNSET:
+            error = field_name_error(key)
+            return InvalidValue(
+                error
+                if error is not None
+                else f"Object contains extra field `{key}` that is not in the "
+                f"validator.\nObject: {show(x)}\nValidator: {val}"
+            )
+    return None
+
+
 def _compile_object(val: Validator) -> Check:
     specs = tuple((name, f.check, f.is_optional) for name, f in val.fields)
     known = frozenset(name for name, _ in val.fields)
@@ -188,25 +211,15 @@ def _compile_object(val: Validator) -> Check:
             if item is UNSET:
                 if optional:
                     continue
-                raise InvalidValue(
-                    f"Object is missing the required field `{name}`. Consider wrapping "
-                    "the field validator in `v.optional(...)` if this is expected.\n"
-                    f"Object: {show(x)}\nValidator: {val}"
-                )
+                raise _missing_field(name, x, val)
             try:
                 out[name] = check(item, resolve)
             except InvalidValue as e:
                 raise e.at(name) from None
         if len(out) != len(x):
-            for key, item in x.items():
-                if key not in known and item is not UNSET:
-                    error = field_name_error(key)
-                    raise InvalidValue(
-                        error
-                        if error is not None
-                        else f"Object contains extra field `{key}` that is not in the "
-                        f"validator.\nObject: {show(x)}\nValidator: {val}"
-                    )
+            extra = _extra_field(x, known, val)
+            if extra is not None:
+                raise extra
         return out
 
     return check_object
@@ -242,8 +255,9 @@ def _compile_record(val: Validator) -> Check:
     return check_record
 
 
-def _compile_union(val: Validator) -> Check:
-    checks = tuple(m.check for m in val.members)
+def _compile_union(val: Validator, checks: tuple[Check, ...] | None = None) -> Check:
+    if checks is None:
+        checks = tuple(m.check for m in val.members)
     if len(checks) == 1:
         return checks[0]
     # The common enum shape (string literals): accept by a set lookup instead of
@@ -264,6 +278,130 @@ def _compile_union(val: Validator) -> Check:
         raise no_match(x, val)
 
     return check_union
+
+
+# ---------------------------------------------------------------------- stored values
+
+
+def compile_stored_check(val: Validator) -> Check:
+    """Compile ``check_stored``: the value's Convex type only, nothing converted.
+
+    A stored value was fully checked when it was written (valid Unicode, int64
+    range, field names, sizes, nesting), so only what a new validator can refuse
+    is looked at, and the value is returned as it is rather than rebuilt: the
+    check of every document of a large table at open costs about what decoding
+    them does (benchmarks/schema_check.py).
+    """
+    match val.kind:
+        case "string":
+
+            def stored_str(x: Any, _r: Resolve) -> Any:
+                if isinstance(x, str):
+                    return x
+                raise no_match(x, val)
+
+            return stored_str
+        case "number":
+
+            def stored_num(x: Any, _r: Resolve) -> Any:
+                if isinstance(x, float):  # an int64 is not a float64 (no conversion)
+                    return x
+                raise no_match(x, val)
+
+            return stored_num
+        case "int64":
+
+            def stored_i64(x: Any, _r: Resolve) -> Any:
+                if isinstance(x, int) and not isinstance(x, bool):
+                    return x
+                raise no_match(x, val)
+
+            return stored_i64
+        case "any":
+            return lambda x, _r: x
+        case "array":
+            return _stored_array(val)
+        case "object":
+            return _stored_object(val)
+        case "record":
+            return _stored_record(val)
+        case "union":
+            return _compile_union(val, tuple(m.check_stored for m in val.members))
+        case _:  # boolean, bytes, null, id, literal: their checks convert nothing
+            return val.check
+
+
+def _stored_array(val: Validator) -> Check:
+    assert val.element is not None
+    element = val.element.check_stored
+
+    def stored_array(x: Any, resolve: Resolve) -> Any:
+        if not isinstance(x, list):
+            raise no_match(x, val)
+        for i, item in enumerate(x):
+            try:
+                element(item, resolve)
+            except InvalidValue as e:
+                raise e.at(i) from None
+        return x
+
+    return stored_array
+
+
+def _stored_object(val: Validator) -> Check:
+    # A v.any() field needs only to be there (or may be absent, if optional).
+    specs = tuple(
+        (name, None if f.kind == "any" else f.check_stored, f.is_optional)
+        for name, f in val.fields
+    )
+    known = frozenset(name for name, _ in val.fields)
+
+    def stored_object(x: Any, resolve: Resolve) -> Any:
+        if not isinstance(x, dict):
+            raise no_match(x, val)
+        present = 0
+        for name, check, optional in specs:
+            item = x.get(name, UNSET)
+            if item is UNSET:
+                if optional:
+                    continue
+                raise _missing_field(name, x, val)
+            present += 1
+            if check is None:
+                continue
+            try:
+                check(item, resolve)
+            except InvalidValue as e:
+                raise e.at(name) from None
+        if present != len(x):
+            extra = _extra_field(x, known, val)
+            if extra is not None:
+                raise extra
+        return x
+
+    return stored_object
+
+
+def _stored_record(val: Validator) -> Check:
+    assert val.keys is not None
+    assert val.values is not None
+    key_check, value_check = val.keys.check_stored, val.values.check_stored
+
+    def stored_record(x: Any, resolve: Resolve) -> Any:
+        if not isinstance(x, dict):
+            raise no_match(x, val)
+        for key, item in x.items():
+            try:
+                key_check(key, resolve)
+            except InvalidValue as e:
+                raise e.at("keys()") from None
+            try:
+                value_check(item, resolve)
+            except InvalidValue as e:
+                raise e.at(key) from None
+        return x
+
+    return stored_record
 
 
 # ---------------------------------------------------------------------- builders

@@ -34,15 +34,25 @@ Exceptions (library misuse, raised at once, never turned into a Failure)::
 ``ConvexError(data)`` is raised *by handlers* to reject with data; the store turns it
 into ``Failure(Rejected(data))``. ``ProblemError`` is what ``.unwrap()``-style helpers
 raise to carry a Problem through an action.
+
+A ``Failure`` one_store hands out is a :class:`ProblemFailure`: a ``returns``
+``Failure`` in every way (``isinstance``, ``match``, ``==``, ``.failure()``, the
+container methods) except that ``.unwrap()`` raises :class:`UnwrapError`, a
+``returns`` ``UnwrapFailedError`` whose text names the Problem's code and message and
+whose ``__cause__`` is the Problem's exception (``HandlerError``'s). returns' own
+``Failure.unwrap`` raises one with an empty text, and with no cause unless the
+Failure holds an exception itself, so a script that crashed on it showed no reason.
 """
 
 from __future__ import annotations
 
 import json
 import traceback
-from typing import TypeAlias
+from typing import Any, Never, TypeAlias, TypeVar, final
 
 from attrs import frozen
+from returns.primitives.exceptions import UnwrapFailedError
+from returns.result import Failure, Result
 
 from .values import Value
 
@@ -249,14 +259,17 @@ class FunctionNotFound:
 
     path: str
     suggestions: tuple[str, ...] = ()
+    hint: str = ""  # what to do instead, when the cause is known (no app loaded)
     code = "FunctionNotFound"
 
     @property
     def message(self) -> str:
-        """Convex's text, with close matches when there are any."""
+        """Convex's text, with close matches or a hint when there are any."""
         text = f"Could not find public function for '{self.path}'."
         if self.suggestions:
             text += " Did you mean: " + ", ".join(self.suggestions) + "?"
+        if self.hint:
+            text += " " + self.hint
         return text
 
     def __str__(self) -> str:
@@ -340,14 +353,36 @@ class SchemaError(OneStoreError, ValueError):
     code = "SchemaError"
 
 
+@frozen
+class Mismatch:
+    """One stored document that does not match the new schema, and why."""
+
+    table: str
+    id: str
+    path: str
+    """Where in the document the check failed, as ``.a.b[0]`` (``""``: the document)."""
+    message: str
+    """The validator's message (Convex's text, ``Path:`` line included)."""
+
+
 class SchemaMismatchError(OneStoreError, ValueError):
-    """Documents in the file do not match the schema given to ``Store.open``."""
+    """Documents in the file do not match the schema given to ``Store.open``.
+
+    ``mismatches`` holds the first offending documents (at most 10), in the order
+    they are stored, and ``offending`` their IDs.
+    """
 
     code = "SchemaMismatchError"
 
-    def __init__(self, message: str, offending: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        offending: tuple[str, ...] = (),
+        mismatches: tuple[Mismatch, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.offending = offending
+        self.mismatches = mismatches
 
 
 class ContextError(OneStoreError, RuntimeError):
@@ -405,3 +440,108 @@ class ProblemError(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
+
+
+def describe(problem: object) -> str:
+    """``"<code>: <message>"`` of a Problem, as a failed ``.unwrap()`` shows it.
+
+    A ``HandlerError`` shows its exception (type and text, without Convex's
+    ``Uncaught``) and the function it came from.
+    """
+    if isinstance(problem, HandlerError):
+        exception = problem.exception
+        text = f"HandlerError: {type(exception).__name__}: {exception}"
+        return text if problem.function is None else f"{text} in '{problem.function}'"
+    code = getattr(problem, "code", None)
+    message = getattr(problem, "message", None)
+    if isinstance(code, str) and isinstance(message, str):
+        return f"{code}: {message}"
+    return repr(problem)
+
+
+def cause_of(problem: object) -> BaseException | None:
+    """The exception a Problem carries (``HandlerError.exception``), if any."""
+    if isinstance(problem, BaseException):
+        return problem
+    exception = getattr(problem, "exception", None)
+    return exception if isinstance(exception, BaseException) else None
+
+
+class UnwrapError(UnwrapFailedError):
+    """``.unwrap()`` of a one_store ``Failure``: names the Problem, chains its cause.
+
+    A subclass of ``returns``' ``UnwrapFailedError`` (``except UnwrapFailedError``
+    still catches it), with the Problem's code and message as its text,
+    ``problem`` for the Problem itself, and the Problem's exception (a
+    ``HandlerError``'s) as ``__cause__``.
+
+    Example:
+        >>> from one_store import Rejected
+        >>> try:
+        ...     ProblemFailure(Rejected("taken")).unwrap()
+        ... except UnwrapError as e:
+        ...     print(e)
+        Rejected: taken
+    """
+
+    def __init__(self, container: ProblemFailure[Any]) -> None:
+        super().__init__(container)
+        self.args = (describe(container.failure()),)
+
+    @property
+    def problem(self) -> Any:
+        """The Problem in the Failure that was unwrapped."""
+        return self.halted_container.failure()
+
+
+_P_co = TypeVar("_P_co", covariant=True)
+
+
+@final
+class ProblemFailure(Failure[_P_co]):  # type: ignore[misc]
+    """The ``Failure`` one_store hands out: ``.unwrap()`` raises :class:`UnwrapError`.
+
+    returns marks ``Failure`` ``@final`` for type checkers only (the ignore above);
+    subclassing it is what keeps ``isinstance(r, Failure)`` and
+    ``case Failure(...)`` working. Equality, hashing and ``repr`` are those of a
+    plain ``Failure`` holding the same Problem; ``alt``, ``swap`` and the other
+    container methods return what they return on ``Failure``.
+    """
+
+    __slots__ = ()
+
+    def unwrap(self) -> Never:
+        """Raise :class:`UnwrapError` naming the Problem, from its exception."""
+        cause = cause_of(self._inner_value)
+        if cause is None:  # no ``from None``: an enclosing exception stays visible
+            raise UnwrapError(self)
+        raise UnwrapError(self) from cause
+
+    def __eq__(self, other: object) -> bool:
+        # returns compares exact types; a plain Failure of the same Problem is equal.
+        return isinstance(other, Failure) and self._inner_value == other.failure()
+
+    def equals(self, other: object) -> bool:
+        """Typesafe equality with another ``Result``, as ``Result.equals``."""
+        return self == other
+
+    __hash__ = Failure.__hash__
+
+    def __repr__(self) -> str:
+        return repr(Failure(self._inner_value))
+
+
+_T = TypeVar("_T")
+_E = TypeVar("_E")
+
+
+def as_user_result(result: Result[_T, _E]) -> Result[_T, _E]:
+    """``result`` as one_store hands it to the user: a Failure becomes a ProblemFailure.
+
+    Called where the store returns a Result to user code (``Store.query`` /
+    ``mutation`` / ``action`` / ``run``, ``ctx.run_query`` / ``run_mutation`` /
+    ``run_action``); a Success, or a Failure already converted, is returned as is.
+    """
+    if type(result) is Failure:
+        return ProblemFailure(result.failure())
+    return result

@@ -16,7 +16,14 @@ import functools
 import operator
 import os
 import random
-from typing import Final
+from typing import Final, TypeAlias
+
+Id: TypeAlias = str
+"""A document ID as Python holds it: its text form (Convex's ``Id<"table">``).
+
+An alias of ``str`` rather than a new type, so that what ``ctx.db.insert`` returns and
+the ``_id`` of a document read back need no cast; ``v.id("table")`` checks the format
+and the table."""
 
 ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 _ALPHABET_SET: Final = frozenset(ALPHABET)

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeAlias
 
 from attrs import field, frozen
-from returns.result import Failure, Result, Success
+from returns.result import Result, Success
 
-from .checks import compile_check
-from .errors import ValueInvalid
+from .checks import compile_check, compile_stored_check
+from .errors import ProblemFailure, ValueInvalid
 from .values import (
     InvalidValue,
     Value,
@@ -88,6 +88,20 @@ class Validator:
             self._compiled.append(compile_check(self))
         return self._compiled[0]
 
+    @property
+    def check_stored(self) -> Check:
+        """``check`` for a value already stored: nothing is converted on the way.
+
+        A stored value keeps its Convex type, so ``v.number()`` refuses an
+        ``int`` here (an int64 in the file is not a float64, as in Convex) where
+        ``check`` would convert an argument. Used when a schema changes under
+        existing documents.
+        """
+        stored: Check | None = self._memo.get("check_stored")
+        if stored is None:
+            stored = self._memo["check_stored"] = compile_stored_check(self)
+        return stored
+
     def validate(
         self, value: object, resolve: Resolve = None
     ) -> Result[Value, ValueInvalid]:
@@ -105,7 +119,7 @@ class Validator:
         try:
             return Success(self.check(value, resolve))
         except InvalidValue as e:
-            return Failure(ValueInvalid(e.path_text(), error_text(e)))
+            return ProblemFailure(ValueInvalid(e.path_text(), error_text(e)))
 
     def json(self) -> dict[str, Any]:
         """Convex's JSON description of this validator (``validator.json``)."""
@@ -147,7 +161,8 @@ class Validator:
         """The deepest nesting a valid value can have (None: unbounded, e.g. v.any())."""
         if "max_nesting" not in self._memo:
             self._memo["max_nesting"] = self._max_nesting()
-        return self._memo["max_nesting"]  # type: ignore[no-any-return]
+        depth: int | None = self._memo["max_nesting"]
+        return depth
 
     def _max_nesting(self) -> int | None:
         match self.kind:

@@ -23,34 +23,26 @@ public methods.
 
 from __future__ import annotations
 
-import asyncio
-import difflib
 import inspect
 import itertools
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result, Success
 
 from ..engine.backend import NO_OBSERVER, Backend, CallObserver
-from ..engine.sqlite.storage import StorageFailure, classify
 from ..model.errors import (
     ArgsInvalid,
     ContextError,
-    ConvexError,
     FunctionNotFound,
-    HandlerError,
     OneStoreError,
     Problem,
     ProblemError,
-    Rejected,
-    ReturnsInvalid,
-    is_problem,
+    StorageFailure,
+    as_user_result,
 )
 from ..model.ids import IdGenerator
 from ..model.schema import Schema
@@ -65,7 +57,9 @@ from ..model.values import (
     show,
 )
 from .context import ActionCtx, Auth, BaseCtx, MutationCtx, QueryCtx
-from .functions import FunctionSpec, Kind, normalize_path
+from .functions import FunctionIndex, FunctionSpec, Kind
+from .instrumentation import Instrumentation, Observers
+from .outcome import Abort, checked_outcome, problem_of, run_coroutine
 from .transaction import Transaction
 
 if TYPE_CHECKING:
@@ -76,22 +70,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Clock = Callable[[], float]
 MAX_CALL_DEPTH = 8
-# Exact types a handler's plain return value usually has (skips the Result checks).
-_PLAIN = frozenset({dict, list, str, int, float, bool, bytes, type(None)})
-
-
-class Instrumentation(Protocol):
-    """How tests look inside calls: injected faults and call observers.
-
-    Install one with :meth:`Executor.instrument`; ``one_store.testing``'s
-    ``inject_faults`` and ``trace`` are the two the library ships.
-    """
-
-    def fault(self, path: str) -> Problem | None:
-        """A Problem to fail the mutation (or scheduled job) ``path`` with, or None."""
-
-    def observer(self, kind: Kind, path: str) -> CallObserver | None:
-        """An observer for one call's transaction, or None to leave it unobserved."""
 
 
 class SchedulerPort(Protocol):
@@ -104,38 +82,6 @@ class SchedulerPort(Protocol):
         """The ``ctx.scheduler`` of an action (each call commits on its own)."""
 
 
-class _Abort(Exception):  # noqa: N818 - internal control flow: roll back with a Problem
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-
-
-def problem_of(error: Exception, function: str | None) -> Problem:
-    """Turn an exception out of handler code into the Problem it stands for."""
-    if isinstance(error, ConvexError):
-        return Rejected(error.data)
-    if isinstance(error, ProblemError | _Abort | StorageFailure):
-        return error.problem
-    if type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError):
-        # SQLite failed under the handler's reads/writes (disk full, corrupt page,
-        # I/O error, lock): StorageError or Busy, not a fault in the user's code.
-        assert isinstance(error, sqlite3.Error)
-        return classify(error)
-    if isinstance(error, UnwrapFailedError):
-        inner = error.halted_container.failure()
-        if is_problem(inner):
-            return inner  # type: ignore[no-any-return]  # failure() is typed Any
-        return Rejected(inner) if _is_value(inner) else HandlerError(error, function)
-    return HandlerError(error, function)
-
-
-def _is_value(x: object) -> bool:
-    try:
-        check_value(x)
-    except InvalidValue:
-        return False
-    return True
-
-
 class _Shared:
     """What every view of one store shares (``with_identity`` views differ in auth)."""
 
@@ -143,14 +89,14 @@ class _Shared:
         self,
         backend: Backend,
         schema: Schema | None,
-        functions: Mapping[str, FunctionSpec[Any]],
+        functions: Mapping[str, FunctionSpec[Any]] | None,
         clock: Clock,
         seed: int,
         http: httpx.Client | None,
     ) -> None:
         self.backend = backend
         self.schema = schema
-        self.functions = functions
+        self.functions = FunctionIndex(functions)
         self.clock = clock
         self.seed = seed
         self.http = http
@@ -170,7 +116,7 @@ class Executor:
     Args:
         backend: the engine the store opened (the SQLite ``Storage``).
         schema: the schema documents are checked against (None: any document).
-        functions: the app's functions by ``"file:name"`` path.
+        functions: the app's functions by ``"file:name"`` path (None: no app).
         clock: milliseconds since the epoch.
         seed: seeds ``ctx.random`` and ID generation (None: random).
         http: the ``httpx.Client`` actions get as ``ctx.http`` (None: their own).
@@ -182,7 +128,7 @@ class Executor:
         backend: Backend,
         *,
         schema: Schema | None,
-        functions: Mapping[str, FunctionSpec[Any]],
+        functions: Mapping[str, FunctionSpec[Any]] | None,
         clock: Clock,
         seed: int | None,
         http: httpx.Client | None,
@@ -277,42 +223,15 @@ class Executor:
 
     def function(self, path: str) -> Result[FunctionSpec[Any], FunctionNotFound]:
         """Find a function of the loaded app by its ``"file:name"`` path."""
-        functions = self._shared.functions
-        key = normalize_path(path)
-        spec = functions.get(key) if key is not None else None
-        if spec is None:
-            close = tuple(difflib.get_close_matches(str(path), list(functions), n=3))
-            return Failure(FunctionNotFound(str(path), close))
-        return Success(spec)
+        return as_user_result(self._shared.functions.find(path))
 
     def path_of(self, spec: FunctionSpec[Any]) -> str:
         """The ``"file:name"`` path of a function of the app (or its Python name)."""
-        for path, candidate in self._shared.functions.items():
-            if candidate is spec:
-                return path
-        return spec.display_name
+        return self._shared.functions.path_of(spec)
 
     def resolve(self, kind: Kind, fn: object) -> Result[FunctionSpec[Any], Problem]:
         """The function ``fn`` names (a spec or a path), which must be a ``kind``."""
-        if type(fn) is FunctionSpec and fn.kind == kind:  # the common case
-            return Success(fn)
-        if isinstance(fn, str):
-            found = self.function(fn)
-            if isinstance(found, Success) and found.unwrap().kind != kind:
-                spec = found.unwrap()
-                return Failure(
-                    FunctionNotFound(fn, (f"{fn} is a {spec.kind}, not a {kind}",))
-                )
-            return found
-        if isinstance(fn, FunctionSpec):
-            if fn.kind != kind:
-                raise ContextError(
-                    f"{fn.display_name} is a {fn.kind}; call it with store.{fn.kind}() / ctx.run_{fn.kind}()"
-                )
-            return Success(fn)
-        raise ContextError(
-            f"Expected a function registered with @{kind} or a 'file:name' path, got {fn!r}"
-        )
+        return self._shared.functions.resolve(kind, fn)
 
     def prepare(
         self, spec: FunctionSpec[Any], args: object
@@ -352,23 +271,32 @@ class Executor:
     # ------------------------------------------------------------ calls
 
     def call(self, kind: Kind, fn: object, args: object) -> Result[Any, Problem]:
-        """Run a function of ``kind`` (what ``store.query/mutation/action`` and ``ctx.run_*`` do)."""
+        """Run a function of ``kind`` (what ``store.query/mutation/action`` and ``ctx.run_*`` do).
+
+        Its Failure is a :class:`~one_store.model.errors.ProblemFailure`, whose
+        ``unwrap()`` names the Problem and chains its exception.
+        """
         begun = self._begin(kind, fn, args)
         if isinstance(begun, Failure):
-            return begun
+            return as_user_result(begun)
         spec, checked = begun.unwrap()
         with self._deeper():
             if kind == "action":
-                return self.run_action(spec, checked)
-            return self.run(spec, checked)
+                return as_user_result(self.run_action(spec, checked))
+            return as_user_result(self.run(spec, checked))
 
     async def call_async(self, fn: object, args: object) -> Result[Any, Problem]:
         """Run an action from async code (an ``async def`` handler runs on this loop)."""
+        return as_user_result(await self._call_async(fn, args))
+
+    async def _call_async(self, fn: object, args: object) -> Result[Any, Problem]:
         begun = self._begin("action", fn, args)
         if isinstance(begun, Failure):
             return begun
         spec, checked = begun.unwrap()
         if not inspect.iscoroutinefunction(spec.handler):
+            import asyncio  # not at import: most programs never run an async action
+
             return await asyncio.to_thread(self.call, "action", spec, args)
         with self._deeper():
             ctx = self._action_ctx()
@@ -437,10 +365,10 @@ class Executor:
             except Exception as e:
                 if isinstance(e, OneStoreError):
                     raise
-                raise _Abort(problem_of(e, path or self.path_of(spec))) from e
+                raise Abort(problem_of(e, path or self.path_of(spec))) from e
             if isinstance(outcome, Failure):
-                raise _Abort(outcome.failure())
-            return outcome.unwrap()  # type: ignore[no-any-return]  # checked above
+                raise Abort(outcome.failure())
+            return cast("Value", outcome.unwrap())
 
         return self.transaction(
             work,
@@ -518,7 +446,7 @@ class Executor:
             try:
                 with backend.read():
                     value = work(txn)
-            except (_Abort, ProblemError, StorageFailure) as e:
+            except (Abort, ProblemError, StorageFailure) as e:
                 observer.finished(False)
                 return Failure(e.problem)
             finally:
@@ -531,7 +459,7 @@ class Executor:
                 value = work(txn)
                 if txn.inserted:
                     backend.record_creation_time(txn.last_creation_time)
-        except (_Abort, ProblemError, StorageFailure) as e:
+        except (Abort, ProblemError, StorageFailure) as e:
             backend.note_rollback(last_known)
             observer.finished(False)
             return Failure(e.problem)
@@ -556,7 +484,7 @@ class Executor:
         ]
         if not observers:
             return NO_OBSERVER
-        return observers[0] if len(observers) == 1 else _Observers(observers)
+        return observers[0] if len(observers) == 1 else Observers(observers)
 
     def _nested(
         self,
@@ -583,7 +511,7 @@ class Executor:
         try:
             with self._shared.backend.savepoint():
                 value = work(outer)
-        except (_Abort, ProblemError) as e:
+        except (Abort, ProblemError) as e:
             if observer is not before:
                 observer.finished(False)
             return Failure(e.problem)
@@ -609,53 +537,7 @@ class Executor:
         self, spec: FunctionSpec[Any], value: object, txn: Transaction | None = None
     ) -> Result[Any, Problem]:
         """Check a handler's outcome: a Result or a plain value, against ``returns``."""
-        if (
-            type(value) not in _PLAIN
-        ):  # a plain value is neither a Result nor a coroutine
-            if isinstance(value, Failure):
-                problem = value.failure()
-                if is_problem(problem):
-                    return value
-                return Failure(
-                    Rejected(problem)
-                    if _is_value(problem)
-                    else HandlerError(
-                        TypeError(f"handler returned Failure({problem!r})")
-                    )
-                )
-            if isinstance(value, Success):
-                value = value.unwrap()
-            if inspect.iscoroutine(value):
-                value.close()
-                raise ContextError(
-                    f"{spec.display_name} is async: only actions may be async def."
-                )
-        checked: Value
-        try:
-            if spec.returns is not None:
-                checked = spec.returns.check(value, self._shared.backend.table_of)
-                size = convex_size(checked)
-            elif txn is not None:
-                # Documents read by the transaction are sized by a bound from
-                # their stored text; measure exactly only when the bound is over.
-                checked, size = txn.check_result(value)
-            else:
-                checked = check_value(value)
-                size = convex_size(checked)
-        except InvalidValue as e:
-            return Failure(ReturnsInvalid(e.path_text(), error_text(e)))
-        if size > MAX_FUNCTION_VALUE_SIZE:
-            size = convex_size(checked)
-        if size > MAX_FUNCTION_VALUE_SIZE:
-            return Failure(
-                ReturnsInvalid(
-                    "",
-                    f"Function {spec.display_name} return value is too large "
-                    f"(actual: {mebibytes(size)}, limit: "
-                    f"{mebibytes(MAX_FUNCTION_VALUE_SIZE)})",
-                )
-            )
-        return Success(checked)
+        return checked_outcome(spec, value, txn, self._shared.backend.table_of)
 
     # ------------------------------------------------------------ actions
 
@@ -682,7 +564,7 @@ class Executor:
         try:
             value = spec.handler(ctx, args)
             if inspect.iscoroutine(value):
-                value = _run_coroutine(value)
+                value = run_coroutine(value)
         except Exception as e:
             if isinstance(e, OneStoreError):
                 raise
@@ -708,62 +590,3 @@ class Executor:
         """The scheduled job of ``kind`` this thread runs, if any."""
         attr = "action_job" if kind == "action" else "job"
         return getattr(self._shared.local, attr, None)
-
-
-class _Observers:
-    """Several observers of one call (a trace and a read set, say)."""
-
-    def __init__(self, observers: list[CallObserver]) -> None:
-        self.observers = observers
-
-    def document_read(self, doc: Any) -> None:
-        for o in self.observers:
-            o.document_read(doc)
-
-    def range_read(
-        self, table: str, index: str, bounds: Any, order: str
-    ) -> Callable[[str], None] | None:
-        sinks = [
-            s
-            for s in (o.range_read(table, index, bounds, order) for o in self.observers)
-            if s is not None
-        ]
-        if not sinks:
-            return None
-
-        def sink(doc_id: str) -> None:
-            for s in sinks:
-                s(doc_id)
-
-        return sink
-
-    def document_written(self, op: str, table: str, doc_id: str) -> None:
-        for o in self.observers:
-            o.document_written(op, table, doc_id)
-
-    def finished(self, committed: bool) -> None:
-        for o in self.observers:
-            o.finished(committed)
-
-
-def _run_coroutine(coro: Any) -> Any:
-    """Run an ``async def`` handler to completion from synchronous code."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Called from inside a running loop (e.g. a notebook): run on a fresh thread.
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as e:  # re-raised below in the caller's thread
-            box["error"] = e
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

@@ -7,13 +7,14 @@ holding the handler, its kind, its visibility and its validators. The spec is wh
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
 from attrs import frozen
-from returns.result import Result
+from returns.result import Failure, Result, Success
 
-from ..model.errors import DefinitionError
+from ..model.errors import ContextError, DefinitionError, FunctionNotFound, Problem
 from ..model.validators import Validator, v
 
 T = TypeVar("T")
@@ -97,7 +98,7 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
 
     decorator.__name__ = kind if visibility == "public" else f"internal_{kind}"
     decorator.__doc__ = (
-        f"Register a {'public' if visibility == 'public' else 'internal'} {kind}.\n\n"
+        f"Register {'a public' if visibility == 'public' else 'an internal'} {kind}.\n\n"
         "Use as ``@decorator`` or ``@decorator(args={...}, returns=v..., name=...)``.\n"
         "``name=`` sets the path's function part (``file:name``)."
     )
@@ -183,3 +184,65 @@ def normalize_path(path: object) -> str | None:
     if not module or any(p in ("", ".", "..") for p in parts) or not name:
         return None
     return f"{module}:{name}"
+
+
+# Convex's text adds "Did you forget to run `npx convex dev`?"; here the cause is
+# a store with no app to look the path up in.
+NO_APP_HINT = (
+    "This store was opened without an app: a function is found by its "
+    '"file:name" path only in an app folder given as Store.open(..., app=...) '
+    "or Store.memory(app=...); without one, pass the function itself."
+)
+
+
+class FunctionIndex:
+    """An app's functions by ``"file:name"`` path: find, name and resolve them.
+
+    ``functions`` is None for a store opened without an app: every path is
+    then unknown, and the Problem says why.
+    """
+
+    def __init__(self, functions: Mapping[str, FunctionSpec[Any]] | None) -> None:
+        self._functions: Mapping[str, FunctionSpec[Any]] = functions or {}
+        self._no_app = functions is None
+
+    def find(self, path: str) -> Result[FunctionSpec[Any], FunctionNotFound]:
+        """Find a function of the loaded app by its ``"file:name"`` path."""
+        if self._no_app:
+            return Failure(FunctionNotFound(str(path), hint=NO_APP_HINT))
+        functions = self._functions
+        key = normalize_path(path)
+        spec = functions.get(key) if key is not None else None
+        if spec is None:
+            close = tuple(difflib.get_close_matches(str(path), list(functions), n=3))
+            return Failure(FunctionNotFound(str(path), close))
+        return Success(spec)
+
+    def path_of(self, spec: FunctionSpec[Any]) -> str:
+        """The ``"file:name"`` path of a function of the app (or its Python name)."""
+        for path, candidate in self._functions.items():
+            if candidate is spec:
+                return path
+        return spec.display_name
+
+    def resolve(self, kind: Kind, fn: object) -> Result[FunctionSpec[Any], Problem]:
+        """The function ``fn`` names (a spec or a path), which must be a ``kind``."""
+        if type(fn) is FunctionSpec and fn.kind == kind:  # the common case
+            return Success(fn)
+        if isinstance(fn, str):
+            found = self.find(fn)
+            if isinstance(found, Success) and found.unwrap().kind != kind:
+                spec = found.unwrap()
+                return Failure(
+                    FunctionNotFound(fn, (f"{fn} is a {spec.kind}, not a {kind}",))
+                )
+            return found
+        if isinstance(fn, FunctionSpec):
+            if fn.kind != kind:
+                raise ContextError(
+                    f"{fn.display_name} is a {fn.kind}; call it with store.{fn.kind}() / ctx.run_{fn.kind}()"
+                )
+            return Success(fn)
+        raise ContextError(
+            f"Expected a function registered with @{kind} or a 'file:name' path, got {fn!r}"
+        )

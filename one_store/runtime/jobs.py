@@ -12,6 +12,8 @@
   with Convex's "Transient error while executing action".
 - A handler that fails (a Failure, ``ConvexError``, any exception, even misuse of
   the library) marks its job ``failed`` with the error text; the worker goes on.
+- A job that fails keeps Convex's ``{"kind": "failed", "error": ...}`` with the
+  Python traceback after the message, and is logged (:mod:`one_store.runtime.job_failure`).
 - Crons (``one_store.runtime.crons``) are kept in the system table ``_cron_jobs``: each
   row holds the job's schedule and ``nextRun``. When a run is due it is turned into
   an ordinary ``_scheduled_functions`` job (inside one write transaction, so two
@@ -39,6 +41,7 @@ from ..model.keys import prefix_end, sort_key
 from ..model.values import Document, dumps
 from .crons import CronJob, Crons
 from .functions import FunctionSpec
+from .job_failure import JobFailure
 from .scheduler import (
     CRON_DEFINITION,
     CRON_TABLE,
@@ -306,51 +309,47 @@ class StoreScheduler(ScheduledFunctions):
         if executor.fault(str(job["name"])) is not None:
             return None  # one_store.testing.inject_faults: retried later
 
+        failed: list[JobFailure] = []  # logged once the failed state is committed
+
+        def fail(txn: Transaction, failure: JobFailure) -> None:
+            failed.append(failure)
+            self._finish_job(txn, job_id, failure.state(), "pending")
+
         def work(txn: Transaction) -> bool:
+            failed.clear()
             layout = self.layout(txn)
             current = txn.storage.get(layout, job_id)
             if current is None or current["state"] != {"kind": "pending"}:
                 return False  # another worker got it first, or it was canceled
             if spec is None:
-                self._finish_job(
-                    txn,
-                    job_id,
-                    {
-                        "kind": "failed",
-                        "error": f"Could not find function {job['name']!s}",
-                    },
-                    "pending",
-                )
+                fail(txn, JobFailure(f"Could not find function {job['name']!s}"))
                 return True
             if spec.kind != "mutation":
-                self._finish_job(
-                    txn,
-                    job_id,
-                    {
-                        "kind": "failed",
-                        "error": f"{job['name']!s} is a {spec.kind}; only mutations and actions can be scheduled",
-                    },
-                    "pending",
-                )
+                message = f"{job['name']!s} is a {spec.kind}; only mutations and actions can be scheduled"
+                fail(txn, JobFailure(message))
                 return True
+            failure: JobFailure | None = None
             try:
                 with executor.running_job(job_id, "mutation"):
                     outcome = executor.run(
                         spec, job_args(job), path=str(job["name"]), observe=True
                     )
-                error = str(outcome.failure()) if isinstance(outcome, Failure) else None
+                if isinstance(outcome, Failure):
+                    failure = JobFailure.of(outcome.failure())
             except OneStoreError as e:  # misuse in the handler fails this job only
-                error = f"{type(e).__name__}: {e}"
-            state = (
-                {"kind": "success"}
-                if error is None
-                else {"kind": "failed", "error": error}
-            )
-            self._finish_job(txn, job_id, state, "pending")
+                failure = JobFailure.raised(e)
+            if failure is None:
+                self._finish_job(txn, job_id, {"kind": "success"}, "pending")
+            else:
+                fail(txn, failure)
             return True
 
         result = executor.system_write(work)
-        return result.unwrap() if isinstance(result, Success) else None
+        if isinstance(result, Failure):
+            return None
+        for failure in failed:
+            failure.log(job_id, str(job["name"]))
+        return result.unwrap()
 
     def _run_action_job(self, job: Document, spec: FunctionSpec[Any]) -> bool | None:
         """Mark an action job ``inProgress`` (committed), then run it: at most once."""
@@ -375,17 +374,19 @@ class StoreScheduler(ScheduledFunctions):
                 return None
             if not claimed.unwrap():
                 return False
+            failure: JobFailure | None = None
             try:
                 with executor.running_job(job_id, "action"):
                     outcome = executor.call("action", spec, job_args(job))
-                error = str(outcome.failure()) if isinstance(outcome, Failure) else None
+                if isinstance(outcome, Failure):
+                    failure = JobFailure.of(outcome.failure())
             except OneStoreError as e:
-                error = f"{type(e).__name__}: {e}"
-            state = (
-                {"kind": "success"}
-                if error is None
-                else {"kind": "failed", "error": error}
-            )
+                failure = JobFailure.raised(e)
+            if failure is not None:
+                # Logged now: the action ran (once) and failed, even if writing
+                # its state below has to wait or is left to _recover.
+                failure.log(job_id, str(job["name"]))
+            state = {"kind": "success"} if failure is None else failure.state()
             # Retried: the action already ran, its outcome should not be lost. If
             # it still cannot be written, the job is left to _recover (failed).
             for _ in range(200):
@@ -419,20 +420,23 @@ class StoreScheduler(ScheduledFunctions):
         if not stuck:
             return 0
 
-        def work(txn: Transaction) -> int:
+        def work(txn: Transaction) -> list[Document]:
             layout = self.layout(txn)
-            fixed = 0
+            fixed: list[Document] = []
             for job in stuck:
                 current = txn.storage.get(layout, str(job["_id"]))
                 if current is None or current["state"] != job["state"]:
                     continue  # finished (or canceled) meanwhile
-                current["state"] = {"kind": "failed", "error": INTERRUPTED}
+                current["state"] = JobFailure(INTERRUPTED).state()
                 current["completedTime"] = txn.now_ms
                 txn.storage.update(layout, current)
-                fixed += 1
+                fixed.append(current)
             return fixed
 
-        return int(self.executor.system_write(work).value_or(0))
+        fixed: list[Document] = self.executor.system_write(work).value_or([])
+        for job in fixed:
+            JobFailure(INTERRUPTED).log(str(job["_id"]), str(job["name"]))
+        return len(fixed)
 
     def run_due(self, *, max_jobs: int | None = 1000) -> int:
         """Run every job (and cron run) due by the store's clock, earliest first.

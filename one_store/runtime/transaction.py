@@ -225,31 +225,45 @@ def _same(value: object, expected: object) -> bool:
 
 
 # What a read document held when it was decoded: its top-level values, and each
-# object or array inside it with its items (None when it has none). Identity, not
-# equality: a value object replaced or an item added anywhere shows up, and no
-# value is compared or walked. A flat document costs one tuple.
-_Snapshot = tuple[tuple[object, ...], tuple[tuple[Any, tuple[object, ...]], ...] | None]
+# object or array inside it followed by its items (a flat list: container,
+# items, container, items...; None when it has none). Identity, not equality: a
+# value object replaced or an item added anywhere shows up, and no value is
+# compared or walked. A flat document costs one tuple; a nested one a tuple per
+# object or array (benchmarks/return_check.py measures this against the
+# top-level-only check it replaced).
+_Snapshot = tuple[tuple[object, ...], list[Any] | None]
+_DICT, _LIST = dict, list
 
 
 def snapshot(doc: Document) -> _Snapshot:
     """What ``doc`` holds now, by identity (see :func:`unchanged`)."""
     values = tuple(doc.values())
-    nested: list[tuple[Any, tuple[object, ...]]] | None = None
+    nested: list[Any] | None = None
     for value in values:
         t = type(value)
-        if t is dict or t is list:
-            if nested is None:
-                nested = []
-            _containers(value, nested)
-    return values, None if nested is None else tuple(nested)
+        if t is _DICT:
+            items = tuple(value.values())
+        elif t is _LIST:
+            items = tuple(value)
+        else:
+            continue
+        if nested is None:
+            nested = [value, items]
+        else:
+            nested += (value, items)
+        for item in items:
+            t = type(item)
+            if t is _DICT or t is _LIST:
+                _containers(item, nested)
+    return values, nested
 
 
-def _containers(value: Any, out: list[tuple[Any, tuple[object, ...]]]) -> None:
-    items = tuple(value.values()) if type(value) is dict else tuple(value)
-    out.append((value, items))
+def _containers(value: Any, out: list[Any]) -> None:
+    items = tuple(value.values()) if type(value) is _DICT else tuple(value)
+    out += (value, items)
     for item in items:
         t = type(item)
-        if t is dict or t is list:
+        if t is _DICT or t is _LIST:
             _containers(item, out)
 
 
@@ -260,8 +274,10 @@ def unchanged(doc: dict[str, Any], before: _Snapshot) -> bool:
         return False
     if nested is None:
         return True
-    for container, items in nested:
-        now = container.values() if type(container) is dict else container
+    pairs = iter(nested)
+    for container in pairs:
+        items = next(pairs)
+        now = container.values() if type(container) is _DICT else container
         if len(now) != len(items) or not all(map(operator.is_, now, items)):
             return False
     return True

@@ -37,12 +37,12 @@ import math
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, Literal, NoReturn, TypeAlias
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final, Literal, NoReturn, TypeAlias, TypeVar
 
+import anyio.to_thread
 from returns.result import Failure, Result, Success
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -60,6 +60,7 @@ from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
 from . import logs
 
+T = TypeVar("T")
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
 Format: TypeAlias = Literal["json", "convex_encoded_json", "export_json"]
 FORMATS: Final[dict[str, Format]] = {
@@ -135,6 +136,16 @@ class ConvexJSONResponse(JSONResponse):
 
 
 # --------------------------------------------------------------------------- requests
+
+
+async def run_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking store work on a worker thread (Starlette's ``run_in_threadpool``).
+
+    Unlike Starlette's, the wait is abandoned when the server is stopped at once
+    (Ctrl-C): a long handler then cannot keep the event loop from closing; it
+    ends with the process.
+    """
+    return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -304,7 +315,7 @@ class Api:
                 f"but it is defined as {spec.kind.capitalize()}."
             )
             return ConvexJSONResponse({"status": "error", "errorMessage": message})
-        result, lines = await run_in_threadpool(self.run, spec, args)
+        result, lines = await run_in_thread(self.run, spec, args)
         return ConvexJSONResponse(envelope(result, fmt, lines))
 
     async def run_by_url(self, request: Request) -> Response:
@@ -321,7 +332,7 @@ class Api:
             await read_body(request, self.max_body), need_path=False
         )
         spec = self.lookup(path)
-        result, lines = await run_in_threadpool(self.run, spec, args)
+        result, lines = await run_in_thread(self.run, spec, args)
         return ConvexJSONResponse(envelope(result, fmt, lines))
 
     async def http_action(self, request: Request) -> Response:
@@ -338,7 +349,7 @@ class Api:
             list(request.headers.items()),
             body,
         )
-        answer = await run_in_threadpool(self.run_http, route.handler, incoming)
+        answer = await run_in_thread(self.run_http, route.handler, incoming)
         if request.method == "HEAD":
             return Response(b"", answer.status, headers=answer.headers)
         return Response(answer.content, answer.status, headers=answer.headers)
@@ -523,19 +534,33 @@ def serve(
     port: int = 3210,
     on_ready: Callable[[str], None] = print,
     log_level: str = "warning",
+    access_log: bool = False,
 ) -> None:
     """Serve ``store`` until interrupted; calls ``on_ready(url)`` once listening.
+
+    SIGTERM stops gracefully (requests in progress finish). Ctrl-C (SIGINT) stops
+    at once: connections are closed, requests in progress abandoned, and the
+    KeyboardInterrupt reaches the caller. ``access_log``: one line per request
+    (client, method, path, status, duration) to the ``one_store.access`` logger.
 
     Raises:
         OSError: the address cannot be bound (port in use, bad host).
     """
     import uvicorn
 
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn's first Ctrl-C waits for open connections and requests in
+            # progress (a second one forces): a user pressing Ctrl-C means now.
+            if sig == signal.SIGINT:
+                self.force_exit = True
+                _abort(self.server_state.connections)
+            super().handle_exit(sig, frame)
+
     sock = bind(host, port)
-    config = uvicorn.Config(
-        create_app(store), log_level=log_level, access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
+    asgi: Any = logs.AccessLog(create_app(store)) if access_log else create_app(store)
+    config = uvicorn.Config(asgi, log_level=log_level, access_log=False, lifespan="off")
+    server = Server(config)
     on_ready(url_of(sock))
     # uvicorn stops gracefully on SIGTERM and then re-raises the signal with the
     # previous handler; make that handler a normal exit, so that the caller's
@@ -543,6 +568,18 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     server.run(sockets=[sock])
+
+
+def _abort(connections: Iterable[Any]) -> None:
+    """Close connections now, without waiting for them.
+
+    A keep-alive client or a request in progress would otherwise hold up the
+    server's close (Python 3.12's ``Server.wait_closed`` waits for every one).
+    """
+    for connection in list(connections):
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.abort()
 
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:

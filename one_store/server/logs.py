@@ -9,6 +9,9 @@ everything still reaches the server's own stdout/stderr as before.
 
 Only ``one-store serve`` installs it (:func:`install` replaces ``sys.stdout`` with
 a tee and adds one handler to the root logger); in-process calls are untouched.
+
+:class:`AccessLog` is the server's own log: one line per request on the
+``one_store.access`` logger (``one-store serve`` prints it on stderr).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import io
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any, Final
 
 MAX_LINES: Final = 256  # per call; Convex also truncates a function's log output
+ACCESS: Final = logging.getLogger("one_store.access")
 
 
 class _Calls(threading.local):
@@ -129,3 +134,48 @@ def _render(events: list[tuple[bool, str]]) -> list[str]:
         dropped = len(lines) - MAX_LINES
         lines = [*lines[:MAX_LINES], f"[WARN] {dropped} more log line(s) dropped"]
     return lines
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class AccessLog:
+    """ASGI middleware: one ``one_store.access`` line per HTTP request.
+
+    ``127.0.0.1:50123 "POST /api/mutation" 200 3.1 ms``: the client, the method
+    and path (with its query string), the status sent (500 when the app failed
+    before answering) and the time to the end of the response.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app on one request, then log it."""
+        if scope["type"] != "http" or not ACCESS.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            client = scope.get("client")
+            who = f"{client[0]}:{client[1]}" if client else "-"
+            target = scope.get("path", "")
+            if scope.get("query_string"):
+                target += "?" + scope["query_string"].decode("latin-1")
+            ACCESS.info(
+                '%s "%s %s" %d %.1f ms', who, scope["method"], target, status, ms
+            )

@@ -21,9 +21,13 @@ Example:
     1500.0
 """
 
+from typing import TYPE_CHECKING
+
 from .clock import DEFAULT_START_MS, FakeClock, scheduled_jobs
 from .faults import Faults, inject_faults
-from .strategies import any_value, from_validator
+
+if TYPE_CHECKING:
+    from .strategies import any_value, from_validator
 from .traces import (
     CallTrace,
     DocumentRead,
@@ -32,6 +36,16 @@ from .traces import (
     Trace,
     trace,
 )
+
+
+def __getattr__(name: str) -> object:
+    """``any_value`` / ``from_validator`` load Hypothesis only when first used."""
+    if name in ("any_value", "from_validator"):
+        from . import strategies
+
+        return getattr(strategies, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_START_MS",

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..model.ids import encode_id
 from ..model.validators import Validator
 from ..model.values import INT64_MAX, INT64_MIN, MAX_VALUE_NESTING, Value
 
-if TYPE_CHECKING:
+try:
+    from hypothesis import strategies as st
     from hypothesis.strategies import SearchStrategy
+except ImportError as e:  # the kit's other tools work without Hypothesis
+    raise ImportError(
+        "one_store.testing's strategies (from_validator, any_value) need Hypothesis: "
+        "pip install 'one-store[testing]' (or pip install hypothesis)",
+        name="hypothesis",
+    ) from e
 
 
 _FIELD_ALPHABET = string.ascii_letters + string.digits + "_"
@@ -19,20 +26,12 @@ _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Convex's base32
 DEFAULT_TABLE_NUMBER = 10_001
 
 
-def _st() -> Any:
-    import hypothesis.strategies as st
-
-    return st
-
-
 def _field_names() -> SearchStrategy[str]:
-    st = _st()
-    return st.text(_FIELD_ALPHABET, min_size=1, max_size=12)  # type: ignore[no-any-return]
+    return st.text(_FIELD_ALPHABET, min_size=1, max_size=12)
 
 
 def any_value(max_leaves: int = 20) -> SearchStrategy[Value]:
     """Any Convex value: null, bool, int64, float, str, bytes, lists and objects."""
-    st = _st()
     scalars = st.one_of(
         st.none(),
         st.booleans(),
@@ -41,7 +40,7 @@ def any_value(max_leaves: int = 20) -> SearchStrategy[Value]:
         st.text(max_size=20),
         st.binary(max_size=20),
     )
-    return st.recursive(  # type: ignore[no-any-return]
+    return st.recursive(
         scalars,
         lambda inner: st.one_of(
             st.lists(inner, max_size=4),
@@ -91,13 +90,11 @@ def from_validator(
 
 
 def _id_strategy(table: str | None, numbers: Mapping[str, int]) -> SearchStrategy[str]:
-    st = _st()
     number = numbers.get(table or "", DEFAULT_TABLE_NUMBER)
-    return st.binary(min_size=16, max_size=16).map(lambda raw: encode_id(number, raw))  # type: ignore[no-any-return]
+    return st.binary(min_size=16, max_size=16).map(lambda raw: encode_id(number, raw))
 
 
 def _valid(val: Validator, numbers: Mapping[str, int], depth: int = 0) -> Any:
-    st = _st()
     match val.kind:
         case "string":
             return st.text(max_size=30)
@@ -185,7 +182,6 @@ def _accepted(val: Validator) -> set[str]:
 
 
 def _of_tag(tag: str) -> Any:
-    st = _st()
     return {
         "str": st.text(max_size=10),
         "float": st.floats(),
@@ -200,7 +196,6 @@ def _of_tag(tag: str) -> Any:
 
 def _not_convex(accepts_number: bool) -> Any:
     """Values no validator accepts: not Convex values at all."""
-    st = _st()
     options = [
         st.sets(st.integers(), max_size=2),
         st.just(object()),
@@ -226,7 +221,6 @@ def _nested(depth: int) -> Any:
 
 def _keys(val: Validator, numbers: Mapping[str, int]) -> Any:
     """Valid record keys: field names (strings) or IDs."""
-    st = _st()
     if val.kind == "union":
         return st.one_of(*(_keys(m, numbers) for m in val.members))
     if val.kind == "id":
@@ -236,7 +230,6 @@ def _keys(val: Validator, numbers: Mapping[str, int]) -> Any:
 
 def _invalid(val: Validator, numbers: Mapping[str, int]) -> Any:
     """Values ``val`` rejects, built from its shape."""
-    st = _st()
     accepted = _accepted(val)
     wrong = [t for t in _TAGS if t not in accepted]
     options = [_not_convex("float" in accepted)]
@@ -292,7 +285,6 @@ def _invalid(val: Validator, numbers: Mapping[str, int]) -> Any:
 
 
 def _invalid_object(val: Validator, numbers: Mapping[str, int]) -> Any:
-    st = _st()
     fields = dict(val.fields)
     valid = _valid(val, numbers)
     broken = []

@@ -20,9 +20,13 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+")
 
 @contextmanager
 def live_server(
-    app: Path, db: Path, *extra: str
+    app: Path, db: Path, *extra: str, stderr: list[str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start ``one-store serve APP --db DB --port 0``; yield (url, process)."""
+    """Start ``one-store serve APP --db DB --port 0``; yield (url, process).
+
+    Its stderr (the access log, one line per request) is read as it comes, so
+    the pipe never fills; pass a list as ``stderr`` to collect the lines.
+    """
     command = [
         sys.executable,
         "-m",
@@ -39,6 +43,7 @@ def live_server(
         text=True,
     )
     found: list[str] = []
+    errors: list[str] = [] if stderr is None else stderr
     ready = threading.Event()
 
     def watch() -> None:
@@ -50,21 +55,31 @@ def live_server(
                 ready.set()
         ready.set()
 
+    def drain() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            errors.append(line)
+
     threading.Thread(target=watch, daemon=True).start()
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
     try:
         ready.wait(60)
         if not found:
             process.kill()
-            _, stderr = process.communicate(timeout=10)
-            raise RuntimeError(f"one-store serve did not start: {stderr}")
+            process.wait(timeout=10)
+            drainer.join(10)
+            raise RuntimeError(f"one-store serve did not start: {''.join(errors)}")
         yield found[0], process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        drainer.join(10)
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()

@@ -407,7 +407,9 @@ HANGING_WORKER = textwrap.dedent(
 )
 
 
-def test_an_action_whose_worker_process_dies_is_failed_not_rerun(tmp_path: Path):
+def test_an_action_whose_worker_process_dies_is_failed_not_rerun(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     db = tmp_path / "hang.db"
     app = APPS / "worker_app"
     marker = tmp_path / "started"
@@ -439,6 +441,9 @@ def test_an_action_whose_worker_process_dies_is_failed_not_rerun(tmp_path: Path)
             "kind": "failed",
             "error": "Transient error while executing action",
         }
+    (record,) = [r for r in caplog.records if r.name == "one_store.scheduler"]
+    assert job_id in record.getMessage()
+    assert "Transient error while executing action" in record.getMessage()
 
 
 def test_a_scheduled_async_action_runs_on_its_own_loop(store):

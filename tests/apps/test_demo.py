@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
-from one_store import Store
-from one_store.cli import demo as demo_module
-from one_store.cli.demo import CHAT_APP, ONE_APP, chat_path, run_demo
+from one_store import Store, bundled_app
+from one_store.cli.demo import chat_path, run_demo
+
+ONE_APP, CHAT_APP = bundled_app("one"), bundled_app("chat")
 
 
 def record(db: Path) -> tuple[int, str]:
@@ -54,15 +58,40 @@ def test_chat_file_sits_beside_the_given_file():
     assert chat_path(Path("demo")) == Path("demo.chat.db")
 
 
-def test_demo_without_the_app_folders_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    # An installed wheel has no schema/ folder; the demo must say so, not crash.
-    monkeypatch.setattr(demo_module, "ONE_APP", tmp_path / "nowhere")
-    code, text = record(tmp_path / "demo.db")
-    assert code == 2
-    assert "not found" in text
+def test_demo_without_a_copy_of_the_apps_says_so(tmp_path: Path):
+    # An installation that carries neither schema/ nor one_store/_apps.
+    package = Path(__file__).resolve().parents[2] / "one_store"
+    shutil.copytree(
+        package,
+        tmp_path / "site" / "one_store",
+        ignore=shutil.ignore_patterns("__pycache__", "_apps"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "one_store.cli.main", "demo", "--db", "demo.db"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site"), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "has no copy of the 'one' app" in done.stdout
     assert not (tmp_path / "demo.db").exists()
+
+
+def test_demo_says_what_the_two_apps_are_and_where_they_live(tmp_path: Path):
+    code, text = record(tmp_path / "demo.db")
+    assert code == 0, text
+    flat = " ".join(text.split())
+    assert flat.startswith(
+        "The two apps one_store was built from, the ONE agent/human system and "
+        f"the agent chat app, each on its own file: {tmp_path / 'demo.db'} and "
+        f"{tmp_path / 'demo.chat.db'}."
+    )
+    assert f"(app folder {ONE_APP})" in flat
+    assert f"(app folder {CHAT_APP})" in flat
+    assert "schema/one)" not in flat.replace(str(ONE_APP), "")
 
 
 def test_demo_on_a_file_of_another_app_reports_it_and_changes_nothing(tmp_path: Path):

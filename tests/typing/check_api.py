@@ -41,6 +41,7 @@ from one_store import (
     query,
     v,
 )
+from one_store.engine.filters import Expr, FilterBuilder
 
 
 @mutation(args={"name": v.string()})
@@ -137,3 +138,16 @@ def outcome(store: Store) -> str:
         case Failure(problem):
             return describe(problem)
     return "unreachable for mypy's match on Result"
+
+
+def filter_operators(q: FilterBuilder) -> None:
+    """Filter operators are expressions to mypy too (not attrs' bool orderings)."""
+    a = q.field("a")
+    assert_type(a == 1, Expr)
+    assert_type(a != 1, Expr)
+    assert_type(a < 1, Expr)
+    assert_type(1 < a, Expr)  # noqa: SIM300 (the reflected form)
+    assert_type(a >= 1.0, Expr)
+    assert_type(2 * a + 1, Expr)
+    assert_type(-a / 2 % 3, Expr)
+    assert_type((a == 1) & (a > 0) | ~(a == 2), Expr)

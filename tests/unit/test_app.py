@@ -13,6 +13,7 @@ from one_store import (
     DefinitionError,
     FunctionNotFound,
     Store,
+    bundled_app,
 )
 from one_store.app import App, load_app
 
@@ -177,3 +178,21 @@ def test_an_error_inside_an_app_file_propagates(tmp_path: Path):
     root = write_app(tmp_path / "b", {"boom.py": "raise RuntimeError('boom')\n"})
     with pytest.raises(RuntimeError, match="boom"):
         load_app(root)
+
+
+def test_bundled_apps_are_found_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)  # nothing of the checkout here
+    for folder, path in (
+        (bundled_app("one"), "flows:createFlow"),
+        (bundled_app("chat"), "messages:list"),
+    ):
+        assert folder.is_absolute()
+        assert (folder / "schema.py").is_file()
+        assert path in load_app(folder).functions
+
+
+def test_an_unknown_bundled_app_names_the_known_ones():
+    with pytest.raises(ValueError, match="the bundled apps are one, chat"):
+        bundled_app("notes")  # type: ignore[arg-type]  # the Literal refuses it too

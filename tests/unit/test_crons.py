@@ -72,9 +72,67 @@ def fired(store: Store, label: str | None = None) -> list[str]:
         ("0 0 */10 * 1", (2024, 1, 2, 0, 0), "2024-01-08 Mon 00:00"),
         ("0 0 1,15 jan,jul *", (2024, 1, 2, 0, 0), "2024-01-15 Mon 00:00"),
         ("59 23 31 12 *", (2024, 1, 1, 0, 0), "2024-12-31 Tue 23:59"),
+        # convex-backend crates/model/src/cron_jobs/next_ts.rs, "every Monday and Friday".
+        ("0 12 * * 1,5", (2023, 2, 28, 8, 35), "2023-03-03 Fri 12:00"),
     ],
 )
 def test_next_after_matches_cron_semantics(cron, after, expected):
+    assert iso(CronExpression.parse(cron).next_after(ms(*after))) == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "after", "expected"),
+    [
+        # Both day fields restricted: a day matching either runs the job.
+        ("0 0 1-7 * mon", (2024, 1, 8, 0, 0), "2024-01-15 Mon 00:00"),
+        # A day field is restricted unless it is a bare "*" (saffron, which Convex
+        # uses); Debian cron would read "*/3" and "*/1" as "*" and require both.
+        ("0 0 15 * */3", (2024, 1, 1, 0, 0), "2024-01-03 Wed 00:00"),
+        ("0 0 */1 * mon", (2024, 1, 1, 0, 0), "2024-01-02 Tue 00:00"),
+        # One day field a bare "*": only the other one counts.
+        ("0 0 * * */3", (2024, 1, 1, 0, 0), "2024-01-03 Wed 00:00"),
+        ("0 0 */10 * *", (2024, 1, 1, 0, 0), "2024-01-11 Thu 00:00"),
+    ],
+)
+def test_the_day_of_month_or_day_of_week_rule(cron, after, expected):
+    assert iso(CronExpression.parse(cron).next_after(ms(*after))) == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "after", "expected"),
+    [
+        ("0 9-17/4 * * *", (2024, 1, 1, 13, 30), "2024-01-01 Mon 17:00"),
+        ("10-40/15 * * * *", (2024, 1, 1, 10, 41), "2024-01-01 Mon 11:10"),
+        ("0 0 1 1-12/3 *", (2024, 2, 1, 0, 0), "2024-04-01 Mon 00:00"),
+        ("0 0 * * mon-fri/2", (2024, 1, 2, 0, 0), "2024-01-03 Wed 00:00"),
+        ("0 0 * feb-apr/2 sun", (2024, 2, 25, 0, 0), "2024-04-07 Sun 00:00"),
+    ],
+)
+def test_ranges_with_steps(cron, after, expected):
+    assert iso(CronExpression.parse(cron).next_after(ms(*after))) == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "after", "expected"),
+    [
+        # February 29th, alone and or-ed with a weekday.
+        ("0 0 29 2 *", (2028, 2, 29, 0, 0), "2032-02-29 Sun 00:00"),
+        ("0 0 29 2 mon", (2024, 3, 1, 0, 0), "2025-02-03 Mon 00:00"),
+        # Month ends: the 30th and 31st skip the months without them; L is the last day.
+        ("0 0 30 * *", (2024, 2, 1, 0, 0), "2024-03-30 Sat 00:00"),
+        ("0 12 31 * *", (2024, 1, 31, 12, 0), "2024-03-31 Sun 12:00"),
+        ("0 0 L * *", (2024, 4, 1, 0, 0), "2024-04-30 Tue 00:00"),
+        ("0 0 L 2 *", (2024, 1, 1, 0, 0), "2024-02-29 Thu 00:00"),
+        ("0 0 L 2 *", (2024, 3, 1, 0, 0), "2025-02-28 Fri 00:00"),
+        ("59 23 L 12 *", (2024, 1, 1, 0, 0), "2024-12-31 Tue 23:59"),
+        # LW: the last weekday (March 2024 ends on a Sunday); 5L: the last Friday;
+        # MON#2: the second Monday.
+        ("0 0 LW * *", (2024, 3, 1, 0, 0), "2024-03-29 Fri 00:00"),
+        ("0 0 * * 5L", (2024, 1, 1, 0, 0), "2024-01-26 Fri 00:00"),
+        ("0 0 * * mon#2", (2024, 1, 9, 0, 0), "2024-02-12 Mon 00:00"),
+    ],
+)
+def test_leap_days_and_month_ends(cron, after, expected):
     assert iso(CronExpression.parse(cron).next_after(ms(*after))) == expected
 
 
@@ -109,13 +167,13 @@ def _field(low: int, high: int):
     return st.one_of(st.just("*"), values, steps)
 
 
-def _matches(expr: CronExpression, t: dt.datetime) -> bool:
-    return (
-        t.minute in expr.minutes
-        and t.hour in expr.hours
-        and t.month in expr.months
-        and expr._day_matches(t.date())
-    )
+def _allowed(field: str, low: int, high: int) -> set[int]:
+    """The values a field made by ``_field`` allows, read without the parser."""
+    if field == "*":
+        return set(range(low, high + 1))
+    if field.startswith("*/"):
+        return set(range(low, high + 1, int(field[2:])))
+    return {int(x) for x in field.split(",")}
 
 
 @given(
@@ -127,15 +185,21 @@ def _matches(expr: CronExpression, t: dt.datetime) -> bool:
 def test_next_after_is_the_first_matching_minute(minute, hour, weekday, start):
     # Day-of-month and month stay "*" so the next run is at most a week away and
     # every minute in between can be checked.
-    expr = CronExpression.parse(f"{minute} {hour} * * {weekday}")
-    nxt = expr.next_after(start)
+    minutes, hours = _allowed(minute, 0, 59), _allowed(hour, 0, 23)
+    weekdays = _allowed(weekday, 0, 6)  # 0 = Sunday
+
+    def matches(t: dt.datetime) -> bool:
+        sunday_first = (t.weekday() + 1) % 7
+        return t.minute in minutes and t.hour in hours and sunday_first in weekdays
+
+    nxt = CronExpression.parse(f"{minute} {hour} * * {weekday}").next_after(start)
     t = dt.datetime.fromtimestamp(nxt / 1000, dt.UTC)
     assert nxt > start
     assert nxt % 60_000 == 0
-    assert _matches(expr, t)
+    assert matches(t)
     probe = (start // 60_000 + 1) * 60_000
     while probe < nxt:
-        assert not _matches(expr, dt.datetime.fromtimestamp(probe / 1000, dt.UTC))
+        assert not matches(dt.datetime.fromtimestamp(probe / 1000, dt.UTC))
         probe += 60_000
 
 

@@ -173,3 +173,13 @@ def test_actions_run_queries_and_mutations_as_results(store: Store):
     out = store.action(flow).unwrap()
     assert out["bad"] == "ArgsInvalid"
     assert out["names"] == ["a"]
+
+
+def test_the_decorators_say_what_they_register_in_english():
+    import one_store
+
+    for kind in ("query", "mutation", "action"):
+        public = getattr(one_store, kind).__doc__.splitlines()[0]
+        internal = getattr(one_store, f"internal_{kind}").__doc__.splitlines()[0]
+        assert public == f"Register a public {kind}."
+        assert internal == f"Register an internal {kind}."

@@ -9,6 +9,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import pytest
+
 from one_store.server import logs
 
 
@@ -89,3 +91,40 @@ def test_warnings_outside_a_capture_still_reach_stderr_when_nothing_else_handles
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == "still shown\n"
+
+
+def test_the_access_log_has_one_line_per_request_with_status_and_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def ok(request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok", status_code=201)
+
+    async def fail(request: object) -> None:
+        raise RuntimeError("boom")
+
+    app = Starlette(routes=[Route("/ok", ok), Route("/fail", fail, methods=["POST"])])
+    transport = httpx.ASGITransport(
+        app=logs.AccessLog(app),
+        raise_app_exceptions=False,
+        client=("127.0.0.1", 50000),
+    )
+
+    async def requests() -> None:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            await c.get("/ok?x=1")
+            await c.post("/fail")
+
+    with caplog.at_level(logging.INFO, logger="one_store.access"):
+        asyncio.run(requests())
+    lines = [r.getMessage() for r in caplog.records if r.name == "one_store.access"]
+    assert len(lines) == 2
+    assert lines[0].startswith('127.0.0.1:50000 "GET /ok?x=1" 201 ')
+    assert lines[1].startswith('127.0.0.1:50000 "POST /fail" 500 ')
+    assert all(line.endswith(" ms") for line in lines)

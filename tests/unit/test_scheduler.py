@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -254,7 +255,14 @@ def test_a_raising_job_is_failed_with_the_error_text_and_later_jobs_still_run(st
         store.mutation(schedule_log, {"delay": 0, "step": step}).unwrap()
     assert store.scheduler.run_due() == 3
     by_step = {j["args"][0]["step"]: j["state"] for j in store.scheduler.jobs()}
-    assert by_step["crash"] == {"kind": "failed", "error": "Uncaught ValueError: boom"}
+    crash = by_step["crash"]
+    assert set(crash) == {"kind", "error"}  # Convex's shape: kind and error only
+    assert crash["kind"] == "failed"
+    # Convex's error text is the message, then the stack: here Python's traceback.
+    first, second, *_ = crash["error"].splitlines()
+    assert first == "Uncaught ValueError: boom"
+    assert second == "Traceback (most recent call last):"
+    assert crash["error"].endswith("ValueError: boom")
     assert by_step["reject"] == {"kind": "failed", "error": "rejected on purpose"}
     assert by_step["fine"] == {"kind": "success"}
     assert [s for s, _ in logged(store)] == ["fine"]
@@ -298,6 +306,112 @@ def test_a_job_whose_function_disappeared_is_failed(tmp_path: Path, clock):
             "kind": "failed",
             "error": "Could not find function jobs:gone",
         }
+
+
+def line_of(marker: str) -> int:
+    """The line of this file that holds ``marker`` (a failing handler's line)."""
+    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
+    (number,) = [n for n, text in enumerate(lines, 1) if text.endswith(marker)]
+    return number
+
+
+@internal_mutation
+def read_missing(ctx, args):
+    first = ctx.db.query("log").first()
+    return first["step"]  # fails: scheduled mutation
+
+
+@query
+def first_step(ctx, args):
+    return ctx.db.query("log").first()
+
+
+@action
+def read_missing_in_action(ctx, args):
+    first = ctx.run_query(first_step).unwrap()
+    return first["step"]  # fails: scheduled action
+
+
+def job_log(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("one_store")]
+
+
+@pytest.mark.parametrize(
+    ("fn", "marker"),
+    [
+        (read_missing, "# fails: scheduled mutation"),
+        (read_missing_in_action, "# fails: scheduled action"),
+    ],
+    ids=["mutation", "action"],
+)
+def test_a_failing_job_keeps_its_traceback_in_its_error_and_in_the_log(
+    store, caplog, fn, marker
+):
+    caplog.set_level(logging.ERROR, logger="one_store")
+    job_id = store.run(lambda ctx: ctx.scheduler.run_after(0, fn, {})).unwrap()
+    assert store.scheduler.run_due() == 1
+    (job,) = store.scheduler.jobs()
+    state = job["state"]
+    assert set(state) == {"kind", "error"}
+    assert state["kind"] == "failed"
+    message = "Uncaught TypeError: 'NoneType' object is not subscriptable"
+    assert state["error"].splitlines()[0] == message
+    where = f'File "{__file__}", line {line_of(marker)}, in {fn.handler.__name__}'
+    assert where in state["error"]
+    # The log has it too, at the time the job fails: job id, name and traceback.
+    (record,) = job_log(caplog)
+    assert record.levelno == logging.ERROR
+    assert record.name == "one_store.scheduler"
+    assert job_id in record.getMessage()
+    assert job["name"] in record.getMessage()
+    assert message in record.getMessage()
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], TypeError)
+    assert where in caplog.text
+
+
+def test_a_job_failing_without_an_exception_is_logged_with_its_message_only(
+    store, caplog
+):
+    caplog.set_level(logging.ERROR, logger="one_store")
+    store.mutation(schedule_log, {"delay": 0, "step": "reject"}).unwrap()
+    store.mutation(schedule_log, {"delay": 0, "step": "fine"}).unwrap()
+    assert store.scheduler.run_due() == 2
+    (record,) = job_log(caplog)
+    assert "rejected on purpose" in record.getMessage()
+    assert record.exc_info is None
+
+
+def test_a_misused_library_in_a_job_keeps_the_misuses_traceback(store, caplog):
+    caplog.set_level(logging.ERROR, logger="one_store")
+
+    @internal_mutation
+    def write_system_table(ctx, args):
+        ctx.db.insert("_scheduled_functions", {})  # fails: misuse
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, write_system_table, {}))
+    store.scheduler.run_due()
+    (job,) = store.scheduler.jobs()
+    where = f"line {line_of('# fails: misuse')}, in write_system_table"
+    assert job["state"]["error"].startswith("ContextError: System tables")
+    assert where in job["state"]["error"]
+    (record,) = job_log(caplog)
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ContextError)
+
+
+def test_a_huge_error_text_is_cut_to_convexs_64_kib_keeping_both_ends(store):
+    @internal_mutation
+    def shout(ctx, args):
+        raise ValueError("x" * 200_000 + " the end")
+
+    store.run(lambda ctx: ctx.scheduler.run_after(0, shout, {}))
+    store.scheduler.run_due()
+    (job,) = store.scheduler.jobs()
+    error = job["state"]["error"]
+    assert len(error.encode()) <= 1 << 16
+    assert error.startswith("Uncaught ValueError: xxx")
+    assert error.endswith("the end")
 
 
 # ----------------------------------------------------------------- cancel
@@ -347,10 +461,9 @@ def test_a_scheduled_mutation_cannot_cancel_itself(store):
     store.run(lambda ctx: ctx.scheduler.run_after(0, self_cancel, {}))
     store.scheduler.run_due()
     (job,) = store.scheduler.jobs()
-    assert job["state"] == {
-        "kind": "failed",
-        "error": "ContextError: A mutation cannot cancel itself",
-    }
+    assert job["state"]["kind"] == "failed"
+    first = job["state"]["error"].splitlines()[0]
+    assert first == "ContextError: A mutation cannot cancel itself"
 
 
 # ----------------------------------------------------------------- actions as jobs

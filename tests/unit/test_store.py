@@ -7,9 +7,12 @@ frozen time and seeded randomness.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from one_store import (
     Rejected,
     ReturnsInvalid,
     Store,
+    StoreOpenError,
     define_schema,
     define_table,
     mutation,
@@ -122,6 +126,171 @@ def test_open_refuses_bad_settings_before_touching_the_file(
     with pytest.raises(ValueError, match=re.escape(fragment)):
         Store.open(path, **options)
     assert not path.exists()
+
+
+# ---------------------------------------------------------------- opening failures
+
+
+def test_open_in_a_missing_folder_names_the_file_and_the_folder(tmp_path: Path):
+    path = tmp_path / "no" / "such" / "a.db"
+    with pytest.raises(StoreOpenError) as info:
+        Store.open(path)
+    text = str(info.value)
+    assert str(path) in text
+    assert "unable to open database file" in text
+    assert f"the folder {str(path.parent)!r} does not exist" in text
+    assert info.value.problem.message == text
+    assert not path.parent.exists()
+
+
+def test_open_of_a_folder_says_it_is_one(tmp_path: Path):
+    with pytest.raises(StoreOpenError, match="it is a folder, not a file") as info:
+        Store.open(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_open_of_a_file_that_is_not_a_database_names_it(tmp_path: Path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are not the pages of a database" * 100)
+    with pytest.raises(StoreOpenError) as info:
+        Store.open(path)
+    assert repr(str(path)) in str(info.value)
+    assert "file is not a database" in str(info.value)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root may create files in any folder",
+)
+def test_open_in_a_folder_without_write_permission_says_so(tmp_path: Path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(StoreOpenError, match="permission denied"):
+            Store.open(folder / "a.db")
+    finally:
+        folder.chmod(0o700)
+
+
+# ---------------------------------------------------------------- read-only opening
+
+
+def file_state(db: Path) -> tuple[str, int, int]:
+    """The file's SHA-256 and mtime, and the size of its -wal (0 when absent)."""
+    wal = Path(f"{db}-wal")
+    return (
+        hashlib.sha256(db.read_bytes()).hexdigest(),
+        db.stat().st_mtime_ns,
+        wal.stat().st_size if wal.exists() else 0,
+    )
+
+
+@query(args={"name": v.string()})
+def by_name(ctx, args):
+    return (
+        ctx.db.query("agents")
+        .with_index("by_name", lambda q: q.eq("name", args["name"]))
+        .collect()
+    )
+
+
+def seed(db: Path) -> str:
+    with Store.open(db, schema=SCHEMA) as s:
+        agent_id: str = s.mutation(create, {"name": "Ada"}).unwrap()
+    return agent_id
+
+
+def test_readonly_store_reads_the_file_with_its_own_tables_and_indexes(tmp_path):
+    db = tmp_path / "a.db"
+    agent = seed(db)
+    before = file_state(db)
+    with Store.open(db, readonly=True) as ro:  # no schema, no app
+        assert ro.readonly
+        assert ro.storage.tables() == ["agents", "notes"]
+        assert [d["_id"] for d in ro.documents("agents")] == [agent]
+        assert [d["_id"] for d in ro.query(by_name, {"name": "Ada"}).unwrap()] == [
+            agent
+        ]
+    assert file_state(db) == before
+
+
+def test_readonly_store_with_another_schema_changes_nothing(tmp_path: Path):
+    db = tmp_path / "a.db"
+    agent = seed(db)
+    # Another app's schema: the agents index is gone, a table with an index is new.
+    other = define_schema(
+        {
+            "agents": define_table({"name": v.string()}),
+            "drafts": define_table({"text": v.string()}).index("by_text", ["text"]),
+        }
+    )
+    before = file_state(db)
+    with Store.open(db, schema=other, readonly=True) as ro:
+        assert ro.storage.tables() == ["agents", "notes"]
+        assert "by_name" in ro.storage.layouts["agents"].indexes
+        assert ro.query(by_name, {"name": "Ada"}).unwrap()[0]["_id"] == agent
+    assert file_state(db) == before
+    with Store.open(db, schema=other):  # opened to write, the file follows the schema
+        pass
+    assert file_state(db) != before
+
+
+@mutation
+def create_later(ctx, args):
+    ctx.scheduler.run_after(0, create, {"name": "later"})
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.mutation(create, {"name": "x"}),
+        lambda s: s.run(lambda ctx: ctx.db.insert("notes", {})),
+        lambda s: s.scheduler.run_due(),  # a job is due
+    ],
+    ids=["mutation", "run", "scheduler"],
+)
+def test_a_write_through_a_readonly_store_is_a_context_error(tmp_path, write):
+    db = tmp_path / "a.db"
+    seed(db)
+    with Store.open(db, schema=SCHEMA) as s:
+        s.mutation(create_later).unwrap()
+    before = file_state(db)
+    with Store.open(db, schema=SCHEMA, readonly=True) as ro:
+        with pytest.raises(ContextError, match=r"read-only \(readonly=True\)"):
+            write(ro)
+        assert [d["name"] for d in ro.documents("agents")] == ["Ada"]
+    assert file_state(db) == before
+
+
+def test_readonly_open_of_an_app_with_crons_records_nothing(tmp_path: Path):
+    db = tmp_path / "a.db"
+    seed(db)
+    before = file_state(db)
+    app = Path(__file__).resolve().parents[1] / "acceptance" / "apps" / "agent_app"
+    with Store.open(db, app=app, readonly=True) as ro:
+        assert ro.storage.tables() == ["agents", "notes"]
+    assert file_state(db) == before
+
+
+def test_readonly_open_of_a_missing_file_creates_nothing_and_names_it(tmp_path):
+    path = tmp_path / "typo.db"
+    with pytest.raises(StoreOpenError, match="the file does not exist") as info:
+        Store.open(path, readonly=True)
+    assert str(path) in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readonly_open_of_a_plain_sqlite_file_sees_no_tables(tmp_path: Path):
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE things (x)")
+    c.close()
+    before = file_state(db)
+    with Store.open(db, readonly=True) as ro:
+        assert ro.storage.tables() == []
+        assert list(ro.documents("things")) == []
+    assert file_state(db) == before
 
 
 def test_store_without_schema_accepts_any_document():
@@ -650,6 +819,23 @@ def test_function_lookup_by_path_without_an_app(store):
     assert isinstance(problem, FunctionNotFound)
     assert problem.path == "agents:create"
     assert isinstance(failure(store.function("nope")), FunctionNotFound)
+
+
+def test_a_path_without_an_app_says_that_paths_need_one(store):
+    message = failure(store.mutation("agents:create", {})).message
+    assert message.startswith("Could not find public function for 'agents:create'.")
+    assert "opened without an app" in message
+    assert "Store.open(..., app=...)" in message
+    assert "pass the function itself" in message
+
+
+def test_a_missing_path_in_an_app_keeps_convexs_text():
+    app = Path(__file__).resolve().parents[1] / "acceptance" / "apps" / "http_app"
+    with Store.memory(app=app) as s:
+        assert failure(s.query("notes:lsit", {})).message == (
+            "Could not find public function for 'notes:lsit'. "
+            "Did you mean: notes:list, notes:get, notes:secret?"
+        )
 
 
 def test_calling_a_function_of_another_kind_is_misuse(store):

@@ -242,6 +242,48 @@ def test_issue_example_invalid_values_are_rejected(value):
     assert isinstance(AGENT.validate(value), Failure)
 
 
+WITHOUT_HYPOTHESIS = """
+import sys
+
+sys.modules["hypothesis"] = None  # as if it were not installed
+import one_store.testing as kit
+from one_store import v
+
+for make in (lambda: kit.from_validator(v.string()), lambda: kit.any_value()):
+    try:
+        make()
+    except ImportError as e:
+        print(e.name, "|", e)
+    else:
+        raise SystemExit("no ImportError")
+print(kit.FakeClock(5.0)())  # the rest of the kit works without it
+"""
+
+
+def test_the_strategies_without_hypothesis_name_the_extra():
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_HYPOTHESIS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    first, second, clock = done.stdout.splitlines()
+    assert first == second
+    assert first.startswith("hypothesis | one_store.testing's strategies")
+    assert "pip install 'one-store[testing]'" in first
+    assert clock == "5.0"
+
+
+def test_the_testing_extra_brings_pytest_and_hypothesis():
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["testing"]
+    assert sorted(r.split(">")[0] for r in extra) == ["hypothesis", "pytest"]
+
+
 def test_from_validator_rejects_non_validators():
     with pytest.raises(TypeError, match="v\\.\\* validator"):
         from_validator({"name": v.string()})  # type: ignore[arg-type]

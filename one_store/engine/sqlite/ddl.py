@@ -15,13 +15,16 @@ tables exist.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ...model.errors import StorageError, StorageFailure
 from ...model.schema import Index, SearchIndex, TableDefinition
 from ...model.values import loads
 from .layout import (
+    LAYOUT_VERSION,
     META,
     TABLES,
     TableLayout,
@@ -76,6 +79,7 @@ def create_table(
     number: int,
     indexes: tuple[Index, ...],
     search: tuple[SearchIndex, ...],
+    document: str | None = None,
 ) -> None:
     """Create an empty table with its key columns, indexes and search tables."""
     db = utils(connection)
@@ -86,7 +90,7 @@ def create_table(
     )
     connection.execute(
         f"INSERT INTO {TABLES}(name, number, indexes) VALUES (?, ?, ?)",
-        (name, number, spec_text(indexes, search)),
+        (name, number, spec_text(indexes, search, document)),
     )
     for index in indexes:
         if index.name != "by_id":
@@ -117,7 +121,10 @@ def _create_search(
 
 
 def migrate(
-    connection: sqlite3.Connection, layout: TableLayout, definition: TableDefinition
+    connection: sqlite3.Connection,
+    layout: TableLayout,
+    definition: TableDefinition,
+    document: str | None = None,
 ) -> None:
     """Bring an existing table's indexes and search indexes to ``definition``.
 
@@ -148,10 +155,7 @@ def migrate(
         for n, wanted_index in wanted_search.items()
         if n not in layout.search or layout.search[n].index != wanted_index
     ]
-    connection.execute(
-        f"UPDATE {TABLES} SET indexes=? WHERE name=?",
-        (spec_text(definition.all_indexes(), definition.search_indexes), name),
-    )
+    record_spec(connection, name, definition, document)
     fresh = TableLayout.build(
         name, layout.number, definition.all_indexes(), definition.search_indexes
     )
@@ -196,3 +200,53 @@ def _backfill_search(
             row = s.row(doc)
             if row is not None:  # the search field is not a string: not indexed
                 connection.execute(s.insert_sql, (rowid, *row))
+
+
+def record_spec(
+    connection: sqlite3.Connection,
+    name: str,
+    definition: TableDefinition,
+    document: str | None,
+) -> None:
+    """Record ``definition``'s indexes and the checked ``document`` validator."""
+    spec = spec_text(definition.all_indexes(), definition.search_indexes, document)
+    connection.execute(f"UPDATE {TABLES} SET indexes=? WHERE name=?", (spec, name))
+
+
+def checked_documents(connection: sqlite3.Connection) -> dict[str, str]:
+    """Per table, the document validator text recorded as checked."""
+    recorded: dict[str, str] = {}
+    for name, spec in connection.execute(f"SELECT name, indexes FROM {TABLES}"):
+        document = json.loads(spec).get("document")
+        if isinstance(document, str):
+            recorded[name] = document
+    return recorded
+
+
+def forget_checked(connection: sqlite3.Connection, keep: set[str]) -> None:
+    """Clear the checked-validator record of every table not in ``keep``."""
+    for name, text in list(connection.execute(f"SELECT name, indexes FROM {TABLES}")):
+        spec = json.loads(text)
+        if name not in keep and spec.pop("document", None) is not None:
+            connection.execute(
+                f"UPDATE {TABLES} SET indexes=? WHERE name=?", (json.dumps(spec), name)
+            )
+
+
+def check_layout_version(version: str | None) -> None:
+    """Refuse a file whose layout is newer than this one_store knows."""
+    if version is not None and int(version) > LAYOUT_VERSION:
+        raise StorageFailure(
+            StorageError(
+                f"file layout version {version} is newer than this one_store "
+                f"({LAYOUT_VERSION}); upgrade one_store"
+            )
+        )
+
+
+def needs_migration(layout: TableLayout, definition: TableDefinition) -> bool:
+    """Whether ``definition``'s indexes differ from the table's (so DDL must run)."""
+    return layout.indexes != {i.name: i for i in definition.all_indexes()} or (
+        {n: s.index for n, s in layout.search.items()}
+        != {s.name: s for s in definition.search_indexes}
+    )

@@ -76,21 +76,30 @@ def write_meta(connection: sqlite3.Connection, key: str, value: str) -> None:
     )
 
 
-def spec_text(indexes: tuple[Index, ...], search: tuple[SearchIndex, ...]) -> str:
-    """A table's indexes as ``_one_store_tables.indexes`` keeps them (JSON)."""
-    return json.dumps(
-        {
-            "indexes": [{"name": i.name, "fields": list(i.fields)} for i in indexes],
-            "search": [
-                {
-                    "name": s.name,
-                    "searchField": s.search_field,
-                    "filterFields": list(s.filter_fields),
-                }
-                for s in search
-            ],
-        }
-    )
+def spec_text(
+    indexes: tuple[Index, ...],
+    search: tuple[SearchIndex, ...],
+    document: str | None = None,
+) -> str:
+    """A table's indexes as ``_one_store_tables.indexes`` keeps them (JSON).
+
+    ``document``, when given, is the document validator (Convex's JSON, as
+    text) that every stored document of the table was last checked against.
+    """
+    spec: dict[str, Any] = {
+        "indexes": [{"name": i.name, "fields": list(i.fields)} for i in indexes],
+        "search": [
+            {
+                "name": s.name,
+                "searchField": s.search_field,
+                "filterFields": list(s.filter_fields),
+            }
+            for s in search
+        ],
+    }
+    if document is not None:
+        spec["document"] = document
+    return json.dumps(spec)
 
 
 def parse_spec(text: str) -> tuple[tuple[Index, ...], tuple[SearchIndex, ...]]:

@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from ...model import ids
-from ...model.errors import StorageError
+from ...model.errors import ContextError, StorageError
 from ...model.errors import (
     StorageFailure as StorageFailure,
 )  # re-exported: callers catch it here
 from ...model.keys import sort_key
 from ...model.schema import Schema, TableDefinition
-from ...model.values import Document, dumps, loads
+from ...model.values import Document, dumps, load_parser, loads
 from ..backend import Backend, Features, IndexScan, Row, Rows, SearchScan, TableInfo
-from . import ddl, scans
+from . import connection, ddl, scans
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -66,10 +66,15 @@ class Storage:
         synchronous: SQLite ``synchronous`` setting for WAL files (``"NORMAL"``
             survives process crashes; ``"FULL"`` also survives power loss).
         cache_mib: the connection's page cache, in MiB (SQLite's default is 2).
+        readonly: open the file read-only (SQLite's ``mode=ro``); it must exist,
+            nothing is created or migrated, the layouts come from the file as
+            stored, and :meth:`write` raises ``ContextError``.
 
     Raises:
-        ValueError: ``synchronous`` is not a SQLite setting, or ``cache_mib`` is
-            not a positive whole number.
+        ValueError: ``synchronous`` is not a SQLite setting, ``cache_mib`` is
+            not a positive whole number, or ``readonly`` with ``":memory:"``.
+        StorageFailure: the file cannot be opened; the message names the path
+            and, when the system can tell, why (a missing folder, permissions).
     """
 
     features = FEATURES
@@ -81,6 +86,7 @@ class Storage:
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
         cache_mib: int = DEFAULT_CACHE_MIB,
+        readonly: bool = False,
     ) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(
@@ -95,15 +101,15 @@ class Storage:
                 f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
             )
         self.path = str(path)
+        if readonly and self.path == ":memory:":
+            raise ValueError("readonly=True needs a file; a new memory store is empty")
+        self.readonly = readonly
         self.lock = threading.RLock()
         try:
-            self.connection = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout,
-                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=False,  # guarded by self.lock
-                cached_statements=512,
-            )
+            self.connection = connection.connect(self.path, busy_timeout, readonly)
+        except sqlite3.Error as e:
+            raise StorageFailure(connection.open_problem(self.path, e, readonly)) from e
+        try:
             self._configure(synchronous, cache_mib)
             self.layouts: dict[str, TableLayout] = {}
             self._numbers: dict[int, str] = {}
@@ -112,7 +118,15 @@ class Storage:
             self._schema_version = self._cookie()
             self._bootstrap()
         except sqlite3.Error as e:
-            raise StorageFailure(classify(e)) from e
+            self.connection.close()
+            raise StorageFailure(connection.open_problem(self.path, e, readonly)) from e
+        except StorageFailure as e:  # from a transaction of _bootstrap
+            self.connection.close()
+            raise StorageFailure(connection.named(self.path, e.problem)) from e
+        except BaseException:
+            self.connection.close()
+            raise
+        load_parser()  # deferred from `import one_store`: a store reads documents
 
     def _configure(self, synchronous: str, cache_mib: int) -> None:
         c = self.connection
@@ -120,7 +134,7 @@ class Storage:
         # long-lived store keeps a working set up to cache_mib in memory (reads
         # in benchmarks/RESULTS.md). Pages are only allocated as they are read.
         c.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not self.readonly:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StorageFailure(StorageError(f"could not enable WAL (got {mode})"))
@@ -130,19 +144,21 @@ class Storage:
     # ------------------------------------------------------------------ layout
 
     def _bootstrap(self) -> None:
+        if self.readonly:
+            # Read what the file holds, create nothing: a file that is not (yet)
+            # a one_store file reads as one without tables.
+            with self.read():
+                if ddl.has_bookkeeping(self.connection):
+                    ddl.check_layout_version(self.meta("layout_version"))
+                self.reload_layouts()
+            return
         with self.write():
             if not ddl.has_bookkeeping(self.connection):
                 ddl.create_bookkeeping(self.connection)
             version = self.meta("layout_version")
             if version is None:
                 self.set_meta("layout_version", str(LAYOUT_VERSION))
-            elif int(version) > LAYOUT_VERSION:
-                raise StorageFailure(
-                    StorageError(
-                        f"file layout version {version} is newer than this one_store "
-                        f"({LAYOUT_VERSION}); upgrade one_store"
-                    )
-                )
+            ddl.check_layout_version(version)
             self.reload_layouts()
 
     def meta(self, key: str) -> str | None:
@@ -163,6 +179,10 @@ class Storage:
         """
         self.layouts.clear()
         self._numbers.clear()
+        if self.readonly and not ddl.has_bookkeeping(self.connection):
+            # A read-only open of a file one_store never wrote: no tables.
+            self._schema_version = self._cookie()
+            return
         for name, number, spec in self.connection.execute(
             f"SELECT name, number, indexes FROM {TABLES}"
         ):
@@ -207,8 +227,13 @@ class Storage:
         table: str,
         definition: TableDefinition | None = None,
         number: int | None = None,
+        document: str | None = None,
     ) -> TableLayout:
-        """Create ``table`` (inside the current write transaction) if it does not exist."""
+        """Create ``table`` (inside the current write transaction) if it does not exist.
+
+        ``document`` is the validator text to record as checked (see
+        :meth:`sync_schema`); a table created by a write records none.
+        """
         layout = self.layouts.get(table)
         if layout is not None:
             return layout
@@ -233,7 +258,7 @@ class Storage:
             else TableDefinition(_any()).all_indexes()
         )
         search = definition.search_indexes if definition else ()
-        ddl.create_table(self.connection, table, number, indexes, search)
+        ddl.create_table(self.connection, table, number, indexes, search, document)
         layout = TableLayout.build(table, number, indexes, search)
         self.layouts[table] = layout
         self._numbers[number] = table
@@ -242,29 +267,60 @@ class Storage:
         self._schema_version = self._cookie()
         return layout
 
-    def sync_schema(self, schema: Schema) -> list[tuple[str, Document]]:
+    def schema_fingerprint(self) -> str | None:
+        """The fingerprint of the schema the file was last synced with, if any."""
+        return self.meta("schema")
+
+    def checked_documents(self) -> dict[str, str]:
+        """Per table, the validator text :meth:`sync_schema` recorded as checked.
+
+        A table with no entry has documents no validator was enforced on.
+        """
+        return ddl.checked_documents(self.connection)
+
+    def sync_schema(self, schema: Schema, documents: Mapping[str, str]) -> None:
         """Bring the file's tables and indexes in line with ``schema``.
 
         New tables and indexes are created and back-filled; removed indexes are
-        dropped. Runs in the caller's write transaction. Returns the documents that
-        violate the new validators (checked by the caller), as ``(table, doc)``.
+        dropped. ``documents`` (table -> validator text) is recorded as checked;
+        other tables' records are cleared. Runs in the caller's write
+        transaction, after the caller checked the stored documents.
         """
-        changed: list[str] = []
         for name, definition in schema.tables.items():
             layout = self.layouts.get(name)
             if layout is None:
-                self.ensure_table(name, definition)
-                continue
-            changed.append(name)
-            if _needs_migration(layout, definition):
-                ddl.migrate(self.connection, layout, definition)
+                self.ensure_table(name, definition, document=documents.get(name))
+            elif ddl.needs_migration(layout, definition):
+                ddl.migrate(self.connection, layout, definition, documents.get(name))
+            else:
+                ddl.record_spec(self.connection, name, definition, documents.get(name))
+        ddl.forget_checked(self.connection, set(schema.tables))
+        self.set_meta("schema", schema.fingerprint())
         self.reload_layouts()
-        return [(name, doc) for name in changed for doc in self.scan(name)]
+
+    def rows(self, table: str, batch: int = 1000) -> Iterator[tuple[str, str]]:
+        """``(_id, stored JSON)`` of every document, in rowid order, ``batch`` at a time."""
+        if table not in self.layouts:
+            return
+        cursor = self.connection.execute(
+            f"SELECT _id, _body FROM {quote(table)} ORDER BY rowid"
+        )
+        while chunk := cursor.fetchmany(batch):
+            yield from chunk
 
     # ------------------------------------------------------------------ transactions
 
     def write(self) -> WriteTransaction:
-        """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back."""
+        """A write transaction (``BEGIN IMMEDIATE``): commit on success, else roll back.
+
+        Raises:
+            ContextError: the file was opened with ``readonly=True``.
+        """
+        if self.readonly:
+            message = f"This store opened {self.path!r} read-only (readonly=True): it cannot write."
+            raise ContextError(
+                f"{message} Open it without readonly=True to run mutations."
+            )
         return WriteTransaction(self)
 
     transaction = write
@@ -528,17 +584,9 @@ class Storage:
         """Close the connection (checkpointing the WAL)."""
         with self.lock:
             with contextlib.suppress(sqlite3.Error):
-                if self.path != ":memory:":
+                if self.path != ":memory:" and not self.readonly:
                     self.connection.execute("PRAGMA optimize")
             self.connection.close()
-
-
-def _needs_migration(layout: TableLayout, definition: TableDefinition) -> bool:
-    """Whether ``definition``'s indexes differ from the table's (so DDL must run)."""
-    return layout.indexes != {i.name: i for i in definition.all_indexes()} or (
-        {n: s.index for n, s in layout.search.items()}
-        != {s.name: s for s in definition.search_indexes}
-    )
 
 
 def _any() -> Any:

@@ -1,0 +1,206 @@
+"""Tests for one_store.runtime.database: ``ctx.db`` has Convex's methods only.
+
+Also the return check of one_store.runtime.transaction: a document read by a
+function and edited anywhere inside before it is returned is checked again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from returns.result import Failure, Success
+
+from one_store import ContextError, ReturnsInvalid, Store, mutation, query
+from one_store.model.values import dumps
+from one_store.testing import any_value
+
+# Convex's DatabaseReader / DatabaseWriter (convex-js server/database.ts), in
+# Python's case. A reader refuses the writes with a ContextError at once.
+CONVEX_DB = {
+    "get",
+    "query",
+    "normalize_id",
+    "system",
+    "insert",
+    "patch",
+    "replace",
+    "delete",
+}
+
+
+def _public(obj: object) -> set[str]:
+    return {name for name in dir(obj) if not name.startswith("_")}
+
+
+def _dump(store: Store) -> list[str]:
+    return list(store.storage.connection.iterdump())
+
+
+@pytest.fixture
+def agent(store: Store) -> str:
+    return str(store.run(lambda ctx: ctx.db.insert("agents", {"name": "Ada"})).unwrap())
+
+
+def test_a_query_ctx_db_has_convexs_methods_only(store: Store, agent: str) -> None:
+    @query
+    def names(ctx, args):
+        return sorted(_public(ctx.db)), sorted(_public(ctx.db.system))
+
+    assert store.query(names).unwrap() == [sorted(CONVEX_DB), sorted(CONVEX_DB)]
+
+
+def test_a_mutation_ctx_db_has_convexs_methods_only(store: Store) -> None:
+    assert store.run(lambda ctx: sorted(_public(ctx.db))).unwrap() == sorted(CONVEX_DB)
+
+
+def test_no_public_route_of_a_query_ctx_db_writes(store: Store, agent: str) -> None:
+    """Every public attribute of a query's ``ctx.db``, called: the file is unchanged."""
+    calls: dict[str, Any] = {
+        "get": lambda db: db.get(agent),
+        "query": lambda db: db.query("agents").collect(),
+        "normalize_id": lambda db: db.normalize_id("agents", agent),
+        "system": lambda db: db.system.query("_scheduled_functions").collect(),
+        "insert": lambda db: db.insert("agents", {"name": "Eve"}),
+        "patch": lambda db: db.patch(agent, {"name": "Eve"}),
+        "replace": lambda db: db.replace(agent, {"name": "Eve"}),
+        "delete": lambda db: db.delete(agent),
+    }
+    assert set(calls) == CONVEX_DB
+    before = _dump(store)
+    refused = []
+    for name, call in calls.items():
+
+        @query
+        def attempt(ctx, args, call=call):
+            return call(ctx.db) is not None
+
+        try:
+            assert isinstance(store.query(attempt), Success)
+        except ContextError:
+            refused.append(name)
+    assert sorted(refused) == ["delete", "insert", "patch", "replace"]
+    assert _dump(store) == before
+
+
+def test_sql_through_a_query_ctx_db_fails_and_writes_nothing(
+    store: Store, agent: str
+) -> None:
+    """The issue's reproduction: a query ran UPDATE through ``ctx.db.execute``."""
+
+    @query
+    def sneaky(ctx, args):
+        ctx.db.execute("UPDATE agents SET _body = '{}'", [])
+        return "written"
+
+    before = _dump(store)
+    result = store.query(sneaky)
+    assert isinstance(result, Failure)
+    assert result.failure().code == "HandlerError"
+    assert "execute" in result.failure().message
+    assert _dump(store) == before
+    assert store.run(lambda ctx: ctx.db.get(agent)).unwrap()["name"] == "Ada"
+
+
+# ------------------------------------------------------------------ return check
+
+
+@pytest.fixture
+def nested(store: Store) -> str:
+    return str(
+        store.run(
+            lambda ctx: ctx.db.insert(
+                "notes", {"meta": {"a": 1, "deep": {"b": [1, 2]}}, "tags": ["x"]}
+            )
+        ).unwrap()
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (lambda d: d["meta"].__setitem__("bad", {1, 2}), ".meta.bad"),
+        (lambda d: d["meta"]["deep"]["b"].append({1}), ".meta.deep.b[2]"),
+        (lambda d: d["tags"].__setitem__(0, object()), ".tags[0]"),
+        (lambda d: d.__setitem__("top", {1}), ".top"),
+    ],
+)
+@pytest.mark.parametrize("shape", ["doc", "list", "wrapped", "page"])
+def test_a_nested_edit_of_a_read_document_is_checked(
+    store: Store, nested: str, edit: Any, path: str, shape: str
+) -> None:
+    @query
+    def edited(ctx, args):
+        if shape == "page":
+            page = ctx.db.query("notes").paginate({"numItems": 5, "cursor": None})
+            edit(page["page"][0])
+            return page
+        doc = ctx.db.query("notes").first() if shape == "list" else ctx.db.get(nested)
+        edit(doc)
+        return {"doc": doc} if shape == "wrapped" else [doc] if shape == "list" else doc
+
+    result = store.query(edited)
+    assert isinstance(result, Failure), result
+    problem = result.failure()
+    assert isinstance(problem, ReturnsInvalid)
+    assert problem.path.endswith(path)
+
+
+def test_a_valid_nested_edit_comes_back_as_edited(store: Store, nested: str) -> None:
+    @query
+    def edited(ctx, args):
+        doc = ctx.db.get(nested)
+        doc["meta"]["deep"]["b"].append(3)
+        return doc
+
+    assert store.query(edited).unwrap()["meta"]["deep"]["b"] == [1, 2, 3]
+
+
+def _containers(value: Any, out: list[Any]) -> list[Any]:
+    if isinstance(value, dict | list):
+        out.append(value)
+        for item in value.values() if isinstance(value, dict) else value:
+            _containers(item, out)
+    return out
+
+
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), any_value(max_leaves=12), min_size=1
+    ),
+    data=st.data(),
+)
+def test_every_edit_anywhere_in_a_read_document_is_checked(
+    body: dict[str, Any], data: st.DataObject
+) -> None:
+    """For any document and any object or array inside it, an edit there is seen."""
+    with Store.memory() as store:
+        doc_id = store.run(lambda ctx: ctx.db.insert("notes", body)).unwrap()
+        stored = store.run(lambda ctx: ctx.db.get(doc_id)).unwrap()
+        target = data.draw(st.integers(0, len(_containers(stored, [])) - 1))
+        bad = data.draw(st.booleans())
+
+        @mutation
+        def edit(ctx, args):
+            doc = ctx.db.get(doc_id)
+            container = _containers(doc, [])[target]
+            item = {1, 2} if bad else "edited"
+            if isinstance(container, dict):
+                container["zz"] = item
+            else:
+                container.append(item)
+            return doc
+
+        result = store.mutation(edit)
+        if bad:
+            assert isinstance(result, Failure)
+            assert isinstance(result.failure(), ReturnsInvalid)
+        else:
+            expected = _containers(stored, [])[target]
+            if isinstance(expected, dict):
+                expected["zz"] = "edited"
+            else:
+                expected.append("edited")
+            assert dumps(result.unwrap()) == dumps(stored)  # NaN-safe equality
