@@ -74,6 +74,20 @@ MAX_QUERY_OPERATORS = 256  # filters per query (convex-js query_impl.ts)
 # --------------------------------------------------------------------- the query
 
 
+# What Convex's query object offers (convex-js server/query.ts), in Python's case.
+_QUERY_METHODS = (
+    "collect",
+    "filter",
+    "first",
+    "order",
+    "paginate",
+    "take",
+    "unique",
+    "with_index",
+    "with_search_index",
+)
+
+
 class Query:
     """A lazy, immutable query over one table. Build it with ``ctx.db.query(table)``.
 
@@ -109,6 +123,11 @@ class Query:
         state.update(changes)
         state.pop("_fingerprint", None)
         return new
+
+    def __dir__(self) -> list[str]:
+        # Tab completion offers Convex's query methods; the state attributes
+        # above stay readable but are not advertised.
+        return [*_QUERY_METHODS, *(n for n in super().__dir__() if n.startswith("_"))]
 
     def __repr__(self) -> str:
         return (

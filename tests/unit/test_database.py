@@ -52,6 +52,26 @@ def test_a_query_ctx_db_has_convexs_methods_only(store: Store, agent: str) -> No
     assert store.query(names).unwrap() == [sorted(CONVEX_DB), sorted(CONVEX_DB)]
 
 
+def test_a_query_offers_convexs_query_methods_in_tab_completion(store: Store) -> None:
+    @query
+    def names(ctx, args):
+        built = ctx.db.query("agents").with_index("by_name").order("desc")
+        return sorted(_public(ctx.db.query("agents"))), sorted(_public(built))
+
+    convex = [
+        "collect",
+        "filter",
+        "first",
+        "order",
+        "paginate",
+        "take",
+        "unique",
+        "with_index",
+        "with_search_index",
+    ]
+    assert store.query(names).unwrap() == [convex, convex]
+
+
 def test_a_mutation_ctx_db_has_convexs_methods_only(store: Store) -> None:
     assert store.run(lambda ctx: sorted(_public(ctx.db))).unwrap() == sorted(CONVEX_DB)
 
