@@ -73,6 +73,8 @@ def test_running_functions_loads_httpx_only_when_an_action_uses_ctx_http():
         "    return type(ctx.http).__module__\n"
     )
     without = imported_by(store + "assert store.action(quiet).unwrap() == 1\n")
-    assert sorted(without & set(HEAVY)) == []
+    # sqlite-utils loads here because the new store's tables are created (DDL);
+    # the server, the CLI stack and httpx do not.
+    assert sorted(without & (set(HEAVY) - {"sqlite_utils"})) == []
     using = imported_by(store + "assert store.action(online).unwrap() == 'httpx'\n")
     assert "httpx" in using

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import json
 
+from ..model.checks import Resolve
 from ..model.errors import Mismatch, SchemaMismatchError
 from ..model.schema import Schema, TableDefinition
-from ..model.validators import Resolve, Validator, error_text, v
+from ..model.validators import Validator, error_text, v
 from ..model.values import InvalidValue, loads
 from .backend import Backend
 

@@ -10,7 +10,8 @@ the value (tuples as lists, ``v.number``'s ints as floats) or raise
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import Any, Literal, Protocol, TypeAlias, cast
 
 from . import ids
 from .values import (
@@ -24,8 +25,77 @@ from .values import (
     show,
 )
 
-if TYPE_CHECKING:
-    from .validators import Check, Resolve, Validator
+Resolve: TypeAlias = Callable[[int], str | None] | None
+"""Table number -> table name (None when unknown); None means "check format only"."""
+
+Check: TypeAlias = Callable[[Any, Resolve], Any]
+
+Kind = Literal[
+    "string",
+    "number",
+    "int64",
+    "boolean",
+    "bytes",
+    "null",
+    "any",
+    "id",
+    "literal",
+    "array",
+    "object",
+    "record",
+    "union",
+]
+
+
+class Validator(Protocol):
+    """What compiling needs of a validator node (``one_store.model.validators``).
+
+    A protocol rather than an import of the class, which imports this module.
+    """
+
+    @property
+    def kind(self) -> Kind:
+        """Which validator: ``string``, ``object``, ``union``, ..."""
+
+    @property
+    def is_optional(self) -> bool:
+        """Whether an object field may be missing."""
+
+    @property
+    def table(self) -> str | None:
+        """The table of ``v.id``."""
+
+    @property
+    def literal(self) -> Any:
+        """The value of ``v.literal``."""
+
+    @property
+    def element(self) -> Validator | None:
+        """The element validator of ``v.array``."""
+
+    @property
+    def fields(self) -> tuple[tuple[str, Validator], ...]:
+        """The fields of ``v.object``."""
+
+    @property
+    def keys(self) -> Validator | None:
+        """The key validator of ``v.record``."""
+
+    @property
+    def values(self) -> Validator | None:
+        """The value validator of ``v.record``."""
+
+    @property
+    def members(self) -> tuple[Validator, ...]:
+        """The members of ``v.union``."""
+
+    @property
+    def check(self) -> Check:
+        """The node's compiled check."""
+
+    @property
+    def check_stored(self) -> Check:
+        """The node's compiled check of stored values."""
 
 
 def no_match(value: object, validator: Validator) -> InvalidValue:

@@ -16,13 +16,13 @@ for the benchmark's documents (see benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, TypeAlias
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from attrs import field, frozen
 from returns.result import Result, Success
 
-from .checks import compile_check, compile_stored_check
+from .checks import Check, Kind, Resolve, compile_check, compile_stored_check
 from .errors import ProblemFailure, ValueInvalid
 from .values import (
     InvalidValue,
@@ -32,27 +32,6 @@ from .values import (
     show,
     to_convex_json,
 )
-
-Resolve: TypeAlias = Callable[[int], str | None] | None
-"""Table number -> table name (None when unknown); None means "check format only"."""
-
-Check: TypeAlias = Callable[[Any, Resolve], Any]
-
-Kind = Literal[
-    "string",
-    "number",
-    "int64",
-    "boolean",
-    "bytes",
-    "null",
-    "any",
-    "id",
-    "literal",
-    "array",
-    "object",
-    "record",
-    "union",
-]
 
 
 @frozen(repr=False)
