@@ -297,12 +297,7 @@ def run(
         spec = found.unwrap()
         if spec.kind not in ("query", "mutation", "action"):
             fail(f"{function} is an {spec.kind}; it is reached through its HTTP route")
-        call = {
-            "query": store.query,
-            "mutation": store.mutation,
-            "action": store.action,
-        }
-        match call[spec.kind](spec, decoded):  # type: ignore[arg-type]
+        match store.executor.call(spec.kind, spec, decoded):
             case Success(value):
                 out.print_json(_show(value))
             case Failure(problem):

@@ -191,7 +191,9 @@ def _cmp(a: object, b: object) -> int:
     """Convex's total order; same-type str/int/bytes/bool compare natively (same order)."""
     kind = type(a)
     if kind is type(b) and kind in _NATIVE_ORDER:
-        return int((a > b) - (a < b))  # type: ignore[operator]
+        x: Any = a  # one native type, checked above: str, int, bytes or bool
+        y: Any = b
+        return int((x > y) - (x < y))
     return compare(a, b)
 
 

@@ -498,7 +498,7 @@ _P_co = TypeVar("_P_co", covariant=True)
 
 
 @final
-class ProblemFailure(Failure[_P_co]):  # type: ignore[misc]
+class ProblemFailure(Failure[_P_co]):  # type: ignore[misc]  # returns marks Failure @final for type checkers only
     """The ``Failure`` one_store hands out: ``.unwrap()`` raises :class:`UnwrapError`.
 
     returns marks ``Failure`` ``@final`` for type checkers only (the ignore above);
