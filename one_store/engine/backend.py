@@ -274,6 +274,20 @@ class Backend(Scanner, Protocol):
 
     readonly: bool
 
+    # ------------------------------------------------------------ change log
+    # What each committed write touched, for watchers in other processes
+    # (engine/sqlite/changes.py): entries are made in the writing transaction.
+
+    def enable_change_log(self) -> int:
+        """Start logging writes (in every process on the database); the newest seq."""
+
+    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
+        """``(seq, table, doc_id)`` of the writes committed after ``seq``."""
+
+    def prune_changes(self, upto: int) -> None:
+        """Forget the entries up to ``upto`` (inside a write)."""
+
+
     def schema_fingerprint(self) -> str | None:
         """The fingerprint of the schema the database was last synced with."""
 

@@ -32,7 +32,7 @@ from collections.abc import Generator
 from typing import Any
 
 from ...model.keys import sort_key
-from ...model.values import UNSET
+from ...model.values import UNSET, Document, loads
 from ..backend import Equalities, IndexScan, Row, Rows, SearchScan
 from ..ranges import KeyRange
 from .layout import key_column, quote, search_table
@@ -225,6 +225,24 @@ def _text_prefix(rest: bytes) -> tuple[str, bool] | None:
         return head.decode("utf-8"), not nul
     except UnicodeDecodeError:
         return None
+
+
+def documents(
+    connection: sqlite3.Connection,
+    table: str,
+    index: str,
+    low: bytes = b"",
+    high: bytes | None = None,
+    limit: int | None = None,
+) -> Generator[Document, None, None]:
+    """Decode the documents of an index range in key order (library reads)."""
+    scan = IndexScan(table, index, low, high, "asc", limit, (), True)
+    cursor = connection.execute(*index_scan_sql(scan))
+    try:
+        for (body,) in cursor:
+            yield loads(body)
+    finally:
+        cursor.close()
 
 
 def id_rows(connection: sqlite3.Connection, scan: IndexScan) -> Rows:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ...model.keys import sort_key
 from ...model.schema import Schema, TableDefinition
 from ...model.values import Document, dumps, load_parser, loads
 from ..backend import Backend, Features, IndexScan, Row, Rows, SearchScan, TableInfo
-from . import connection, ddl, scans
+from . import changes, connection, ddl, scans
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -66,15 +66,13 @@ class Storage:
         synchronous: SQLite ``synchronous`` setting for WAL files (``"NORMAL"``
             survives process crashes; ``"FULL"`` also survives power loss).
         cache_mib: the connection's page cache, in MiB (SQLite's default is 2).
-        readonly: open the file read-only (SQLite's ``mode=ro``); it must exist,
-            nothing is created or migrated, the layouts come from the file as
-            stored, and :meth:`write` raises ``ContextError``.
+        readonly: open an existing file read-only (SQLite's ``mode=ro``): nothing
+            is created or migrated, and :meth:`write` raises ``ContextError``.
 
     Raises:
         ValueError: ``synchronous`` is not a SQLite setting, ``cache_mib`` is
             not a positive whole number, or ``readonly`` with ``":memory:"``.
-        StorageFailure: the file cannot be opened; the message names the path
-            and, when the system can tell, why (a missing folder, permissions).
+        StorageFailure: the file cannot be opened (the path, and why if known).
     """
 
     features = FEATURES
@@ -105,6 +103,7 @@ class Storage:
             raise ValueError("readonly=True needs a file; a new memory store is empty")
         self.readonly = readonly
         self.lock = threading.RLock()
+        self._log: Callable[[str, str], None] = changes.no_record  # no change log yet
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
         except sqlite3.Error as e:
@@ -117,22 +116,20 @@ class Storage:
             # The file's schema cookie the cached layouts match (_bootstrap loads them).
             self._schema_version = self._cookie()
             self._bootstrap()
-        except sqlite3.Error as e:
+        except BaseException as e:
             self.connection.close()
-            raise StorageFailure(connection.open_problem(self.path, e, readonly)) from e
-        except StorageFailure as e:  # from a transaction of _bootstrap
-            self.connection.close()
-            raise StorageFailure(connection.named(self.path, e.problem)) from e
-        except BaseException:
-            self.connection.close()
+            if isinstance(e, sqlite3.Error):
+                problem = connection.open_problem(self.path, e, readonly)
+                raise StorageFailure(problem) from e
+            if isinstance(e, StorageFailure):  # from a transaction of _bootstrap
+                raise StorageFailure(connection.named(self.path, e.problem)) from e
             raise
         load_parser()  # deferred from `import one_store`: a store reads documents
 
     def _configure(self, synchronous: str, cache_mib: int) -> None:
         c = self.connection
-        # SQLite's 2 MiB default holds little of a 100,000-document table; a
-        # long-lived store keeps a working set up to cache_mib in memory (reads
-        # in benchmarks/RESULTS.md). Pages are only allocated as they are read.
+        # SQLite's 2 MiB default holds little of a 100,000-document table
+        # (benchmarks/RESULTS.md); pages are only allocated as they are read.
         c.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         if self.path != ":memory:" and not self.readonly:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -189,6 +186,8 @@ class Storage:
             indexes, search = parse_spec(spec)
             self.layouts[name] = TableLayout.build(name, number, indexes, search)
             self._numbers[number] = name
+        log = changes.exists(self.connection)
+        self._log = changes.recorder(self.connection) if log else changes.no_record
         self._schema_version = self._cookie()
 
     def _cookie(self) -> int:
@@ -397,6 +396,7 @@ class Storage:
         cursor = self.connection.execute(layout.insert_sql, layout.row(doc, text))
         for s in layout.search.values():
             self._search_insert(s, cursor.lastrowid or 0, doc)
+        self._log(layout.name, doc["_id"])
 
     def update(
         self,
@@ -407,13 +407,11 @@ class Storage:
     ) -> None:
         """Overwrite a document (same ``_id``) and its index keys.
 
-        With ``previous`` (the document as stored before this write, same
-        ``_id`` and ``_creationTime``), index keys and search entries that did not
-        change are left alone: a patch of other fields then costs no index
-        rewrite, and no FTS5 delete and insert (nor their segment flush at commit,
-        which was most of a patch's time).
+        With ``previous`` (the document as stored), unchanged index keys and
+        search entries are left alone (no index rewrite, no FTS5 churn).
         """
         layout = self._own(table)
+        self._log(layout.name, doc["_id"])
         if previous is None:
             row = layout.row(doc, text)
             self.connection.execute(layout.update_sql, (*row[1:], row[0]))
@@ -466,19 +464,39 @@ class Storage:
         if row is None:
             return False
         created, rowid = float(row[0]), row[1]
+        self._log(layout.name, doc_id)
         for s in layout.search.values():
             self.connection.execute(s.delete_sql, (rowid,))
         if created >= self.clock.last:
             self.clock.deleted(created)
         return True
 
+    # ------------------------------------------------------------------ change log
+
+    def enable_change_log(self) -> int:
+        """Keep a change log from now on (every process); the newest ``seq``."""
+        if not changes.exists(self.connection):
+            with self.write():
+                changes.create(self.connection)
+                self.reload_layouts()
+        return changes.newest(self.connection)
+
+    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
+        """``(seq, table, doc_id)`` written after ``seq`` (in a read or write)."""
+        logs = self._log is not changes.no_record
+        return changes.since(self.connection, seq) if logs else []
+
+    def prune_changes(self, upto: int) -> None:
+        """Forget change-log entries up to ``upto`` (inside a write)."""
+        if self._log is not changes.no_record:
+            changes.prune(self.connection, upto)
+
     # ------------------------------------------------------------------ scans
 
     def index_rows(self, scan: IndexScan) -> Rows:
-        """The rows of an index range scan (see :class:`~one_store.engine.backend.IndexScan`)."""
+        """The rows of an index range scan (the cursor itself: no wrapper)."""
         if scan.index == "by_id":
             return scans.id_rows(self.connection, scan)
-        # Every query comes here: the cursor itself is the rows (no wrapper).
         return self.connection.execute(*scans.index_scan_sql(scan))
 
     def search_rows(self, scan: SearchScan, max_results: int) -> Rows:
@@ -497,14 +515,7 @@ class Storage:
         """The first document of an index range (lowest key), or None."""
         if table not in self.layouts:
             return None
-        rows = self.index_rows(IndexScan(table, index, low, high, "asc", 1, (), True))
-        try:
-            for (body,) in rows:
-                doc: Document = loads(body)
-                return doc
-            return None
-        finally:
-            rows.close()
+        return next(scans.documents(self.connection, table, index, low, high, 1), None)
 
     def range_documents(
         self, table: str, index: str, low: bytes, high: bytes | None
@@ -512,30 +523,17 @@ class Storage:
         """Every document of an index range, in key order."""
         if table not in self.layouts:
             return []
-        rows = self.index_rows(IndexScan(table, index, low, high, bodies_only=True))
-        try:
-            return [loads(body) for (body,) in rows]
-        finally:
-            rows.close()
+        return list(scans.documents(self.connection, table, index, low, high))
 
     def scan(self, table: str) -> Iterator[Document]:
         """Every document of ``table`` in ``_creationTime`` order."""
-        if table not in self.layouts:
-            return
-        rows = self.index_rows(IndexScan(table, "by_creation_time", bodies_only=True))
-        try:
-            for (body,) in rows:
-                yield loads(body)
-        finally:
-            rows.close()
+        if table in self.layouts:
+            yield from scans.documents(self.connection, table, "by_creation_time")
 
     # ------------------------------------------------------------------ bulk / tools
 
     def write_raw(self, table: str, doc: Document) -> None:
-        """Insert a document whose ``_id`` and ``_creationTime`` are given (imports).
-
-        The table is created when missing, with the number inside the ID.
-        """
+        """Insert a document with its own ``_id`` and ``_creationTime`` (imports)."""
         number = ids.table_number_of(doc.get("_id"))
         layout = self.layouts.get(table) or self.ensure_table(table, None, number)
         self.insert(layout, doc)
@@ -544,10 +542,9 @@ class Storage:
             self.clock.record(created)
 
     def renumber(self, moves: Mapping[str, int]) -> None:
-        """Give existing (empty) tables new ID table numbers, in the current write.
+        """Give existing (empty) tables new ID table numbers (snapshot import).
 
-        Two steps through negative numbers, so the UNIQUE constraint never trips
-        when two tables swap numbers. Used by snapshot import to keep IDs.
+        Two steps through negative numbers, so swapping two never trips UNIQUE.
         """
         if not moves:
             return
@@ -577,8 +574,11 @@ class Storage:
         """Number of documents in ``table``."""
         if table not in self.layouts:
             return 0
-        row = self.connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()
-        return int(row[0])
+        return int(
+            self.connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[
+                0
+            ]
+        )
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
