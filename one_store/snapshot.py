@@ -1,6 +1,6 @@
 """Convex snapshot ZIPs: ``export_snapshot`` and ``import_snapshot``.
 
-The layout is what ``npx convex export`` downloads (reference ``convex-wire.md`` §3)::
+The layout is what ``npx convex export`` downloads (docs.convex.dev/database/import-export)::
 
     README.md
     _tables/documents.jsonl            {"name": "messages", "id": 10001} per user table

@@ -1,6 +1,6 @@
 """Hypothesis strategies for Convex values, matching validators and documents.
 
-Written from Convex's value model (reference/convex-semantics.md §1-§2), not from
+Written from Convex's value model (docs.convex.dev/database/types), not from
 one_store's checks: a value here is anything Convex accepts (int64 range, every
 float64 including NaN/±inf/-0.0, valid-Unicode strings, bytes, arrays, objects whose
 keys are non-control ASCII not starting with ``$``).

@@ -29,7 +29,7 @@ from one_store import (
     v,
 )
 
-DESIGN_NAMES = [
+CONTRACT_NAMES = [
     *("v", "define_schema", "define_table", "query", "mutation", "action"),
     *("internal_query", "internal_mutation", "internal_action", "http_action"),
     *("HttpRouter", "HttpResponse", "Store", "UNSET", "ConvexError", "Crons"),
@@ -57,7 +57,7 @@ def test_all_names_exist():
 
 
 def test_design_names_are_public():
-    missing = [n for n in DESIGN_NAMES if n not in one_store.__all__]
+    missing = [n for n in CONTRACT_NAMES if n not in one_store.__all__]
     assert missing == []
 
 

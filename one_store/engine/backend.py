@@ -287,7 +287,6 @@ class Backend(Scanner, Protocol):
     def prune_changes(self, upto: int) -> None:
         """Forget the entries up to ``upto`` (inside a write)."""
 
-
     def schema_fingerprint(self) -> str | None:
         """The fingerprint of the schema the database was last synced with."""
 

@@ -2,7 +2,7 @@
 
 This module is pure (no I/O). It holds:
 
-- the Python <-> Convex mapping of DESIGN.md §2 (``int`` is int64, never ``bool``;
+- the Python <-> Convex mapping of docs/schema.md (``int`` is int64, never ``bool``;
   ``float`` is float64 including NaN, ±inf and -0.0; ``bytes``; ``list``; ``dict``);
 - the limits of a value (array length, object fields, field names, nesting, size by
   Convex's size formula);

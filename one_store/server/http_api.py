@@ -1,6 +1,6 @@
 """Convex's HTTP API over a Store: ``one-store serve`` (a Starlette app on uvicorn).
 
-Routes (reference ``convex-wire.md`` §1 and §4):
+Routes (Convex's HTTP API: docs.convex.dev/http-api, and docs/http-api.md):
 
 - ``POST /api/query``, ``/api/mutation``, ``/api/action`` with ``{"path", "args",
   "format"}``; ``args`` is an object or a one-element array (the npm client's

@@ -1,7 +1,7 @@
 """Function output for the HTTP API's ``logLines``: ``print`` and ``logging`` per call.
 
 Convex returns a function's ``console.log`` output with its result, as
-``"[LEVEL] message"`` lines (reference ``convex-wire.md`` §1.4), and its clients
+``"[LEVEL] message"`` lines (the ``logLines`` of Convex's HTTP API replies), and its clients
 print them. Here a handler's ``print`` output becomes ``[LOG] ...`` lines and the
 ``logging`` records it emits become ``[DEBUG|INFO|WARN|ERROR] ...`` lines, in the
 order they happened. Capture is per thread, so concurrent requests never mix, and

@@ -1,6 +1,6 @@
 """Walking pages returns every document exactly once, as Convex's cursors do.
 
-A cursor is a key position, not an offset (reference/convex-semantics.md §4.5, §6.2):
+A cursor is a key position, not an offset (Convex's paginate: docs.convex.dev/database/pagination):
 documents inserted or deleted between pages do not shift later pages. So, while
 pages are walked and documents come and go in between:
 

@@ -1,6 +1,6 @@
 """Indexed queries return documents in Convex's total order across types.
 
-The reference comparator below is written from reference/convex-semantics.md §4.6,
+The reference comparator below is written from Convex's ordering (docs.convex.dev/database/types),
 not from ``one_store.model.values.sort_key``: missing < null < int64 < float64 < false <
 true < string < bytes < array < object; int64 numerically; float64 by IEEE-754
 totalOrder (Rust's ``f64::total_cmp``, as Convex's ``sorting.rs``); strings by UTF-8

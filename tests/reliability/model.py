@@ -1,7 +1,7 @@
 """Independent oracles for the reliability tests: Convex order, equality, validity.
 
-Everything here is written from the Convex reference (convex-semantics.md §1, §2.4,
-§4.6), not from one_store's own encoder, so that a bug in the core's sort keys or
+Everything here is written from the Convex docs and sources (values, IDs and ordering:
+docs.convex.dev/database/types), not from one_store's own encoder, so that a bug in the core's sort keys or
 value checks shows up as a disagreement instead of being copied into the oracle.
 """
 

@@ -1,4 +1,4 @@
-"""ctx.scheduler and store.scheduler, against Convex's scheduling semantics (convex-semantics §5.3)."""
+"""ctx.scheduler and store.scheduler, against Convex's scheduling semantics (docs.convex.dev/scheduling/scheduled-functions)."""
 
 from __future__ import annotations
 

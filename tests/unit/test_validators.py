@@ -2,7 +2,7 @@
 
 Expected behaviour is Convex's (reference §1.2, §1.5; BE
 crates/common/src/schemas/validator.rs ``check_value_internal``; JS
-src/values/validators.ts for ``.json()``), with DESIGN.md §2's one Python choice:
+src/values/validators.ts for ``.json()``), with the project's one Python choice (docs/schema.md):
 ``v.number()`` also takes an ``int`` and returns ``float(x)``.
 """
 

@@ -1,4 +1,4 @@
-"""Functions over threads and messages: every query shape of DESIGN.md section 5."""
+"""Functions over threads and messages: every query shape of docs/querying.md."""
 
 from typing import Any
 
