@@ -19,6 +19,7 @@ from ..engine.backend import NO_OBSERVER, Backend, CallObserver
 from ..model.errors import LimitExceeded, ProblemError
 from ..model.ids import IdGenerator
 from ..model.schema import Schema
+from ..model.validators import Validator
 from ..model.values import (
     MAX_ARRAY_LEN,
     MAX_OBJECT_FIELDS,
@@ -75,8 +76,11 @@ class Transaction:
         # returning them needs no second check, and their Convex size is at most
         # 9 bytes per JSON character (see ``check_result``). A handler that sets
         # a field of a read document, at any depth (``msg["meta"]["x"] = ...``),
-        # gets the walk again.
-        self.trusted: dict[int, tuple[Document, int, _Snapshot]] = {}
+        # gets the walk again. Each entry: the document, its JSON length, the
+        # table's ``unchanged`` and what its ``snapshot`` saw (see ``check_for``).
+        self.trusted: dict[
+            int, tuple[Document, int, Callable[[dict[str, Any], Any], bool], Any]
+        ] = {}
 
     # ---------------------------------------------------------------- limits
 
@@ -194,9 +198,31 @@ class Transaction:
         size[0] += convex_size(checked)
         return checked
 
-    def trust(self, doc: Document, size: int) -> None:
-        """Remember a document decoded from ``size`` characters of stored JSON."""
-        self.trusted[id(doc)] = (doc, size, snapshot(doc))
+    def check_for(self, table: str) -> DocumentCheck:
+        """How documents read from ``table`` are remembered (see :func:`document_check`).
+
+        From the table's validator when the schema checks every write (so every
+        stored document matches it: documents stored before a schema change are
+        checked when the store opens); :data:`GENERIC` otherwise (no schema, a
+        table it does not define, ``define_table()`` with no validator, or
+        ``schema_validation=False``, where a document may hold anything).
+        """
+        schema = self.schema
+        if schema is None or not schema.schema_validation:
+            return GENERIC
+        definition = schema.tables.get(table)
+        return GENERIC if definition is None else document_check(definition.document)
+
+    def trust(
+        self, doc: Document, size: int, check: DocumentCheck | None = None
+    ) -> None:
+        """Remember a document decoded from ``size`` characters of stored JSON.
+
+        ``check`` is its table's (:meth:`check_for`); without it, the generic
+        one, which looks at everything.
+        """
+        take, same = GENERIC if check is None else check
+        self.trusted[id(doc)] = (doc, size, same, take(doc))
 
     def _as_read(self, value: dict[str, Any]) -> int | None:
         """The stored JSON length of ``value`` if it is a read document as read, else None.
@@ -205,7 +231,7 @@ class Transaction:
         array inside it holding the same items (see :func:`snapshot`).
         """
         entry = self.trusted.get(id(value))
-        if entry is None or entry[0] is not value or not unchanged(value, entry[2]):
+        if entry is None or entry[0] is not value or not entry[2](value, entry[3]):
             return None
         return entry[1]
 
@@ -230,9 +256,11 @@ def _same(value: object, expected: object) -> bool:
 # value object replaced or an item added anywhere shows up, and no value is
 # compared or walked. A flat document costs one tuple; a nested one a tuple per
 # object or array (benchmarks/return_check.py measures this against the
-# top-level-only check it replaced).
+# top-level-only check it replaced). A table whose validator says where objects
+# and arrays can be has a check of its own (see :func:`document_check`).
 _Snapshot = tuple[tuple[object, ...], list[Any] | None]
 _DICT, _LIST = dict, list
+_is = operator.is_
 
 
 def snapshot(doc: Document) -> _Snapshot:
@@ -267,17 +295,146 @@ def _containers(value: Any, out: list[Any]) -> None:
             _containers(item, out)
 
 
+def _inner(items: tuple[object, ...], out: list[Any]) -> None:
+    """Add every object or array among ``items`` (and inside them) to ``out``."""
+    for item in items:
+        t = type(item)
+        if t is _DICT or t is _LIST:
+            _containers(item, out)
+
+
 def unchanged(doc: dict[str, Any], before: _Snapshot) -> bool:
     """Whether ``doc`` still holds what :func:`snapshot` saw."""
     values, nested = before
-    if len(doc) != len(values) or not all(map(operator.is_, doc.values(), values)):
+    if len(doc) != len(values) or not all(map(_is, doc.values(), values)):
         return False
-    if nested is None:
-        return True
+    return nested is None or _nested_unchanged(nested)
+
+
+def _nested_unchanged(nested: list[Any]) -> bool:
+    """Whether every (container, items) pair of ``nested`` still holds its items."""
     pairs = iter(nested)
-    for container in pairs:
-        items = next(pairs)
+    for container, items in zip(pairs, pairs, strict=True):
         now = container.values() if type(container) is _DICT else container
-        if len(now) != len(items) or not all(map(operator.is_, now, items)):
+        if len(now) != len(items) or not all(map(_is, now, items)):
             return False
     return True
+
+
+# ------------------------------------------------- checks from a table's validator
+
+# (snapshot, unchanged) for one table's documents: any snapshot object, and the
+# function that says whether a document still holds it.
+DocumentCheck = tuple[Callable[[Document], Any], Callable[[dict[str, Any], Any], bool]]
+GENERIC: DocumentCheck = (snapshot, unchanged)
+_MEMO_KEY = "return_check"
+
+
+def _can_hold(validator: Validator) -> tuple[bool, bool]:
+    """Whether a value of ``validator`` can be an object or array, and its items too."""
+    match validator.kind:
+        case "any":
+            return True, True
+        case "array":
+            assert validator.element is not None
+            return True, _can_hold(validator.element)[0]
+        case "object":
+            return True, any(_can_hold(f)[0] for _, f in validator.fields)
+        case "record":
+            assert validator.values is not None
+            return True, _can_hold(validator.values)[0]
+        case "union":
+            held = [_can_hold(m) for m in validator.members]
+            return any(c for c, _ in held), any(d for _, d in held)
+        case _:  # string, number, int64, boolean, bytes, null, id, literal
+            return False, False
+
+
+def _container_fields(document: Validator) -> dict[str, bool] | None:
+    """Top-level fields that can hold an object or array -> whether their items can.
+
+    None when the validator does not say (``v.any()``).
+    """
+    members = document.members if document.kind == "union" else (document,)
+    fields: dict[str, bool] = {}
+    for member in members:
+        if member.kind != "object":
+            return None
+        for name, sub in member.fields:
+            container, deep = _can_hold(sub)
+            if container:
+                fields[name] = fields.get(name, False) or deep
+    return fields
+
+
+def document_check(document: Validator) -> DocumentCheck:
+    """The (snapshot, unchanged) pair for documents that match ``document``.
+
+    Only the fields the validator lets hold an object or array are looked
+    into, and only the items of those that can hold one are walked: a
+    ``v.array(v.string())`` field costs a tuple of its items, a ``v.string()``
+    field nothing beyond the top-level tuple. Made once per validator (kept in
+    its memo) as two small functions written for its fields, so a document
+    costs a few tuples and no loop over fields. The guarantee is
+    :func:`snapshot`'s: any edit at any depth is seen, provided the document
+    matched the validator when it was read (a schema that validates writes).
+    """
+    memo = document._memo
+    found: DocumentCheck | None = memo.get(_MEMO_KEY)
+    if found is None:
+        fields = _container_fields(document)
+        found = GENERIC if fields is None else _compile(fields)
+        memo[_MEMO_KEY] = found
+    return found
+
+
+def _compile(fields: dict[str, bool]) -> DocumentCheck:
+    """Write ``snapshot(doc)`` and ``unchanged(doc, before)`` for these fields.
+
+    A field holds a view of its items (the list, or the dict's ``values()``;
+    ``()`` when it is absent or not a container) and a tuple of them; a field
+    whose items can be containers adds them, with their items, to one list
+    (as :func:`snapshot`). The field names are written as ``repr`` literals.
+    """
+    names = list(fields)
+    deep = [i for i, name in enumerate(names) if fields[name]]
+    snap = ["def snapshot(doc):"]
+    for i, name in enumerate(names):
+        snap += [
+            f"    c{i} = doc.get({name!r})",
+            f"    t = type(c{i})",
+            "    if t is _DICT:",
+            f"        c{i} = c{i}.values()",
+            "    elif t is not _LIST:",
+            f"        c{i} = ()",
+            f"    i{i} = tuple(c{i})",
+        ]
+    parts = ["tuple(doc.values())"] + [f"c{i}, i{i}" for i in range(len(names))]
+    if deep:
+        snap.append("    nested = []")
+        snap += [f"    _inner(i{i}, nested)" for i in deep]
+        parts.append("nested")
+    snap.append(f"    return ({', '.join(parts)},)")
+    unpack = ["values"] + [f"c{i}, i{i}" for i in range(len(names))]
+    if deep:
+        unpack.append("nested")
+    checks = ["len(doc) == len(values)", "all(map(_is, doc.values(), values))"]
+    for i in range(len(names)):
+        checks += [f"len(c{i}) == len(i{i})", f"all(map(_is, c{i}, i{i}))"]
+    if deep:
+        checks.append("_nested_unchanged(nested)")
+    check = [
+        "def unchanged(doc, before):",
+        f"    {', '.join(unpack)}, = before",
+        f"    return {' and '.join(checks)}",
+    ]
+    namespace: dict[str, Any] = {
+        "_DICT": _DICT,
+        "_LIST": _LIST,
+        "_is": _is,
+        "_inner": _inner,
+        "_nested_unchanged": _nested_unchanged,
+    }
+    # Our own text: the only data in it are field names, written with repr.
+    exec("\n".join(snap + check), namespace)
+    return namespace["snapshot"], namespace["unchanged"]
