@@ -165,9 +165,14 @@ class Transaction:
         t = type(value)
         if depth < MAX_VALUE_NESTING:
             if t is dict:
-                stored = self._as_read(value)
-                if stored is not None:
-                    size[0] += 9 * stored
+                # A read document as read (see _as_read; inline: one call less each).
+                entry = self.trusted.get(id(value))
+                if (
+                    entry is not None
+                    and entry[0] is value
+                    and entry[2](value, entry[3])
+                ):
+                    size[0] += 9 * entry[1]
                     return cast("Document", value)
                 if len(value) <= MAX_OBJECT_FIELDS:
                     size[0] += 2
