@@ -108,7 +108,7 @@ class _Port:
         ``SplitRequired``, as :class:`~one_store.engine.query.PageScan`).
         """
         txn = self._txn
-        take, same = txn.check_for(scan.table)
+        remember = txn.check_for(scan.table)
         trusted = txn.trusted
         docs: list[Document] = []
         append = docs.append
@@ -134,7 +134,7 @@ class _Port:
                 n += 1
                 b += size
                 doc: Document = loads(body)
-                trusted[id(doc)] = (doc, size, same, take(doc))  # txn.trust
+                trusted[id(doc)] = remember(doc, size)  # txn.trust
                 append(doc)
                 if keys is not None:
                     keys.append(row[1])

@@ -76,11 +76,10 @@ class Transaction:
         # returning them needs no second check, and their Convex size is at most
         # 9 bytes per JSON character (see ``check_result``). A handler that sets
         # a field of a read document, at any depth (``msg["meta"]["x"] = ...``),
-        # gets the walk again. Each entry: the document, its JSON length, the
-        # table's ``unchanged`` and what its ``snapshot`` saw (see ``check_for``).
-        self.trusted: dict[
-            int, tuple[Document, int, Callable[[dict[str, Any], Any], bool], Any]
-        ] = {}
+        # gets the walk again. Each entry is what its table's ``remember`` made
+        # (see ``check_for``): the document, its JSON length, the function that
+        # says whether it is unchanged, then what it held when read.
+        self.trusted: dict[int, tuple[Any, ...]] = {}
 
     # ---------------------------------------------------------------- limits
 
@@ -167,11 +166,7 @@ class Transaction:
             if t is dict:
                 # A read document as read (see _as_read; inline: one call less each).
                 entry = self.trusted.get(id(value))
-                if (
-                    entry is not None
-                    and entry[0] is value
-                    and entry[2](value, entry[3])
-                ):
+                if entry is not None and entry[0] is value and entry[2](value, entry):
                     size[0] += 9 * entry[1]
                     return cast("Document", value)
                 if len(value) <= MAX_OBJECT_FIELDS:
@@ -203,7 +198,7 @@ class Transaction:
         size[0] += convex_size(checked)
         return checked
 
-    def check_for(self, table: str) -> DocumentCheck:
+    def check_for(self, table: str) -> Remember:
         """How documents read from ``table`` are remembered (see :func:`document_check`).
 
         From the table's validator when the schema checks every write (so every
@@ -218,16 +213,13 @@ class Transaction:
         definition = schema.tables.get(table)
         return GENERIC if definition is None else document_check(definition.document)
 
-    def trust(
-        self, doc: Document, size: int, check: DocumentCheck | None = None
-    ) -> None:
+    def trust(self, doc: Document, size: int, remember: Remember | None = None) -> None:
         """Remember a document decoded from ``size`` characters of stored JSON.
 
-        ``check`` is its table's (:meth:`check_for`); without it, the generic
-        one, which looks at everything.
+        ``remember`` is its table's (:meth:`check_for`); without it, the
+        generic one, which looks at everything.
         """
-        take, same = GENERIC if check is None else check
-        self.trusted[id(doc)] = (doc, size, same, take(doc))
+        self.trusted[id(doc)] = (GENERIC if remember is None else remember)(doc, size)
 
     def _as_read(self, value: dict[str, Any]) -> int | None:
         """The stored JSON length of ``value`` if it is a read document as read, else None.
@@ -236,9 +228,10 @@ class Transaction:
         array inside it holding the same items (see :func:`snapshot`).
         """
         entry = self.trusted.get(id(value))
-        if entry is None or entry[0] is not value or not entry[2](value, entry[3]):
+        if entry is None or entry[0] is not value or not entry[2](value, entry):
             return None
-        return entry[1]
+        size: int = entry[1]
+        return size
 
     def resolve(self, number: int) -> str | None:
         """Table number -> user table name (for ``v.id`` checks)."""
@@ -337,10 +330,22 @@ def _nested_unchanged(nested: list[Any]) -> bool:
 
 # ------------------------------------------------- checks from a table's validator
 
-# (snapshot, unchanged) for one table's documents: any snapshot object, and the
-# function that says whether a document still holds it.
-DocumentCheck = tuple[Callable[[Document], Any], Callable[[dict[str, Any], Any], bool]]
-GENERIC: DocumentCheck = (snapshot, unchanged)
+# ``remember(doc, size)``: the entry ``Transaction.trusted`` keeps for a read
+# document: ``(doc, size, same, ...what doc holds)``, where ``same(doc, entry)``
+# says whether ``doc`` still holds it. One tuple per document.
+Remember = Callable[[Document, int], tuple[Any, ...]]
+
+
+def _unchanged_entry(doc: dict[str, Any], entry: tuple[Any, ...]) -> bool:
+    return unchanged(doc, entry[3])
+
+
+def remember_any(doc: Document, size: int) -> tuple[Any, ...]:
+    """The entry of a document whose table's validator says nothing: :func:`snapshot`."""
+    return doc, size, _unchanged_entry, snapshot(doc)
+
+
+GENERIC: Remember = remember_any
 _MEMO_KEY = "return_check"
 
 
@@ -408,8 +413,8 @@ def _container_fields(document: Validator) -> dict[str, tuple[bool, str | None]]
     return fields
 
 
-def document_check(document: Validator) -> DocumentCheck:
-    """The (snapshot, unchanged) pair for documents that match ``document``.
+def document_check(document: Validator) -> Remember:
+    """The ``remember`` of documents that match ``document`` (see :data:`Remember`).
 
     Only the fields the validator lets hold an object or array are looked
     into, and only the items of those that can hold one are walked: a
@@ -421,7 +426,7 @@ def document_check(document: Validator) -> DocumentCheck:
     matched the validator when it was read (a schema that validates writes).
     """
     memo = document._memo
-    found: DocumentCheck | None = memo.get(_MEMO_KEY)
+    found: Remember | None = memo.get(_MEMO_KEY)
     if found is None:
         fields = _container_fields(document)
         found = GENERIC if fields is None else _compile(fields)
@@ -429,8 +434,8 @@ def document_check(document: Validator) -> DocumentCheck:
     return found
 
 
-def _compile(fields: dict[str, tuple[bool, str | None]]) -> DocumentCheck:
-    """Write ``snapshot(doc)`` and ``unchanged(doc, before)`` for these fields.
+def _compile(fields: dict[str, tuple[bool, str | None]]) -> Remember:
+    """Write ``remember(doc, size)`` and ``same(doc, entry)`` for these fields.
 
     A field holds a view of its items (the list, or the dict's ``values()``;
     ``()`` when it is absent or not a container; a field every document has
@@ -440,7 +445,7 @@ def _compile(fields: dict[str, tuple[bool, str | None]]) -> DocumentCheck:
     """
     names = list(fields)
     deep = [i for i, name in enumerate(names) if fields[name][0]]
-    snap = ["def snapshot(doc):"]
+    snap = ["def remember(doc, size):"]
     for i, name in enumerate(names):
         always = fields[name][1]
         if always == "list":
@@ -457,13 +462,15 @@ def _compile(fields: dict[str, tuple[bool, str | None]]) -> DocumentCheck:
                 f"        c{i} = ()",
             ]
         snap.append(f"    i{i} = tuple(c{i})")
-    parts = ["tuple(doc.values())"] + [f"c{i}, i{i}" for i in range(len(names))]
+    parts = ["doc, size, same, tuple(doc.values())"] + [
+        f"c{i}, i{i}" for i in range(len(names))
+    ]
     if deep:
         snap.append("    nested = []")
         snap += [f"    _inner(i{i}, nested)" for i in deep]
         parts.append("nested")
     snap.append(f"    return ({', '.join(parts)},)")
-    unpack = ["values"] + [f"c{i}, i{i}" for i in range(len(names))]
+    unpack = ["_, _, _, values"] + [f"c{i}, i{i}" for i in range(len(names))]
     if deep:
         unpack.append("nested")
     checks = ["len(doc) == len(values)", "all(map(_is, doc.values(), values))"]
@@ -472,8 +479,8 @@ def _compile(fields: dict[str, tuple[bool, str | None]]) -> DocumentCheck:
     if deep:
         checks.append("_nested_unchanged(nested)")
     check = [
-        "def unchanged(doc, before):",
-        f"    {', '.join(unpack)}, = before",
+        "def same(doc, entry):",
+        f"    {', '.join(unpack)}, = entry",
         f"    return {' and '.join(checks)}",
     ]
     namespace: dict[str, Any] = {
@@ -485,4 +492,5 @@ def _compile(fields: dict[str, tuple[bool, str | None]]) -> DocumentCheck:
     }
     # Our own text: the only data in it are field names, written with repr.
     exec("\n".join(snap + check), namespace)
-    return namespace["snapshot"], namespace["unchanged"]
+    remember: Remember = namespace["remember"]
+    return remember
