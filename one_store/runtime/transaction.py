@@ -225,7 +225,7 @@ class Transaction:
         """The stored JSON length of ``value`` if it is a read document as read, else None.
 
         "As read": the same keys holding the same objects, and every object or
-        array inside it holding the same items (see :func:`snapshot`).
+        array inside it holding the same items (see :func:`remember_any`).
         """
         entry = self.trusted.get(id(value))
         if entry is None or entry[0] is not value or not entry[2](value, entry):
@@ -256,13 +256,16 @@ def _same(value: object, expected: object) -> bool:
 # object or array (benchmarks/return_check.py measures this against the
 # top-level-only check it replaced). A table whose validator says where objects
 # and arrays can be has a check of its own (see :func:`document_check`).
-_Snapshot = tuple[tuple[object, ...], list[Any] | None]
 _DICT, _LIST = dict, list
 _is = operator.is_
 
 
-def snapshot(doc: Document) -> _Snapshot:
-    """What ``doc`` holds now, by identity (see :func:`unchanged`)."""
+def remember_any(doc: Document, size: int) -> tuple[Any, ...]:
+    """The entry of a document whose table's validator says nothing.
+
+    ``(doc, size, unchanged, (values, nested))``: what ``doc`` holds now, by
+    identity (see :func:`unchanged`).
+    """
     values = tuple(doc.values())
     nested: list[Any] | None = None
     for value in values:
@@ -281,7 +284,7 @@ def snapshot(doc: Document) -> _Snapshot:
             t = type(item)
             if t is _DICT or t is _LIST:
                 _containers(item, nested)
-    return values, nested
+    return doc, size, unchanged, (values, nested)
 
 
 def _containers(value: Any, out: list[Any]) -> None:
@@ -301,9 +304,9 @@ def _inner(items: tuple[object, ...], out: list[Any]) -> None:
             _containers(item, out)
 
 
-def unchanged(doc: dict[str, Any], before: _Snapshot) -> bool:
-    """Whether ``doc`` still holds what :func:`snapshot` saw."""
-    values, nested = before
+def unchanged(doc: dict[str, Any], entry: tuple[Any, ...]) -> bool:
+    """Whether ``doc`` still holds what :func:`remember_any` saw (``entry[3]``)."""
+    values, nested = entry[3]
     if len(doc) != len(values) or not all(map(_is, doc.values(), values)):
         return False
     if nested is None:
@@ -334,15 +337,6 @@ def _nested_unchanged(nested: list[Any]) -> bool:
 # document: ``(doc, size, same, ...what doc holds)``, where ``same(doc, entry)``
 # says whether ``doc`` still holds it. One tuple per document.
 Remember = Callable[[Document, int], tuple[Any, ...]]
-
-
-def _unchanged_entry(doc: dict[str, Any], entry: tuple[Any, ...]) -> bool:
-    return unchanged(doc, entry[3])
-
-
-def remember_any(doc: Document, size: int) -> tuple[Any, ...]:
-    """The entry of a document whose table's validator says nothing: :func:`snapshot`."""
-    return doc, size, _unchanged_entry, snapshot(doc)
 
 
 GENERIC: Remember = remember_any
@@ -422,7 +416,7 @@ def document_check(document: Validator) -> Remember:
     field nothing beyond the top-level tuple. Made once per validator (kept in
     its memo) as two small functions written for its fields, so a document
     costs a few tuples and no loop over fields. The guarantee is
-    :func:`snapshot`'s: any edit at any depth is seen, provided the document
+    :func:`remember_any`'s: any edit at any depth is seen, provided the document
     matched the validator when it was read (a schema that validates writes).
     """
     memo = document._memo
@@ -441,7 +435,7 @@ def _compile(fields: dict[str, tuple[bool, str | None]]) -> Remember:
     ``()`` when it is absent or not a container; a field every document has
     as a list, or as an object, is taken as one) and a tuple of them; a field
     whose items can be containers adds them, with their items, to one list
-    (as :func:`snapshot`). The field names are written as ``repr`` literals.
+    (as :func:`remember_any`). The field names are written as ``repr`` literals.
     """
     names = list(fields)
     deep = [i for i, name in enumerate(names) if fields[name][0]]
