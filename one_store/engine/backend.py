@@ -233,8 +233,8 @@ class ReadPort(Protocol):
     def layout(self, table: str) -> TableInfo | None:
         """The table ``table`` (None when it does not exist yet)."""
 
-    def read_row(self, body: str) -> Document:
-        """Decode one scanned row, counting it against the read limits."""
+    def read_row(self, body: str, table: str) -> Document:
+        """Decode one scanned row of ``table``, counting it against the read limits."""
 
     def read_all(
         self,

@@ -300,6 +300,7 @@ class Query:
             rows = self._port.scanner.index_rows(index_scan)
         check = self._predicate()
         read_row, skip_row = self._port.read_row, self._port.skip_row
+        table = self.table
         sink = self._range_sink()
         # Close the engine's cursor as soon as the caller stops or a filter
         # raises, not whenever the generator happens to be collected.
@@ -318,7 +319,7 @@ class Query:
                         doc = None
                     else:
                         size = len(body)
-                        doc = read_row(body)
+                        doc = read_row(body, table)
                 except ProblemError as e:
                     if scan is not None and scan.stops_at(e.problem):
                         scan.split_required = True

@@ -57,10 +57,10 @@ _READ_ONLY = (
 )
 
 
-def _decode_body(txn: Transaction, body: str) -> Document:
+def _decode_body(txn: Transaction, body: str, table: str) -> Document:
     txn.count_read(len(body))
     doc: Document = loads(body)
-    txn.trust(doc, len(body))
+    txn.trust(doc, len(body), txn.check_for(table))
     txn.observer.document_read(doc)
     return doc
 
@@ -85,9 +85,9 @@ class _Port:
         """The engine the transaction reads from (its scans)."""
         return self._txn.storage
 
-    def read_row(self, body: str) -> Document:
-        """Decode a scanned row, counting it against the read limits."""
-        return _decode_body(self._txn, body)
+    def read_row(self, body: str, table: str) -> Document:
+        """Decode a scanned row of ``table``, counting it against the read limits."""
+        return _decode_body(self._txn, body, table)
 
     def read_all(
         self,
@@ -108,7 +108,8 @@ class _Port:
         ``SplitRequired``, as :class:`~one_store.engine.query.PageScan`).
         """
         txn = self._txn
-        trust = txn.trust
+        remember = txn.check_for(scan.table)
+        trusted = txn.trusted
         docs: list[Document] = []
         append = docs.append
         n = txn.docs_read
@@ -133,7 +134,7 @@ class _Port:
                 n += 1
                 b += size
                 doc: Document = loads(body)
-                trust(doc, size)
+                trusted[id(doc)] = remember(doc, size)  # txn.trust
                 append(doc)
                 if keys is not None:
                     keys.append(row[1])
@@ -219,7 +220,7 @@ class DatabaseReader:
             return None
         txn = self._txn
         body = txn.storage.get_text(layout, doc_id)
-        return None if body is None else _decode_body(txn, body)
+        return None if body is None else _decode_body(txn, body, layout.name)
 
     def normalize_id(self, table: str, doc_id: str) -> str | None:
         """``doc_id`` if it is a valid ID of ``table``, else None."""

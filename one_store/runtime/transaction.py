@@ -19,6 +19,7 @@ from ..engine.backend import NO_OBSERVER, Backend, CallObserver
 from ..model.errors import LimitExceeded, ProblemError
 from ..model.ids import IdGenerator
 from ..model.schema import Schema
+from ..model.validators import Validator
 from ..model.values import (
     MAX_ARRAY_LEN,
     MAX_OBJECT_FIELDS,
@@ -75,8 +76,10 @@ class Transaction:
         # returning them needs no second check, and their Convex size is at most
         # 9 bytes per JSON character (see ``check_result``). A handler that sets
         # a field of a read document, at any depth (``msg["meta"]["x"] = ...``),
-        # gets the walk again.
-        self.trusted: dict[int, tuple[Document, int, _Snapshot]] = {}
+        # gets the walk again. Each entry is what its table's ``remember`` made
+        # (see ``check_for``): the document, its JSON length, the function that
+        # says whether it is unchanged, then what it held when read.
+        self.trusted: dict[int, tuple[Any, ...]] = {}
 
     # ---------------------------------------------------------------- limits
 
@@ -161,9 +164,10 @@ class Transaction:
         t = type(value)
         if depth < MAX_VALUE_NESTING:
             if t is dict:
-                stored = self._as_read(value)
-                if stored is not None:
-                    size[0] += 9 * stored
+                # A read document as read (see _as_read; inline: one call less each).
+                entry = self.trusted.get(id(value))
+                if entry is not None and entry[0] is value and entry[2](value, entry):
+                    size[0] += 9 * entry[1]
                     return cast("Document", value)
                 if len(value) <= MAX_OBJECT_FIELDS:
                     size[0] += 2
@@ -194,20 +198,40 @@ class Transaction:
         size[0] += convex_size(checked)
         return checked
 
-    def trust(self, doc: Document, size: int) -> None:
-        """Remember a document decoded from ``size`` characters of stored JSON."""
-        self.trusted[id(doc)] = (doc, size, snapshot(doc))
+    def check_for(self, table: str) -> Remember:
+        """How documents read from ``table`` are remembered (see :func:`document_check`).
+
+        From the table's validator when the schema checks every write (so every
+        stored document matches it: documents stored before a schema change are
+        checked when the store opens); :data:`GENERIC` otherwise (no schema, a
+        table it does not define, ``define_table()`` with no validator, or
+        ``schema_validation=False``, where a document may hold anything).
+        """
+        schema = self.schema
+        if schema is None or not schema.schema_validation:
+            return GENERIC
+        definition = schema.tables.get(table)
+        return GENERIC if definition is None else document_check(definition.document)
+
+    def trust(self, doc: Document, size: int, remember: Remember | None = None) -> None:
+        """Remember a document decoded from ``size`` characters of stored JSON.
+
+        ``remember`` is its table's (:meth:`check_for`); without it, the
+        generic one, which looks at everything.
+        """
+        self.trusted[id(doc)] = (GENERIC if remember is None else remember)(doc, size)
 
     def _as_read(self, value: dict[str, Any]) -> int | None:
         """The stored JSON length of ``value`` if it is a read document as read, else None.
 
         "As read": the same keys holding the same objects, and every object or
-        array inside it holding the same items (see :func:`snapshot`).
+        array inside it holding the same items (see :func:`remember_any`).
         """
         entry = self.trusted.get(id(value))
-        if entry is None or entry[0] is not value or not unchanged(value, entry[2]):
+        if entry is None or entry[0] is not value or not entry[2](value, entry):
             return None
-        return entry[1]
+        size: int = entry[1]
+        return size
 
     def resolve(self, number: int) -> str | None:
         """Table number -> user table name (for ``v.id`` checks)."""
@@ -230,13 +254,18 @@ def _same(value: object, expected: object) -> bool:
 # value object replaced or an item added anywhere shows up, and no value is
 # compared or walked. A flat document costs one tuple; a nested one a tuple per
 # object or array (benchmarks/return_check.py measures this against the
-# top-level-only check it replaced).
-_Snapshot = tuple[tuple[object, ...], list[Any] | None]
+# top-level-only check it replaced). A table whose validator says where objects
+# and arrays can be has a check of its own (see :func:`document_check`).
 _DICT, _LIST = dict, list
+_is = operator.is_
 
 
-def snapshot(doc: Document) -> _Snapshot:
-    """What ``doc`` holds now, by identity (see :func:`unchanged`)."""
+def remember_any(doc: Document, size: int) -> tuple[Any, ...]:
+    """The entry of a document whose table's validator says nothing.
+
+    ``(doc, size, unchanged, (values, nested))``: what ``doc`` holds now, by
+    identity (see :func:`unchanged`).
+    """
     values = tuple(doc.values())
     nested: list[Any] | None = None
     for value in values:
@@ -255,7 +284,7 @@ def snapshot(doc: Document) -> _Snapshot:
             t = type(item)
             if t is _DICT or t is _LIST:
                 _containers(item, nested)
-    return values, nested
+    return doc, size, unchanged, (values, nested)
 
 
 def _containers(value: Any, out: list[Any]) -> None:
@@ -267,17 +296,195 @@ def _containers(value: Any, out: list[Any]) -> None:
             _containers(item, out)
 
 
-def unchanged(doc: dict[str, Any], before: _Snapshot) -> bool:
-    """Whether ``doc`` still holds what :func:`snapshot` saw."""
-    values, nested = before
-    if len(doc) != len(values) or not all(map(operator.is_, doc.values(), values)):
+def _inner(items: tuple[object, ...], out: list[Any]) -> None:
+    """Add every object or array among ``items`` (and inside them) to ``out``."""
+    for item in items:
+        t = type(item)
+        if t is _DICT or t is _LIST:
+            _containers(item, out)
+
+
+def unchanged(doc: dict[str, Any], entry: tuple[Any, ...]) -> bool:
+    """Whether ``doc`` still holds what :func:`remember_any` saw (``entry[3]``)."""
+    values, nested = entry[3]
+    if len(doc) != len(values) or not all(map(_is, doc.values(), values)):
         return False
     if nested is None:
         return True
+    pairs = iter(nested)  # inline, not _nested_unchanged: one call less per document
+    for container in pairs:
+        items = next(pairs)
+        now = container.values() if type(container) is _DICT else container
+        if len(now) != len(items) or not all(map(_is, now, items)):
+            return False
+    return True
+
+
+def _nested_unchanged(nested: list[Any]) -> bool:
+    """Whether every (container, items) pair of ``nested`` still holds its items."""
     pairs = iter(nested)
     for container in pairs:
         items = next(pairs)
         now = container.values() if type(container) is _DICT else container
-        if len(now) != len(items) or not all(map(operator.is_, now, items)):
+        if len(now) != len(items) or not all(map(_is, now, items)):
             return False
     return True
+
+
+# ------------------------------------------------- checks from a table's validator
+
+# ``remember(doc, size)``: the entry ``Transaction.trusted`` keeps for a read
+# document: ``(doc, size, same, ...what doc holds)``, where ``same(doc, entry)``
+# says whether ``doc`` still holds it. One tuple per document.
+Remember = Callable[[Document, int], tuple[Any, ...]]
+
+
+GENERIC: Remember = remember_any
+_MEMO_KEY = "return_check"
+
+
+def _can_hold(validator: Validator) -> tuple[bool, bool]:
+    """Whether a value of ``validator`` can be an object or array, and its items too."""
+    match validator.kind:
+        case "any":
+            return True, True
+        case "array":
+            assert validator.element is not None
+            return True, _can_hold(validator.element)[0]
+        case "object":
+            return True, any(_can_hold(f)[0] for _, f in validator.fields)
+        case "record":
+            assert validator.values is not None
+            return True, _can_hold(validator.values)[0]
+        case "union":
+            held = [_can_hold(m) for m in validator.members]
+            return any(c for c, _ in held), any(d for _, d in held)
+        case _:  # string, number, int64, boolean, bytes, null, id, literal
+            return False, False
+
+
+def _always(validator: Validator) -> str | None:
+    """``"list"`` or ``"dict"`` when every value of ``validator`` is one, else None."""
+    if validator.is_optional:
+        return None
+    match validator.kind:
+        case "array":
+            return "list"
+        case "object" | "record":
+            return "dict"
+        case "union":
+            shapes = {_always(m) for m in validator.members}
+            return shapes.pop() if len(shapes) == 1 else None
+        case _:
+            return None
+
+
+def _container_fields(document: Validator) -> dict[str, tuple[bool, str | None]] | None:
+    """Top-level fields that can hold an object or array -> (their items can, always).
+
+    ``always``: ``"list"`` or ``"dict"`` when every document has the field and
+    it holds that (see :func:`_always`). None when the validator does not say
+    (``v.any()``).
+    """
+    members = document.members if document.kind == "union" else (document,)
+    found: list[dict[str, tuple[bool, str | None]]] = []
+    for member in members:
+        if member.kind != "object":
+            return None
+        found.append({})
+        for name, sub in member.fields:
+            container, deep = _can_hold(sub)
+            if container:
+                found[-1][name] = (deep, _always(sub))
+    fields: dict[str, tuple[bool, str | None]] = {}
+    for name in {name: None for each in found for name in each}:
+        held = [each.get(name) for each in found]
+        shapes = {h[1] if h is not None else None for h in held}
+        fields[name] = (
+            any(h is not None and h[0] for h in held),
+            shapes.pop() if len(shapes) == 1 else None,
+        )
+    return fields
+
+
+def document_check(document: Validator) -> Remember:
+    """The ``remember`` of documents that match ``document`` (see :data:`Remember`).
+
+    Only the fields the validator lets hold an object or array are looked
+    into, and only the items of those that can hold one are walked: a
+    ``v.array(v.string())`` field costs a tuple of its items, a ``v.string()``
+    field nothing beyond the top-level tuple. Made once per validator (kept in
+    its memo) as two small functions written for its fields, so a document
+    costs a few tuples and no loop over fields. The guarantee is
+    :func:`remember_any`'s: any edit at any depth is seen, provided the document
+    matched the validator when it was read (a schema that validates writes).
+    """
+    memo = document._memo
+    found: Remember | None = memo.get(_MEMO_KEY)
+    if found is None:
+        fields = _container_fields(document)
+        found = GENERIC if fields is None else _compile(fields)
+        memo[_MEMO_KEY] = found
+    return found
+
+
+def _compile(fields: dict[str, tuple[bool, str | None]]) -> Remember:
+    """Write ``remember(doc, size)`` and ``same(doc, entry)`` for these fields.
+
+    A field holds a view of its items (the list, or the dict's ``values()``;
+    ``()`` when it is absent or not a container; a field every document has
+    as a list, or as an object, is taken as one) and a tuple of them; a field
+    whose items can be containers adds them, with their items, to one list
+    (as :func:`remember_any`). The field names are written as ``repr`` literals.
+    """
+    names = list(fields)
+    deep = [i for i, name in enumerate(names) if fields[name][0]]
+    snap = ["def remember(doc, size):"]
+    for i, name in enumerate(names):
+        always = fields[name][1]
+        if always == "list":
+            snap.append(f"    c{i} = doc[{name!r}]")
+        elif always == "dict":
+            snap.append(f"    c{i} = doc[{name!r}].values()")
+        else:
+            snap += [
+                f"    c{i} = doc.get({name!r})",
+                f"    t = type(c{i})",
+                "    if t is _DICT:",
+                f"        c{i} = c{i}.values()",
+                "    elif t is not _LIST:",
+                f"        c{i} = ()",
+            ]
+        snap.append(f"    i{i} = tuple(c{i})")
+    parts = ["doc, size, same, tuple(doc.values())"] + [
+        f"c{i}, i{i}" for i in range(len(names))
+    ]
+    if deep:
+        snap.append("    nested = []")
+        snap += [f"    _inner(i{i}, nested)" for i in deep]
+        parts.append("nested")
+    snap.append(f"    return ({', '.join(parts)},)")
+    unpack = ["_, _, _, values"] + [f"c{i}, i{i}" for i in range(len(names))]
+    if deep:
+        unpack.append("nested")
+    checks = ["len(doc) == len(values)", "all(map(_is, doc.values(), values))"]
+    for i in range(len(names)):
+        checks += [f"len(c{i}) == len(i{i})", f"all(map(_is, c{i}, i{i}))"]
+    if deep:
+        checks.append("_nested_unchanged(nested)")
+    check = [
+        "def same(doc, entry):",
+        f"    {', '.join(unpack)}, = entry",
+        f"    return {' and '.join(checks)}",
+    ]
+    namespace: dict[str, Any] = {
+        "_DICT": _DICT,
+        "_LIST": _LIST,
+        "_is": _is,
+        "_inner": _inner,
+        "_nested_unchanged": _nested_unchanged,
+    }
+    # Our own text: the only data in it are field names, written with repr.
+    exec("\n".join(snap + check), namespace)
+    remember: Remember = namespace["remember"]
+    return remember

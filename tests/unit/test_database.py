@@ -13,7 +13,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
-from one_store import ContextError, ReturnsInvalid, Store, mutation, query
+from one_store import (
+    ContextError,
+    ReturnsInvalid,
+    Schema,
+    Store,
+    define_schema,
+    define_table,
+    mutation,
+    query,
+    v,
+)
 from one_store.model.values import dumps
 from one_store.testing import any_value
 
@@ -224,3 +234,150 @@ def test_every_edit_anywhere_in_a_read_document_is_checked(
             else:
                 expected.append("edited")
             assert dumps(result.unwrap()) == dumps(stored)  # NaN-safe equality
+
+
+# A table's validator says which fields can hold an object or array; the return
+# check looks only there, so each kind of field is edited at every depth below.
+TYPED = {
+    "title": v.string(),
+    "tags": v.array(v.string()),
+    "meta": v.object({"n": v.int64(), "by": v.string()}),
+    "deep": v.array(v.object({"x": v.array(v.number())})),
+    "either": v.union(v.string(), v.object({"k": v.array(v.string())})),
+    "free": v.any(),
+    "rec": v.record(v.string(), v.array(v.string())),
+    "opt": v.optional(v.array(v.string())),
+}
+TYPED_DOCS: list[dict[str, Any]] = [
+    {
+        "title": "t",
+        "tags": ["a", "b"],
+        "meta": {"n": 1, "by": "x"},
+        "deep": [{"x": [1.0, 2.0]}, {"x": []}],
+        "either": {"k": ["p"]},
+        "free": {"any": [{"thing": [1]}]},
+        "rec": {"r": ["s"]},
+        "opt": ["o"],
+    },
+    {
+        "title": "u",
+        "tags": [],
+        "meta": {"n": 2, "by": "y"},
+        "deep": [],
+        "either": "plain",
+        "free": [[[]]],
+        "rec": {},
+    },
+]
+# A union of objects: each member's fields are looked into.
+UNION_TABLE = v.union(
+    v.object({"kind": v.literal("a"), "a": v.array(v.string())}),
+    v.object({"kind": v.literal("b"), "b": v.object({"c": v.any()})}),
+)
+UNION_DOCS: list[dict[str, Any]] = [
+    {"kind": "a", "a": ["x"]},
+    {"kind": "b", "b": {"c": {"d": [1]}}},
+]
+# Stored while the schema did not check writes: nothing matches the validator,
+# so the check must look at everything.
+LOOSE_DOCS: list[dict[str, Any]] = [
+    {"title": {"hidden": ["x"]}, "tags": "no", "meta": [[{"m": 1}]]}
+]
+CASES: dict[str, tuple[Schema | None, list[dict[str, Any]]]] = {
+    "typed": (define_schema({"t": define_table(TYPED)}), TYPED_DOCS),
+    "union": (define_schema({"t": define_table(UNION_TABLE)}), UNION_DOCS),
+    "schemaless": (define_schema({"t": define_table()}), TYPED_DOCS + LOOSE_DOCS),
+    "no schema": (None, TYPED_DOCS),
+    "schema_validation=False": (
+        define_schema({"t": define_table(TYPED)}, schema_validation=False),
+        TYPED_DOCS + LOOSE_DOCS,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("read", ["get", "collect", "filter"])
+def test_an_edit_at_any_depth_is_checked_whatever_the_tables_validator(
+    case: str, read: str
+) -> None:
+    """Every object or array inside every document, edited: a bad item fails, a good one comes back."""
+    schema, docs = CASES[case]
+    with Store.memory(schema) as store:
+        for body in docs:
+
+            def insert(ctx: Any, d: dict[str, Any] = body) -> Any:
+                return ctx.db.insert("t", d)
+
+            doc_id = store.run(insert).unwrap()
+
+            def get(ctx: Any, i: str = doc_id) -> Any:
+                return ctx.db.get(i)
+
+            stored = store.run(get).unwrap()
+            for target in range(len(_containers(stored, []))):
+                for bad in (True, False):
+
+                    @query
+                    def edited(
+                        ctx: Any,
+                        args: Any,
+                        i: str = doc_id,
+                        t: int = target,
+                        b: bool = bad,
+                    ) -> Any:
+                        if read == "get":
+                            doc = ctx.db.get(i)
+                        elif read == "collect":
+                            doc = next(
+                                d for d in ctx.db.query("t").collect() if d["_id"] == i
+                            )
+                        else:
+                            doc = (
+                                ctx.db.query("t")
+                                .filter(lambda q: q.eq(q.field("_id"), i))
+                                .first()
+                            )
+                        container = _containers(doc, [])[t]
+                        item = {1, 2} if b else "edited"
+                        if isinstance(container, dict):
+                            container["zz"] = item
+                        else:
+                            container.append(item)
+                        return [doc]
+
+                    result = store.query(edited)
+                    where = (doc_id, target, bad)
+                    if bad:
+                        assert isinstance(result, Failure), where
+                        assert isinstance(result.failure(), ReturnsInvalid), where
+                    else:
+                        expected = _containers(stored, [])[target]
+                        if isinstance(expected, dict):
+                            expected["zz"] = "edited"
+                        else:
+                            expected.append("edited")
+                        assert dumps(result.unwrap()) == dumps([stored]), where
+                        if isinstance(expected, dict):  # as stored, for the next edit
+                            del expected["zz"]
+                        else:
+                            expected.pop()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_replaced_top_level_value_is_checked_whatever_the_tables_validator(
+    case: str,
+) -> None:
+    """A scalar field (``v.string()``) replaced by a non-value is seen too."""
+    schema, docs = CASES[case]
+    with Store.memory(schema) as store:
+        store.run(lambda ctx: ctx.db.insert("t", docs[0])).unwrap()
+
+        @query
+        def edited(ctx: Any, args: Any) -> Any:
+            doc = ctx.db.query("t").first()
+            doc[next(iter(docs[0]))] = object()
+            return doc
+
+        result = store.query(edited)
+        assert isinstance(result, Failure)
+        assert isinstance(result.failure(), ReturnsInvalid)
