@@ -37,7 +37,13 @@ from ..model.values import (
     loads,
     nesting,
 )
-from .transaction import MAX_BYTES_READ, MAX_DOCS_READ, SYSTEM_FIELDS, Transaction
+from .transaction import (
+    GENERIC,
+    MAX_BYTES_READ,
+    MAX_DOCS_READ,
+    SYSTEM_FIELDS,
+    Transaction,
+)
 
 # _id (32-char ID) and _creationTime (float) in Convex's size formula.
 _SYSTEM_FIELDS_SIZE = (3 + 1 + 34) + (13 + 1 + 9)
@@ -134,7 +140,10 @@ class _Port:
                 n += 1
                 b += size
                 doc: Document = loads(body)
-                trusted[id(doc)] = remember(doc, size)  # txn.trust
+                try:
+                    trusted[id(doc)] = remember(doc, size)  # txn.trust
+                except (KeyError, TypeError):  # it does not match its validator
+                    trusted[id(doc)] = GENERIC(doc, size)
                 append(doc)
                 if keys is not None:
                     keys.append(row[1])

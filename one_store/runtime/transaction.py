@@ -219,7 +219,13 @@ class Transaction:
         ``remember`` is its table's (:meth:`check_for`); without it, the
         generic one, which looks at everything.
         """
-        self.trusted[id(doc)] = (GENERIC if remember is None else remember)(doc, size)
+        try:
+            entry = (GENERIC if remember is None else remember)(doc, size)
+        except (KeyError, TypeError):
+            # A document that does not match its table's validator (written by a
+            # process that does not validate): the generic check looks at all.
+            entry = GENERIC(doc, size)
+        self.trusted[id(doc)] = entry
 
     def _as_read(self, value: dict[str, Any]) -> int | None:
         """The stored JSON length of ``value`` if it is a read document as read, else None.

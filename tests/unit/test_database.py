@@ -381,3 +381,32 @@ def test_a_replaced_top_level_value_is_checked_whatever_the_tables_validator(
         result = store.query(edited)
         assert isinstance(result, Failure)
         assert isinstance(result.failure(), ReturnsInvalid)
+
+
+def test_a_stored_document_that_no_longer_matches_its_validator_is_still_returned(
+    tmp_path,
+) -> None:
+    """Another process without validation may have written it: no KeyError then."""
+    from one_store import define_schema, define_table, v
+
+    schema = define_schema(
+        {"tagged": define_table({"tags": v.array(v.string()), "meta": v.object({})})}
+    )
+    with Store.open(tmp_path / "t.db", schema=schema) as store:
+        doc_id = store.run(
+            lambda ctx: ctx.db.insert("tagged", {"tags": ["a"], "meta": {}})
+        ).unwrap()
+        with store.storage.write():
+            store.storage.connection.execute(
+                "UPDATE tagged SET _body = json_set(json_remove(_body, '$.tags'), "
+                "'$.meta', 7) WHERE _id = ?",
+                (doc_id,),
+            )
+
+        @query
+        def read(ctx, args):
+            return [ctx.db.get(doc_id), ctx.db.query("tagged").collect()]
+
+        got, listed = store.query(read).unwrap()
+        assert (got["meta"], "tags" in got) == (7, False)
+        assert listed == [got]
