@@ -16,8 +16,8 @@ for the benchmark's documents (see benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from attrs import field, frozen
 from returns.result import Result, Success
@@ -32,6 +32,8 @@ from .values import (
     show,
     to_convex_json,
 )
+
+_T = TypeVar("_T")
 
 
 @frozen(repr=False)
@@ -66,6 +68,17 @@ class Validator:
         if not self._compiled:
             self._compiled.append(compile_check(self))
         return self._compiled[0]
+
+    def derived(self, key: str, make: Callable[[Validator], _T]) -> _T:
+        """``make(self)``, made once and kept with this validator (it is immutable).
+
+        For what other layers compile from a validator (the return check's
+        per-table bookkeeping), so each is built once per schema, not per call.
+        """
+        found: _T | None = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = make(self)
+        return found
 
     @property
     def check_stored(self) -> Check:

@@ -425,13 +425,12 @@ def document_check(document: Validator) -> Remember:
     :func:`remember_any`'s: any edit at any depth is seen, provided the document
     matched the validator when it was read (a schema that validates writes).
     """
-    memo = document._memo
-    found: Remember | None = memo.get(_MEMO_KEY)
-    if found is None:
-        fields = _container_fields(document)
-        found = GENERIC if fields is None else _compile(fields)
-        memo[_MEMO_KEY] = found
-    return found
+    return document.derived(_MEMO_KEY, _remember_for)
+
+
+def _remember_for(document: Validator) -> Remember:
+    fields = _container_fields(document)
+    return GENERIC if fields is None else _compile(fields)
 
 
 def _compile(fields: dict[str, tuple[bool, str | None]]) -> Remember:
