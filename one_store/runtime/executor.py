@@ -137,7 +137,6 @@ class Executor:
         seed = seed if seed is not None else int.from_bytes(os.urandom(8), "big")
         self._shared = _Shared(backend, schema, functions, clock, seed, http)
         self._auth = Auth(identity)
-        self._identity = identity
 
     # ------------------------------------------------------------ state
 
@@ -145,11 +144,6 @@ class Executor:
     def backend(self) -> Backend:
         """The engine under this executor."""
         return self._shared.backend
-
-    @property
-    def schema(self) -> Schema | None:
-        """The schema documents are checked against."""
-        return self._shared.schema
 
     @property
     def clock(self) -> Clock:
@@ -161,16 +155,10 @@ class Executor:
         """The seed of ``ctx.random`` and ID generation."""
         return self._shared.seed
 
-    @property
-    def identity(self) -> Mapping[str, Any] | None:
-        """The identity calls of this view run as."""
-        return self._identity
-
     def with_identity(self, identity: Mapping[str, Any] | None) -> Executor:
         """A view that shares everything but the identity calls run as."""
         view = object.__new__(Executor)
         view._shared = self._shared
-        view._identity = identity
         view._auth = Auth(identity)
         return view
 
@@ -280,10 +268,16 @@ class Executor:
         if isinstance(begun, Failure):
             return as_user_result(begun)
         spec, checked = begun.unwrap()
+        return as_user_result(self._dispatch(spec, checked))
+
+    def _dispatch(
+        self, spec: FunctionSpec[Any], checked: dict[str, Any]
+    ) -> Result[Any, Problem]:
+        """Run a resolved function with checked arguments, one call level deeper."""
         with self._deeper():
-            if kind == "action":
-                return as_user_result(self.run_action(spec, checked))
-            return as_user_result(self.run(spec, checked))
+            if spec.kind == "action":
+                return self.run_action(spec, checked)
+            return self.run(spec, checked)
 
     async def call_async(self, fn: object, args: object) -> Result[Any, Problem]:
         """Run an action from async code (an ``async def`` handler runs on this loop)."""
@@ -297,7 +291,8 @@ class Executor:
         if not inspect.iscoroutinefunction(spec.handler):
             import asyncio  # not at import: most programs never run an async action
 
-            return await asyncio.to_thread(self.call, "action", spec, args)
+            # Already resolved and checked: the worker thread only runs it.
+            return await asyncio.to_thread(self._dispatch, spec, checked)
         with self._deeper():
             ctx = self._action_ctx()
             try:
@@ -379,9 +374,14 @@ class Executor:
             observe=observe,
         )
 
+    def _next_seed(self) -> int:
+        """The seed of the next call's ``ctx.random`` (store seed + call number)."""
+        shared = self._shared
+        return (shared.seed * 1_000_003 + next(shared.calls)) & 0xFFFFFFFFFFFFFFFF
+
     def _ctx(self, writable: bool, txn: Transaction) -> BaseCtx:
         shared = self._shared
-        rng = (shared.seed * 1_000_003 + next(shared.calls)) & 0xFFFFFFFFFFFFFFFF
+        rng = self._next_seed()
         if writable:
             assert shared.scheduler is not None
             return MutationCtx(
@@ -544,7 +544,7 @@ class Executor:
     def _action_ctx(self) -> ActionCtx:
         shared = self._shared
         assert shared.scheduler is not None
-        rng = (shared.seed * 1_000_003 + next(shared.calls)) & 0xFFFFFFFFFFFFFFFF
+        rng = self._next_seed()
         return ActionCtx(
             self.call,
             self._auth,
