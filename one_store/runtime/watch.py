@@ -146,38 +146,17 @@ class Watch:
         """Whether :meth:`close` was called (or the store closed)."""
         return self._closed
 
-    def updates(self, timeout: float | None = None) -> Iterator[Result[Any, Problem]]:
+    def updates(self, timeout: float | None = None) -> Updates:
         """Each Result delivered from now on, in order; ends when the watch closes.
 
         Args:
             timeout: seconds to wait for each one (None: for ever).
 
         Raises:
-            TimeoutError: nothing was delivered within ``timeout`` seconds.
+            TimeoutError: (from iterating) nothing was delivered within
+                ``timeout`` seconds.
         """
-        feed: queue.SimpleQueue[object] = queue.SimpleQueue()
-        with self._watches.lock:
-            if self._closed:
-                return iter(())
-            self._feeds.append(feed.put)
-        return self._drain(feed, timeout)
-
-    def _drain(
-        self, feed: queue.SimpleQueue[object], timeout: float | None
-    ) -> Iterator[Result[Any, Problem]]:
-        try:
-            while True:
-                try:
-                    item = feed.get(timeout=timeout)
-                except queue.Empty:
-                    raise TimeoutError(
-                        f"no update of this watch within {timeout} s"
-                    ) from None
-                if item is _CLOSED:
-                    return
-                yield item  # type: ignore[misc]  # only Results and _CLOSED are fed
-        finally:
-            self._unfeed(feed.put)
+        return Updates(self, timeout)
 
     def __aiter__(self) -> AsyncIterator[Result[Any, Problem]]:
         """``async for r in w``: each Result delivered from now on, until close."""
@@ -276,6 +255,60 @@ class Watch:
         feeds, self._feeds = self._feeds, []
         for feed in feeds:
             feed(_CLOSED)
+
+
+class Updates(Iterator[Result[Any, Problem]]):
+    """What :meth:`Watch.updates` returns: an iterator over delivered Results.
+
+    It listens from the moment it is made (not from the first ``next``), so no
+    Result delivered in between is lost. ``close()`` (or the end of a ``for``
+    loop over it, or garbage collection) stops listening.
+    """
+
+    def __init__(self, watch: Watch, timeout: float | None) -> None:
+        self._watch = watch
+        self._timeout = timeout
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._done = False
+        with watch._watches.lock:
+            if watch._closed:
+                self._done = True
+            else:
+                watch._feeds.append(self._inbox.put)
+
+    def __iter__(self) -> Updates:
+        return self
+
+    def __next__(self) -> Result[Any, Problem]:
+        result = self.wait(self._timeout)
+        if result is None:
+            raise StopIteration
+        return result
+
+    def wait(self, timeout: float | None) -> Result[Any, Problem] | None:
+        """The next delivered Result; None once the watch closed.
+
+        Raises:
+            TimeoutError: nothing was delivered within ``timeout`` seconds.
+        """
+        if self._done:
+            return None
+        try:
+            item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no update of the watch within {timeout} s") from None
+        if item is _CLOSED:
+            self.close()
+            return None
+        return item  # type: ignore[return-value]  # only Results and _CLOSED come in
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._done = True
+        self._watch._unfeed(self._inbox.put)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class _Observing:
