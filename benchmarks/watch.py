@@ -308,7 +308,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = (100, 1000)
     if args.smoke:
-        args.rounds, args.writes, args.latency_writes, args.log_writes = 2, 5, 20, 3000
+        args.rounds, args.writes, args.latency_writes, args.log_writes = 2, 5, 10, 1000
         counts = (3, 10)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
