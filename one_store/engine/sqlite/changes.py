@@ -44,7 +44,7 @@ _Q = quote(CHANGES)
 KEEP = 10_000
 PRUNE_EVERY = 1_000
 # Entries a connection remembers having made (ChangeLog.recent).
-RECENT = 4_096
+RECENT = 1_024
 _NONE = b"\xff\xff\xff\xff"
 
 
