@@ -482,18 +482,21 @@ class Watches:
         backend = self._executor.backend
         seen: int | None = None
         while not self._stop.wait(POLL_SECONDS):
+            if not self._open:
+                continue  # nothing to keep current: no statement either
             try:
                 with backend.read():
                     version = backend.data_version()
+                if version != seen:  # the first look too: a commit may precede it
+                    seen = version
+                    self.catch_up()
             except StorageFailure:
-                continue
-            except Exception:  # the store closed under us
-                if self._closed:
+                continue  # busy or failing now; the next look tries again
+            except Exception:
+                if self._closed:  # the store closed under us
                     return
-                raise
-            if version != seen:  # the first look too: a commit may precede it
-                seen = version
-                self.catch_up()
+                # Never let the thread die silently: the watches would go stale.
+                logger.exception("the watch thread could not catch up; retrying")
 
 
 class _Reads:
