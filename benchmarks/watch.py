@@ -26,6 +26,17 @@ documents, two secondary indexes and a search index), in WAL files:
 
     python benchmarks/watch.py [--rounds 15] [--writes 200] [--latency-writes 1000]
         [--log-writes 1000000] [--smoke] [--out benchmarks/RESULTS.md]
+
+Timings on a shared machine move; instruction counts do not. ``--count CONFIG
+N`` (CONFIG: ``base`` for a store that never watched, ``log`` for the change log
+on and no watch open, ``w100`` / ``w1000`` for that many untouched watches) runs
+N untouched inserts in a memory store and nothing else, to run under callgrind::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python benchmarks/watch.py --count w1000 300
+
+(the count with N=300 minus the count with N=0, over 300, is one write's
+instructions).
 """
 
 from __future__ import annotations
@@ -297,6 +308,21 @@ def report(
     return "\n".join(lines)
 
 
+def count_only(config: str, n: int) -> None:
+    """N untouched inserts in a memory store set up as ``config`` (for callgrind)."""
+    store = Store.memory(SCHEMA)
+    store.run(insert_all(make_docs(500, seed=1))).unwrap()
+    if config != "base":
+        store.watch(thread_messages, {"threadId": "closed"}).close()
+    watches = int(config[1:]) if config.startswith("w") else 0
+    for i in range(watches):
+        store.watch(thread_messages, {"threadId": f"watched-{i}"})
+    docs = [{**d, "threadId": "thread-writes"} for d in make_docs(max(n, 1), seed=2)]
+    for d in docs[:n]:
+        store.mutation(send, d).unwrap()
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -305,7 +331,11 @@ def main() -> None:
     parser.add_argument("--log-writes", type=int, default=1_000_000)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--count", nargs=2, metavar=("CONFIG", "N"), default=None)
     args = parser.parse_args()
+    if args.count is not None:
+        count_only(args.count[0], int(args.count[1]))
+        return
     counts = (100, 1000)
     if args.smoke:
         args.rounds, args.writes, args.latency_writes, args.log_writes = 2, 5, 10, 1000
