@@ -6,7 +6,7 @@ range when it ran out, and only up to its last key when the caller stopped early
 (``take(n)``, ``first()``, ``unique()``, a full page). Convex records the
 interval of each page its stream fetched, prefetch included
 (convex-backend ``crates/database/src/query/index_range.rs``), a superset of
-this; the issue asks for the keys consumed, which re-runs less. A text search is
+this; one_store stops at the keys consumed, which re-runs less. A text search is
 reported as a search: any write whose document matches it may change its
 results.
 
