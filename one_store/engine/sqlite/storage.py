@@ -33,7 +33,7 @@ from ...model.keys import sort_key
 from ...model.schema import Schema, TableDefinition
 from ...model.values import Document, dumps, load_parser, loads
 from ..backend import Backend, Features, IndexScan, Row, Rows, SearchScan, TableInfo
-from . import changes, connection, ddl, scans
+from . import blobs, changes, connection, ddl, scans
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -104,6 +104,7 @@ class Storage:
         self.readonly = readonly
         self.lock = threading.RLock()
         self._log: Callable[[str, str], None] = changes.no_record  # no change log yet
+        self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
         except sqlite3.Error as e:
@@ -574,11 +575,8 @@ class Storage:
         """Number of documents in ``table``."""
         if table not in self.layouts:
             return 0
-        return int(
-            self.connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[
-                0
-            ]
-        )
+        [(n,)] = self.connection.execute(f"SELECT count(*) FROM {quote(table)}")
+        return int(n)
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
@@ -587,6 +585,7 @@ class Storage:
                 if self.path != ":memory:" and not self.readonly:
                     self.connection.execute("PRAGMA optimize")
             self.connection.close()
+            self.blobs.close()
 
 
 def _any() -> Any:
