@@ -148,7 +148,7 @@ class BlobFolder:
         if self._empty:
             return None
         try:
-            return open(os.path.join(self.path, key), "rb")  # noqa: SIM115 - the caller closes it
+            return open(os.path.join(self.path, key), "rb")
         except FileNotFoundError:
             return None
 
