@@ -131,7 +131,8 @@ def test_a_stored_file_has_convex_metadata(files_store):
     assert doc["_id"] == sid
     assert doc["sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
     assert len(doc["sha256"]) == 44  # padded standard base64, as Convex >= 1.9
-    assert doc["size"] == 11.0 and isinstance(doc["size"], float)
+    assert doc["size"] == 11.0
+    assert isinstance(doc["size"], float)
     assert doc["contentType"] == "text/plain"
     assert files_store.query(listing).unwrap() == [doc]
     assert files_store.files.get(sid).unwrap() == data
@@ -188,8 +189,10 @@ def test_get_url_points_under_site_url_and_is_none_once_deleted(tmp_path):
 
 def test_default_site_url(store):
     sid = store.files.store(b"x").unwrap()
-    assert store.files.get_url(sid).unwrap().startswith(
-        "http://127.0.0.1:3210/api/storage/"
+    assert (
+        store.files.get_url(sid)
+        .unwrap()
+        .startswith("http://127.0.0.1:3210/api/storage/")
     )
     url = store.mutation(upload_url).unwrap()
     assert url.startswith("http://127.0.0.1:3210/api/storage/upload?token=")
@@ -202,7 +205,7 @@ def test_bad_storage_ids_are_failures_with_convex_text(files_store):
         case Failure(InvalidId(message=message)):
             assert message == (
                 "Invalid argument `storageId` for `storage.getUrl`: Invalid storage "
-                'ID: "junk". Storage ID should be an Id of \'_storage\' table, or a '
+                "ID: \"junk\". Storage ID should be an Id of '_storage' table, or a "
                 "UUID string."
             )
         case other:

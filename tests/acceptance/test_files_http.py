@@ -88,7 +88,8 @@ def test_the_upload_flow_of_convex_s_tutorial(server, client):
     assert meta["contentType"] == "image/png"
     # The token is reusable within its hour, as Convex's: each POST is a new file.
     again = client.post(url, content=b"second")
-    assert again.status_code == 200 and again.json()["storageId"] != sid
+    assert again.status_code == 200
+    assert again.json()["storageId"] != sid
 
 
 def test_a_file_without_content_type_is_served_without_one(client):
@@ -106,7 +107,9 @@ def test_a_file_without_content_type_is_served_without_one(client):
 
 def file_url(client: httpx.Client, data: bytes) -> tuple[str, str]:
     sid = upload(client, data, "text/plain")
-    mid = call(client, "mutation", "images:sendImage", {"storageId": sid, "author": "R"})
+    mid = call(
+        client, "mutation", "images:sendImage", {"storageId": sid, "author": "R"}
+    )
     [message] = [m for m in call(client, "query", "images:list") if m["_id"] == mid]
     return message["url"], mid
 
@@ -133,7 +136,8 @@ def test_range_requests(client):
     ignored = client.get(url, headers={"range": "pages=1-2"})
     assert (ignored.status_code, ignored.content) == (200, data)
     head = client.head(url)
-    assert head.status_code == 200 and head.headers["content-length"] == "1024"
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "1024"
 
 
 def test_a_deleted_file_s_url_answers_404(client):
@@ -160,7 +164,7 @@ def storage_count(db: Path) -> int:
 
 
 def test_bad_tokens_are_refused_and_store_nothing(server, client):
-    url, db = server
+    _url, db = server
     before = storage_count(db)
     missing = client.post("/api/storage/upload", content=b"x")
     assert missing.status_code == 400
