@@ -9,7 +9,7 @@ from typing import Any
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
 
-@mutation(name="generateUploadUrl")
+@mutation(args={}, name="generateUploadUrl")
 def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
     return ctx.storage.generate_upload_url()
 
