@@ -9,8 +9,9 @@ Why a folder and not blobs in the database (SQLite's incremental blob I/O,
 ``sqlite3.Connection.blobopen``): measured on this machine with 200 MiB written in
 1 MiB pieces, a WAL database took 26-42 MB/s to store (every page goes to the WAL,
 then again to the database at the checkpoint, under the one write lock), against
-~1 GB/s for a plain file, which also reads back 1.3-2x faster
-(``benchmarks/files.py`` and ``benchmarks/RESULTS.md`` hold the current figures). A
+53-990 MB/s for a plain file (``fsync``-bound on a shared disk), which also read
+back 1.3-4x faster; ``benchmarks/files.py`` repeats it against this module
+(``benchmarks/RESULTS.md``: a median 76 MB/s for blob rows, 206 MB/s here). A
 folder also keeps the write lock out of uploads: a client that sends slowly holds
 no lock, and mutations keep running. The price is that atomicity with the
 transaction is this module's job rather than SQLite's:
