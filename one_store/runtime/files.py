@@ -543,11 +543,6 @@ class StorageActions:
         """A signed upload URL, valid for an hour from now."""
         return self._files.upload_url(float(self._files.executor.clock()))
 
-    def get_metadata(self, storage_id: Id) -> Document | None:
-        """The file's ``_storage`` document, or None (Convex's deprecated getMetadata)."""
-        doc: Document | None = _value(self._files.read(storage_id, "getMetadata"))
-        return doc
-
 
 def _value(result: Result[Any, Problem]) -> Any:
     if isinstance(result, Failure):

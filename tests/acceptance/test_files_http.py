@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,7 +46,9 @@ def client(server) -> Iterator[httpx.Client]:
         yield c
 
 
-def call(client: httpx.Client, kind: str, path: str, args: dict | None = None):
+def call(
+    client: httpx.Client, kind: str, path: str, args: dict[str, Any] | None = None
+) -> Any:
     reply = client.post(f"/api/{kind}", json={"path": path, "args": args or {}})
     body = reply.json()
     assert body["status"] == "success", body
@@ -53,7 +56,7 @@ def call(client: httpx.Client, kind: str, path: str, args: dict | None = None):
 
 
 def upload_url(client: httpx.Client) -> str:
-    return call(client, "mutation", "images:generateUploadUrl")
+    return str(call(client, "mutation", "images:generateUploadUrl"))
 
 
 def upload(client: httpx.Client, data: bytes, content_type: str | None = None) -> str:
