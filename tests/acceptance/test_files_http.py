@@ -264,3 +264,21 @@ def test_a_client_that_hangs_up_mid_upload_leaves_nothing(server, client):
     assert list(folder.glob("*.part")) == []
     assert storage_count(db) == before
     assert len(list(folder.iterdir())) == storage_count(db)
+
+
+def test_http_actions_store_and_serve_files(client):
+    """Convex's HTTP-action examples: store the request's body, answer a file's bytes."""
+    data = b"\x89PNG" + os.urandom(300)
+    sent = client.post(
+        "/sendImage?author=Hal", content=data, headers={"content-type": "image/png"}
+    )
+    assert sent.status_code == 200
+    sid = sent.json()["storageId"]
+    meta = call(client, "query", "images:metadata", {"storageId": sid})
+    assert meta["contentType"] == "image/png"
+    assert [m["author"] for m in call(client, "query", "images:list")].count("Hal") == 1
+    got = client.get("/getImage", params={"storageId": sid})
+    assert (got.status_code, got.content) == (200, data)
+    call(client, "mutation", "images:generateUploadUrl")  # still serving
+    bad = client.get("/getImage", params={"storageId": "junk"})
+    assert bad.status_code == 500  # the action failed (InvalidId), as Convex's would
