@@ -85,14 +85,15 @@ async def serve_file(store: Store, request: Request) -> Response:
 def configure(store: Store, site_url: str, max_file_size: int | None = None) -> None:
     """Point file and upload URLs at ``site_url``; set the upload cap.
 
-    The cap is ``max_file_size``, else ``$ONE_STORE_MAX_FILE_SIZE`` bytes, else none
-    (as Convex).
+    The cap is ``max_file_size``, else ``$ONE_STORE_MAX_FILE_SIZE`` bytes, else
+    whatever ``store.files.max_size`` already was (none by default, as Convex).
     """
     store.files.site_url = site_url
     if max_file_size is None:
         raw = os.environ.get(MAX_FILE_SIZE_ENV, "").strip()
         max_file_size = int(raw) if raw.isdigit() else None
-    store.files.max_size = max_file_size
+    if max_file_size is not None:
+        store.files.max_size = max_file_size
 
 
 def _content_type(request: Request) -> str | None:
