@@ -566,9 +566,8 @@ def import_snapshot(
             with storage.write():
                 plan = importer.plan_numbers()
                 importer.prepare_tables(plan)
-                counts = importer.write(plan)
-                if files.write_rows():
-                    counts["_storage"] = len(files.rows)
+                stored = files.write_rows()  # first: documents may refer to files
+                counts = importer.write(plan) | ({"_storage": stored} if stored else {})
             files.release()
         except FileSnapshotError as e:
             storage.note_rollback(last_known)

@@ -219,7 +219,7 @@ class Staging:
             raise FileSnapshotError("_storage IDs carry different table numbers")
         if self.replace:
             backend.clear(TABLE)
-        layout = backend.layouts[TABLE]
+        layout = backend.layouts.get(TABLE) or backend.ensure_table(TABLE)
         if wanted and layout.number not in wanted:
             (number,) = wanted
             if backend.count(TABLE):

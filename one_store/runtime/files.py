@@ -48,7 +48,13 @@ from ..model.errors import (
     ProblemError,
     StorageFailure,
 )
-from ..model.ids import Id, decode_id, encode_id, table_number_of
+from ..model.ids import (
+    FIRST_USER_TABLE_NUMBER,
+    Id,
+    decode_id,
+    encode_id,
+    table_number_of,
+)
 from ..model.values import Document, loads
 from .functions import FunctionSpec
 from .transaction import Transaction
@@ -116,9 +122,9 @@ def sha256_text(digest: bytes) -> str:
 class Files:
     """A store's file storage: the ``_storage`` table, bodies, URLs, tokens.
 
-    Made by the store when it opens: creates the ``_storage`` table and the
-    upload secret if missing, then removes what a crash left behind (bodies
-    with no committed row, half-written bodies).
+    Made by the store when it opens, which removes what a crash left behind
+    (bodies with no committed row, half-written bodies). The ``_storage`` table
+    and the upload secret are made on first use.
 
     Args:
         executor: the store's executor.
@@ -134,32 +140,54 @@ class Files:
         self.site_url = site_url.rstrip("/")
         self.max_size = max_size
         self.blobs: BlobStore = self.backend.blobs
-        self._secret = self._setup()
+        # The upload secret, once read from the file (or made: see _secret_in).
+        self._secret: bytes | None = None
         if not self.backend.readonly:
             self.blobs.recover(self._live)
 
-    def _setup(self) -> bytes:
-        backend = self.backend
-        if backend.readonly:  # it takes no uploads: nothing to sign
-            return os.urandom(32)
-        with backend.read():
-            secret = backend.meta(SECRET_KEY)
-        if secret is not None and TABLE in backend.layouts:
-            return bytes.fromhex(secret)
+    def _table(self) -> TableInfo:
+        """The ``_storage`` table, created on first use (outside any transaction).
 
-        def work(txn: Transaction) -> str:
-            if TABLE not in backend.layouts:
-                backend.ensure_table(TABLE)
-            found = backend.meta(SECRET_KEY)
-            if found is None:
-                found = os.urandom(32).hex()
-                backend.set_meta(SECRET_KEY, found)
-            return found
-
-        made = self.executor.system_write(work)
+        Not at open: a store that never stores a file pays nothing for it.
+        """
+        layout = self.backend.layouts.get(TABLE)
+        if layout is not None:
+            return layout
+        made = self.executor.system_write(lambda txn: txn.storage.ensure_table(TABLE))
         if isinstance(made, Failure):
             raise StorageFailure(made.failure())
-        return bytes.fromhex(made.unwrap())
+        return made.unwrap()
+
+    def _secret_in(self, txn: Transaction | None) -> bytes | None:
+        """The file's upload secret, made in ``txn`` (or a write of its own) if new.
+
+        None only in a read, when the file has none yet (no token can verify).
+        """
+        if self._secret is not None:
+            return self._secret
+
+        def work(txn: Transaction) -> str | None:
+            found = txn.storage.meta(SECRET_KEY)
+            if found is None and txn.writable:
+                found = os.urandom(32).hex()
+                txn.storage.set_meta(SECRET_KEY, found)
+            return found
+
+        if txn is None:
+            result = self.executor.system_write(work)
+            if isinstance(result, Failure):
+                raise StorageFailure(result.failure())
+            found = result.unwrap()
+        else:
+            found = work(txn)
+        if found is None:
+            return None
+        secret = bytes.fromhex(found)
+        if txn is None or not txn.writable:
+            # Committed (a mutation's secret is read again each time: it may
+            # roll back with the mutation that made it).
+            self._secret = secret
+        return secret
 
     def _live(self, key: str) -> bool:
         """Whether ``key`` has a committed ``_storage`` row (crash recovery)."""
@@ -183,7 +211,8 @@ class Files:
             )
         number = table_number_of(sid)
         if number is not None:
-            if self.backend.table_of(number) != TABLE:
+            owner = self.backend.table_of(number)
+            if owner != TABLE and not (owner is None and self._unnumbered(number)):
                 raise ProblemError(
                     InvalidId(
                         sid,
@@ -203,6 +232,10 @@ class Files:
             )
         return found
 
+    def _unnumbered(self, number: int) -> bool:
+        """No ``_storage`` table yet, and ``number`` is a system table's (no files)."""
+        return TABLE not in self.backend.layouts and number < FIRST_USER_TABLE_NUMBER
+
     def id_of_uuid(self, text: str) -> Id | None:
         """The storage ID whose URL holds the UUID ``text`` (None: not a UUID)."""
         try:
@@ -216,10 +249,12 @@ class Files:
         """The URL that serves the file ``sid`` (``serve`` answers it)."""
         return f"{self.site_url}/api/storage/{storage_uuid(sid)}"
 
-    def upload_url(self, now_ms: float) -> str:
-        """A signed upload URL issued at ``now_ms``, valid for an hour."""
+    def upload_url(self, now_ms: float, txn: Transaction | None = None) -> str:
+        """A signed upload URL issued at ``now_ms`` (in ``txn``), valid for an hour."""
+        secret = self._secret_in(txn)
+        assert secret is not None  # made in a write
         payload = b"\x01" + int(now_ms // 1000).to_bytes(8, "big") + os.urandom(12)
-        mac = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
+        mac = hmac.new(secret, payload, hashlib.sha256).digest()[:16]
         return f"{self.site_url}/api/storage/upload?token={(payload + mac).hex()}"
 
     def check_token(self, token: str) -> TokenError | None:
@@ -228,14 +263,24 @@ class Files:
             raw = bytes.fromhex(token)
         except ValueError:
             return "StorageTokenInvalid"
+        secret = self._read_secret()
+        if secret is None:
+            return "StorageTokenInvalid"  # no URL was ever made for this file
         payload, mac = raw[:-16], raw[-16:]
-        expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
+        expected = hmac.new(secret, payload, hashlib.sha256).digest()[:16]
         if len(raw) != 37 or raw[0] != 1 or not hmac.compare_digest(mac, expected):
             return "StorageTokenInvalid"
         issued = int.from_bytes(payload[1:9], "big")
         if issued + UPLOAD_VALIDITY_S <= self.executor.clock() / 1000:
             return "StorageTokenExpired"
         return None
+
+    def _read_secret(self) -> bytes | None:
+        result = self.executor.transaction(self._secret_in, writable=False)
+        if isinstance(result, Failure):
+            raise StorageFailure(result.failure())
+        secret: bytes | None = result.unwrap()
+        return secret
 
     # ------------------------------------------------------------ rows
 
@@ -307,7 +352,7 @@ class Files:
         if content_type is not None and not isinstance(content_type, str):
             raise ContextError(f"content_type must be a string, got {content_type!r}")
         limit = self.max_size if max_size is None else max_size
-        layout = self.backend.layouts[TABLE]
+        layout = self._table()
         days = int(self.executor.clock() // 86_400_000) & 0xFFFF
         key = encode_id(layout.number, os.urandom(14) + days.to_bytes(2, "big"))
         pending = self.blobs.begin(key)
@@ -493,7 +538,7 @@ class StorageWriter(StorageReader):
 
         Signed, and valid for an hour from this mutation's ``now``.
         """
-        return self._files.upload_url(self._txn.now_ms)
+        return self._files.upload_url(self._txn.now_ms, self._txn)
 
     def delete(self, storage_id: Id) -> None:
         """Delete the file with this mutation (rolled back if the mutation fails)."""
