@@ -164,7 +164,7 @@ async def _upload(store: Store, request: Request) -> Response:
     return JSONResponse({"storageId": result.unwrap()})
 
 
-def _range(header: str | None, size: int) -> tuple[int, int] | str | None:
+def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """``(first, last)`` of one satisfiable range, ``"multi"``/``"unsatisfiable"``, or None."""
     if header is None or size == 0:
         return None
@@ -223,7 +223,7 @@ async def _serve_file(store: Store, request: Request) -> Response:
     }
     if "contentType" in doc:
         headers["content-type"] = str(doc["contentType"])
-    wanted = _range(request.headers.get("range"), size)
+    wanted = byte_range(request.headers.get("range"), size)
     if isinstance(wanted, str):
         body.close()
         if wanted == "unsatisfiable":
