@@ -282,3 +282,36 @@ def test_http_actions_store_and_serve_files(client):
     call(client, "mutation", "images:generateUploadUrl")  # still serving
     bad = client.get("/getImage", params={"storageId": "junk"})
     assert bad.status_code == 500  # the action failed (InvalidId), as Convex's would
+
+
+def test_uploads_are_not_bound_by_the_api_s_20_mib_body_cap(tmp_path, monkeypatch):
+    """An upload streams to disk: 25 MiB passes where a function call's body cannot."""
+    monkeypatch.delenv("ONE_STORE_MAX_FILE_SIZE", raising=False)  # no cap here
+    size = 25 << 20
+    piece = os.urandom(1 << 20)
+    with (
+        live_server(APP, tmp_path / "big.db") as (url, _process),
+        httpx.Client(base_url=url, timeout=120) as c,
+    ):
+
+        def pieces() -> Iterator[bytes]:
+            for _ in range(size // len(piece)):
+                yield piece
+
+        reply = c.post(upload_url(c), content=pieces())
+        assert reply.status_code == 200, reply.text
+        sid = reply.json()["storageId"]
+        meta = call(c, "query", "images:metadata", {"storageId": sid})
+        assert meta["size"] == size
+        expected = hashlib.sha256()
+        for chunk in pieces():
+            expected.update(chunk)
+        assert meta["sha256"] == base64.b64encode(expected.digest()).decode()
+        mid = call(c, "mutation", "images:sendImage", {"storageId": sid, "author": "Z"})
+        [message] = [m for m in call(c, "query", "images:list") if m["_id"] == mid]
+        got = hashlib.sha256()
+        with c.stream("GET", message["url"]) as served:
+            assert served.headers["content-length"] == str(size)
+            for chunk in served.iter_bytes():
+                got.update(chunk)
+        assert got.digest() == expected.digest()
