@@ -137,7 +137,8 @@ async def _upload(store: Store, request: Request) -> Response:
             "BadQueryArgs",
             "Failed to deserialize query string: missing field `token`",
         )
-    refused = store.files.check_upload_token(token)
+    # Store work runs on a worker thread: it may wait for the store's lock.
+    refused = await run_in_thread(store.files.check_upload_token, token)
     if refused is not None:
         raise RequestError(401, refused, _TOKEN_ERRORS[refused])
     content_type, digest = _content_type(request), _digest(request)
@@ -145,7 +146,7 @@ async def _upload(store: Store, request: Request) -> Response:
     declared = request.headers.get("content-length", "")
     if limit is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    with store.files.begin(content_type) as pending:
+    with await run_in_thread(store.files.begin, content_type) as pending:
         try:
             async for chunk in request.stream():
                 if pending.write(chunk) is not None:
