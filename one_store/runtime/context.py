@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from returns.result import Result
 
 from ..model.errors import ContextError, Problem
+from .ctx_storage import StorageActions, StorageReader, StorageWriter
 from .database import DatabaseReader, DatabaseWriter
-from .files import Files, StorageActions, StorageReader, StorageWriter
+from .files import Files
 from .functions import Kind
 from .transaction import Transaction
 
