@@ -79,6 +79,10 @@ class Transactions(Protocol):
     def clock(self) -> Callable[[], float]:
         """The store's clock (ms since the epoch)."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether the store was closed."""
+
     def transaction(
         self,
         work: Callable[[Transaction], T],
@@ -321,8 +325,13 @@ class Files:
 
     # ------------------------------------------------------------ own transactions
 
+    def _open_store(self) -> None:
+        if self.executor.closed:
+            raise ContextError("This store is closed.")
+
     def read(self, sid: object, method: str) -> Result[Document | None, Problem]:
         """The ``_storage`` document ``sid`` in a read of its own."""
+        self._open_store()
 
         def work(txn: Transaction) -> Document | None:
             return self.row(txn, self.check_id(sid, method))
@@ -331,6 +340,7 @@ class Files:
 
     def delete(self, sid: object) -> Result[None, Problem]:
         """Delete the file ``sid`` in a write of its own."""
+        self._open_store()
         return self.executor.transaction(
             lambda txn: self.delete_in(txn, sid),
             writable=True,
@@ -347,6 +357,7 @@ class Files:
             ContextError: the store is read-only, or ``content_type`` is not a
                 string.
         """
+        self._open_store()
         if self.backend.readonly:
             raise ContextError("This store is read-only: it cannot store files.")
         if content_type is not None and not isinstance(content_type, str):

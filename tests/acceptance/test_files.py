@@ -20,6 +20,7 @@ from returns.result import Failure, Success
 
 from one_store import (
     ArgsInvalid,
+    ContextError,
     ConvexError,
     DocumentInvalid,
     DocumentNotFound,
@@ -384,3 +385,16 @@ def test_upload_tokens_are_signed_and_expire_after_an_hour(tmp_path):
     # The same database keeps its secret across opens.
     with Store.open(tmp_path / "t.db", clock=FakeClock(1_700_000_000_000.0)) as s:
         assert s.files.check_upload_token(token) is None
+
+
+def test_a_closed_store_refuses_file_calls():
+    s = Store.memory()
+    sid = s.files.store(b"x").unwrap()
+    s.close()
+    for call in (
+        lambda: s.files.store(b"y"),
+        lambda: s.files.get(sid),
+        lambda: s.files.delete(sid),
+    ):
+        with pytest.raises(ContextError, match="closed"):
+            call()
