@@ -38,6 +38,7 @@ from ..store import Store
 
 CHUNK: Final = 1 << 20
 MAX_FILE_SIZE_ENV: Final = "ONE_STORE_MAX_FILE_SIZE"
+SITE_URL_ENV: Final = "ONE_STORE_SITE_URL"
 _MIME: Final = re.compile(
     r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;.*)?$"
 )
@@ -85,10 +86,13 @@ async def serve_file(store: Store, request: Request) -> Response:
 def configure(store: Store, site_url: str, max_file_size: int | None = None) -> None:
     """Point file and upload URLs at ``site_url``; set the upload cap.
 
-    The cap is ``max_file_size``, else ``$ONE_STORE_MAX_FILE_SIZE`` bytes, else
-    whatever ``store.files.max_size`` already was (none by default, as Convex).
+    ``$ONE_STORE_SITE_URL``, when set, wins over ``site_url`` (the address clients
+    reach, e.g. behind a proxy or when bound to ``0.0.0.0``; Convex's
+    ``--convex-origin``). The cap is ``max_file_size``, else
+    ``$ONE_STORE_MAX_FILE_SIZE`` bytes, else whatever ``store.files.max_size``
+    already was (none by default, as Convex).
     """
-    store.files.site_url = site_url
+    store.files.site_url = os.environ.get(SITE_URL_ENV) or site_url
     if max_file_size is None:
         raw = os.environ.get(MAX_FILE_SIZE_ENV, "").strip()
         max_file_size = int(raw) if raw.isdigit() else None

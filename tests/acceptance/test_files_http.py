@@ -315,3 +315,18 @@ def test_uploads_are_not_bound_by_the_api_s_20_mib_body_cap(tmp_path, monkeypatc
             for chunk in served.iter_bytes():
                 got.update(chunk)
         assert got.digest() == expected.digest()
+
+
+def test_one_store_site_url_sets_the_origin_of_file_urls(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONE_STORE_SITE_URL", "https://files.example")
+    with (
+        live_server(APP, tmp_path / "site.db") as (url, _process),
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        made = upload_url(c)
+        assert made.startswith("https://files.example/api/storage/upload?token=")
+        reply = c.post("/api/storage/upload?" + made.split("?", 1)[1], content=b"x")
+        sid = reply.json()["storageId"]
+        mid = call(c, "mutation", "images:sendImage", {"storageId": sid, "author": "S"})
+        [message] = [m for m in call(c, "query", "images:list") if m["_id"] == mid]
+        assert message["url"].startswith("https://files.example/api/storage/")
