@@ -42,7 +42,7 @@ from ..backend import (
     SearchScan,
     TableInfo,
 )
-from . import changes, connection, ddl, scans
+from . import blobs, changes, connection, ddl, scans
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -109,6 +109,7 @@ class Storage:
         self.readonly = readonly
         self.lock = threading.RLock()
         self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
+        self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
         except sqlite3.Error as e:
@@ -469,8 +470,6 @@ class Storage:
             self.clock.deleted(created)
         return True
 
-    # ------------------------------------------------------------------ change log
-
     def enable_change_log(self) -> int:
         """Keep a change log from now on (every process); the newest ``seq``."""
         if not changes.exists(self.connection):
@@ -493,8 +492,6 @@ class Storage:
     def data_version(self) -> int:
         """``PRAGMA data_version``: moves when another connection commits."""
         return changes.data_version(self.connection)
-
-    # ------------------------------------------------------------------ scans
 
     def index_rows(self, scan: IndexScan) -> Rows:
         """The rows of an index range scan (the cursor itself: no wrapper)."""
@@ -587,6 +584,7 @@ class Storage:
                 if self.path != ":memory:" and not self.readonly:
                     self.connection.execute("PRAGMA optimize")
             self.connection.close()
+            self.blobs.close()
 
 
 def _any() -> Any:
