@@ -52,7 +52,7 @@ class SearchIndex:
 
 @frozen
 class VectorIndex:
-    """A vector index declaration (stored in the schema; searching is not built yet)."""
+    """A vector index: ``dimensions`` floats at ``vector_field``, with equality filter fields."""
 
     name: str
     vector_field: str
@@ -105,6 +105,10 @@ class TableDefinition:
             + tuple(s.name for s in self.search_indexes)
             + tuple(x.name for x in self.vector_indexes)
         )
+
+    def side_indexes(self) -> tuple[SearchIndex | VectorIndex, ...]:
+        """The search and vector indexes (what is kept beside the document rows)."""
+        return (*self.search_indexes, *self.vector_indexes)
 
     def index(self, name: str, fields: Iterable[str]) -> TableDefinition:
         """Add a database index over ``fields`` (in order).
@@ -181,7 +185,19 @@ class TableDefinition:
         dimensions: int,
         filter_fields: Iterable[str] = (),
     ) -> TableDefinition:
-        """Declare a vector index (kept in the schema and its JSON)."""
+        """Declare a vector index, searched with ``ctx.vector_search`` in actions.
+
+        Documents whose ``vector_field`` holds exactly ``dimensions`` floats are
+        indexed; others (a missing field, another length) are silently not.
+
+        Example:
+            >>> from one_store import v, define_table
+            >>> t = define_table({"embedding": v.array(v.float64())}).vector_index(
+            ...     "by_embedding", vector_field="embedding", dimensions=3
+            ... )
+            >>> t.vector_indexes[0].dimensions
+            3
+        """
         _check_index_name(self, name)
         filters = tuple(filter_fields)
         for f in (vector_field, *filters):
@@ -192,6 +208,12 @@ class TableDefinition:
             )
         if len(filters) > MAX_SEARCH_FILTER_FIELDS:
             raise SchemaError("Vector indexes may have up to 16 filter fields.")
+        for other in self.vector_indexes:
+            if (other.vector_field, other.dimensions) == (vector_field, dimensions):
+                raise SchemaError(
+                    f"Vector index {name!r} duplicates {other.name!r}: the same field "
+                    "and dimensions (VectorIndexFieldNotUnique)."
+                )
         new = VectorIndex(name, vector_field, dimensions, filters)
         return evolve(self, vector_indexes=(*self.vector_indexes, new))
 

@@ -552,6 +552,7 @@ class Executor:
             rng,
             shared.scheduler.for_action(),
             shared.http,
+            shared.backend,
         )
 
     def run_action(
