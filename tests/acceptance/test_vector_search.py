@@ -206,7 +206,7 @@ def people(store):
     }
     made = {}
     for name, (user, kind, vec) in rows.items():
-        doc = {"kind": kind, "embedding": vec}
+        doc: dict[str, Any] = {"kind": kind, "embedding": vec}
         if user is not UNSET:
             doc["user"] = user
         made[name] = insert(store, doc)

@@ -111,6 +111,10 @@ def check(
                 assert score <= last + 1e-6
 
 
+def write(store: Store, method: str, *args: Any) -> Any:
+    return store.run(lambda ctx: getattr(ctx.db, method)(*args)).unwrap()
+
+
 @given(
     docs=st.lists(DOC, max_size=30),
     changes=st.lists(
@@ -125,9 +129,7 @@ def test_results_equal_a_brute_force_ranking(docs, changes, query, limit, groups
         held: dict[str, dict[str, Any]] = {}
         for doc in docs:
             body = {k: x for k, x in doc.items() if x is not UNSET}
-            doc_id = store.run(
-                lambda ctx, body=body: ctx.db.insert("items", body)
-            ).unwrap()
+            doc_id = write(store, "insert", "items", body)
             held[doc_id] = body
         check(run(store, query, limit, groups), held, query, limit, groups)
         order = list(held)
@@ -136,11 +138,11 @@ def test_results_equal_a_brute_force_ranking(docs, changes, query, limit, groups
                 break
             doc_id = order[position % len(order)]
             if change is None:
-                store.run(lambda ctx, i=doc_id: ctx.db.delete(i)).unwrap()
+                write(store, "delete", doc_id)
                 del held[doc_id]
                 order.remove(doc_id)
             else:
                 body = {k: x for k, x in change.items() if x is not UNSET}
-                store.run(lambda ctx, i=doc_id, b=body: ctx.db.replace(i, b)).unwrap()
+                write(store, "replace", doc_id, body)
                 held[doc_id] = body
         check(run(store, query, limit, groups), held, query, limit, groups)

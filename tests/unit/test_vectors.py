@@ -92,7 +92,8 @@ def test_a_rolled_back_write_leaves_the_table_as_it_was():
 def test_clearing_a_table_tombstones_every_entry():
     with Store.memory(SCHEMA) as store:
         for i in range(3):
-            store.run(lambda ctx, i=i: ctx.db.insert("docs", {"e": [1.0, float(i)]}))
+            doc = {"e": [1.0, float(i)]}
+            store.run(lambda ctx: ctx.db.insert("docs", doc)).unwrap()  # noqa: B023
         with store.storage.write():
             store.storage.clear("docs")
         assert [r[3] for r in rows(store)] == [0, 0, 0]
