@@ -378,3 +378,33 @@ def _check_index_references(name: str, table: TableDefinition) -> None:
                 f'In table "{name}" the index "{index}" is invalid because it '
                 f"references the field {path} that does not exist."
             )
+    for x in table.vector_indexes:
+        found = table.document.field_validator(tuple(x.vector_field.split(".")))
+        if found is not None and not _may_hold_vector(found):
+            # Convex's check_index_references: the field's validator must
+            # overlap v.array(v.float64()).
+            raise SchemaError(
+                f'In table "{name}" the vector index "{x.name}" is invalid because '
+                f'it references the field "{x.vector_field}" that is neither an '
+                "array of float64 or optional array of float64."
+            )
+
+
+def _may_hold_vector(validator: Validator) -> bool:
+    """Whether a field with ``validator`` can hold a list of float64 numbers."""
+    if validator.kind == "any":
+        return True
+    if validator.kind == "union":
+        return any(_may_hold_vector(m) for m in validator.members)
+    element = validator.element
+    return (
+        validator.kind == "array"
+        and element is not None
+        and (
+            element.kind in ("number", "any")
+            or (
+                element.kind == "union"
+                and any(m.kind in ("number", "any") for m in element.members)
+            )
+        )
+    )
