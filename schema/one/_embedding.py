@@ -17,7 +17,31 @@ DIMENSIONS = 64
 _WORD = re.compile(r"[a-z0-9]+")
 # Words that carry no topic: left out, so that "the" does not make texts similar.
 _STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "how", "in", "is", "it", "of", "on", "or", "should", "the", "to", "what", "when", "with"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "how",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "should",
+        "the",
+        "to",
+        "what",
+        "when",
+        "with",
+    ]
 )
 
 
