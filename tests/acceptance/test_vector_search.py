@@ -555,3 +555,17 @@ def test_a_vector_index_on_the_same_field_and_dimensions_twice_is_refused():
     with pytest.raises(SchemaError, match="VectorIndexFieldNotUnique"):
         table.vector_index("two", vector_field="e", dimensions=4)
     table.vector_index("three", vector_field="e", dimensions=8)
+
+
+def test_a_snapshot_import_is_searchable(tmp_path, store):
+    from one_store.snapshot import export_snapshot, import_snapshot
+
+    kept = insert(store, {"embedding": [1.0, 0.0, 0.0], "user": "a"})
+    insert(store, {"embedding": [0.0, 1.0, 0.0], "user": "b"})
+    export_snapshot(store, tmp_path / "snap.zip")
+    with Store.memory(SCHEMA, seed=2) as other:
+        insert(other, {"embedding": [1.0, 0.0, 0.0], "user": "a"})  # replaced below
+        import_snapshot(other, tmp_path / "snap.zip", mode="replace").unwrap()
+        only_a = {"vector": [1, 0, 0], "filter": lambda q: q.eq("user", "a")}
+        assert ids(search(other, only_a)) == [kept]
+        assert len(search(other, {"vector": [1, 0, 0]}).unwrap()) == 2
