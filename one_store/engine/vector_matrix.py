@@ -61,7 +61,6 @@ class VectorMatrix:
         self._data = np.zeros((0, dimensions), dtype=np.float32)
         self._codes = np.zeros((filters, 0), dtype=np.int32)
         self._ids: list[str] = []
-        self._ties: list[bytes] = []
         self._slot: dict[int, int] = {}  # document rowid -> slot
         self._free: list[int] = []  # slots of removed documents, reused first
         self._size = 0  # slots in use or freed (the matrix's rows [0, size))
@@ -110,25 +109,32 @@ class VectorMatrix:
         needed = self._size + max(0, len(rows) - len(self._free))
         if needed > self._data.shape[0]:
             self._grow(max(needed, self._data.shape[0] * 5 // 4 + 16))
-        slots = []
-        for row in rows:
-            if self._free:
-                slot = self._free.pop()
-                self._ids[slot] = row[1]
-                self._ties[slot] = _tie(row[1])
-            else:
-                slot = self._size
-                self._size += 1
-                self._ids.append(row[1])
-                self._ties.append(_tie(row[1]))
-            self._slot[row[0]] = slot
-            slots.append(slot)
+        index: Any
+        if not self._free:  # appended: one slice (a first load is all this)
+            start = self._size
+            index = slice(start, start + len(rows))
+            self._size += len(rows)
+            self._ids.extend(r[1] for r in rows)
+            docs = [r[0] for r in rows]
+            self._slot.update(zip(docs, range(start, self._size), strict=True))
+        else:
+            slots = []
+            for row in rows:
+                if self._free:
+                    slot = self._free.pop()
+                    self._ids[slot] = row[1]
+                else:
+                    slot = self._size
+                    self._size += 1
+                    self._ids.append(row[1])
+                self._slot[row[0]] = slot
+                slots.append(slot)
+            index = np.asarray(slots)
         raw = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4")
         block = raw.reshape(len(rows), self.dimensions).astype(np.float64)
         norms = np.sqrt(np.einsum("ij,ij->i", block, block))
         norms[norms == 0.0] = 1.0  # a zero vector stays zero: it scores 0
         block /= norms[:, None]
-        index = np.asarray(slots)
         self._data[index] = block
         for position, values in enumerate(self._values):
             codes = [values.setdefault(r[3 + position], len(values)) for r in rows]
@@ -199,10 +205,11 @@ class VectorMatrix:
             ]
         else:
             scores = (self._data[picked].astype(self._np.float64) @ unit).tolist()
-        ties = self._ties
+        ids = self._ids
+        # The internal IDs are decoded here, for the few candidates only.
         order = sorted(
             zip(scores, picked, strict=True),
-            key=lambda pair: (pair[0], ties[pair[1]]),
+            key=lambda pair: (pair[0], _tie(ids[pair[1]])),
             reverse=True,
         )
         # float32 rounding of the rows can put a score a hair outside [-1, 1].

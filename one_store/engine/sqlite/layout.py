@@ -264,6 +264,7 @@ class VectorLayout:
     delete_sql: str = field(init=False)
     clear_sql: str = field(init=False)
     changes_sql: str = field(init=False)
+    load_sql: str = field(init=False)
 
     @classmethod
     def build(cls, table: str, index: VectorIndex) -> VectorLayout:
@@ -294,8 +295,13 @@ class VectorLayout:
         self.clear_sql = (
             f"UPDATE {t} SET vector=NULL, seq={next_seq} WHERE vector IS NOT NULL"
         )
-        self.changes_sql = (
-            f"SELECT doc, id, vector{filters} FROM {t} WHERE seq > ? ORDER BY seq"
+        # Each document has one row (its latest state), so no order is needed.
+        self.changes_sql = f"SELECT doc, id, vector{filters} FROM {t} WHERE seq > ?"
+        # A first load reads the table in rowid order (sequential pages), not
+        # through the seq index (a page per row).
+        self.load_sql = (
+            f"SELECT doc, id, vector{filters} FROM {t} NOT INDEXED "
+            "WHERE vector IS NOT NULL"
         )
 
     def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:

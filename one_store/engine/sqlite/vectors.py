@@ -102,8 +102,9 @@ def _newest(connection: sqlite3.Connection, layout: VectorLayout) -> int:
 
 
 def _count(connection: sqlite3.Connection, layout: VectorLayout) -> int:
+    # Tombstones included: counted on the seq index, without reading vectors.
     (count,) = connection.execute(
-        f"SELECT count(*) FROM {quote(layout.table)} WHERE vector IS NOT NULL"
+        f"SELECT count(*) FROM {quote(layout.table)}"
     ).fetchone()
     return int(count)
 
@@ -111,7 +112,10 @@ def _count(connection: sqlite3.Connection, layout: VectorLayout) -> int:
 def _changes(
     connection: sqlite3.Connection, layout: VectorLayout, after: int
 ) -> Iterator[Row]:
-    cursor = connection.execute(layout.changes_sql, (after,))
+    if after == 0:
+        cursor = connection.execute(layout.load_sql)
+    else:
+        cursor = connection.execute(layout.changes_sql, (after,))
     while chunk := cursor.fetchmany(4096):
         yield from chunk
 
