@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python benchmarks/vectors.py            # 100,000 x 768 and 1,000,000 x 128 (~5 min to build once)
-    python benchmarks/vectors.py --small    # 3,000 x 64 and 20,000 x 16 (seconds)
+    python benchmarks/vectors.py --small    # 2,000 x 32 and 5,000 x 8 (seconds)
 
 Builds (once, then reuses) WAL files of documents ``{"embedding": [...], "group":
 i % 10}`` with a vector index on ``embedding`` filtered by ``group``, random
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     options.workdir.mkdir(parents=True, exist_ok=True)
     sizes = (
-        [(3_000, 64), (20_000, 16)]
+        [(2_000, 32), (5_000, 8)]
         if options.small
         else [(100_000, 768), (1_000_000, 128)]
     )
