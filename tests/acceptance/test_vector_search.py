@@ -74,6 +74,10 @@ def insert(store: Store, doc: dict[str, Any], table: str = "docs") -> str:
     return str(store.run(lambda ctx: ctx.db.insert(table, doc)).unwrap())
 
 
+def delete(store: Store, doc_id: str) -> None:
+    store.run(lambda ctx: ctx.db.delete(doc_id)).unwrap()
+
+
 def search(
     store: Store,
     request: Any,
@@ -569,3 +573,35 @@ def test_a_snapshot_import_is_searchable(tmp_path, store):
         only_a = {"vector": [1, 0, 0], "filter": lambda q: q.eq("user", "a")}
         assert ids(search(other, only_a)) == [kept]
         assert len(search(other, {"vector": [1, 0, 0]}).unwrap()) == 2
+
+
+def test_searches_and_writes_from_several_threads(tmp_path):
+    import threading
+
+    with Store.open(tmp_path / "threads.db", schema=SCHEMA) as shared:
+        errors: list[BaseException] = []
+
+        def writer(k: int) -> None:
+            try:
+                for i in range(30):
+                    made = insert(shared, {"embedding": [1.0, float(k), float(i)]})
+                    if i % 3 == 0:
+                        delete(shared, made)
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        def searcher() -> None:
+            try:
+                for _ in range(30):
+                    search(shared, {"vector": [1, 0, 0], "limit": 256}).unwrap()
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+        threads += [threading.Thread(target=searcher) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(search(shared, {"vector": [1, 0, 0], "limit": 256}).unwrap()) == 40
