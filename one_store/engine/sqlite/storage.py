@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from ...model.schema import Schema, TableDefinition
 from ...model.values import Document, dumps, load_parser, loads
 from ..backend import (
     Backend,
+    Change,
     Features,
     IndexScan,
     Row,
@@ -93,7 +94,7 @@ class Storage:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
             )
-        if type(cache_mib) is not int or cache_mib < 1:  # bool is not a MiB count
+        if type(cache_mib) is not int or cache_mib < 1:  # bool is no number here
             raise ValueError(
                 f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
             )
@@ -102,7 +103,7 @@ class Storage:
             raise ValueError("readonly=True needs a file; a new memory store is empty")
         self.readonly = readonly
         self.lock = threading.RLock()
-        self._log: Callable[[str, str], None] = changes.no_record  # no change log yet
+        self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
         self.vectors = vectors.VectorCaches()  # vector indexes, in memory
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
@@ -187,7 +188,7 @@ class Storage:
             self.layouts[name] = TableLayout.build(name, number, indexes, search)
             self._numbers[number] = name
         log = changes.exists(self.connection)
-        self._log = changes.recorder(self.connection) if log else changes.no_record
+        self._log = changes.ChangeLog(self.connection) if log else changes.NO_LOG
         self._schema_version = self._cookie()
 
     def _cookie(self) -> int:
@@ -246,11 +247,8 @@ class Storage:
                 + 1
             )
         if number in self._numbers:
-            raise StorageFailure(
-                StorageError(
-                    f"table number {number} is already used by {self._numbers[number]!r}"
-                )
-            )
+            used = f"table number {number} is already used by {self._numbers[number]!r}"
+            raise StorageFailure(StorageError(used))
         indexes = (definition or TableDefinition(_any())).all_indexes()
         search = definition.side_indexes() if definition else ()
         ddl.create_table(self.connection, table, number, indexes, search, document)
@@ -392,7 +390,7 @@ class Storage:
         cursor = self.connection.execute(layout.insert_sql, layout.row(doc, text))
         for s in layout.side:
             self._search_insert(s, cursor.lastrowid or 0, doc)
-        self._log(layout.name, doc["_id"])
+        self._log.inserted(layout, doc)
 
     def update(
         self,
@@ -407,7 +405,7 @@ class Storage:
         search entries are left alone (no index rewrite, no FTS5 churn).
         """
         layout = self._own(table)
-        self._log(layout.name, doc["_id"])
+        self._log.updated(layout, previous, doc)
         if previous is None:
             row = layout.row(doc, text)
             self.connection.execute(layout.update_sql, (*row[1:], row[0]))
@@ -456,11 +454,11 @@ class Storage:
     def delete(self, table: TableInfo, doc_id: str) -> bool:
         """Delete a document and its index keys; False when there is no such document."""
         layout = self._own(table)
+        self._log.deleting(layout, doc_id)
         row = self.connection.execute(layout.delete_sql, (doc_id,)).fetchone()
         if row is None:
             return False
         created, rowid = float(row[0]), row[1]
-        self._log(layout.name, doc_id)
         for s in layout.side:
             self.connection.execute(s.delete_sql, (rowid,))
         if created >= self.clock.last:
@@ -477,15 +475,20 @@ class Storage:
                 self.reload_layouts()
         return changes.newest(self.connection)
 
-    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
-        """``(seq, table, doc_id)`` written after ``seq`` (in a read or write)."""
-        logs = self._log is not changes.no_record
-        return changes.since(self.connection, seq) if logs else []
+    def changes_since(self, seq: int) -> list[Change]:
+        """The writes logged after ``seq`` (one statement: no transaction needed)."""
+        with self.lock:
+            logs = self._log is not changes.NO_LOG
+            return changes.since(self.connection, seq) if logs else []
 
-    def prune_changes(self, upto: int) -> None:
-        """Forget change-log entries up to ``upto`` (inside a write)."""
-        if self._log is not changes.no_record:
-            changes.prune(self.connection, upto)
+    def recent_changes(self, after: int) -> list[Change] | None:
+        """This connection's own writes logged after ``after``, if it kept them all."""
+        with self.lock:
+            return self._log.recent_after(after)
+
+    def data_version(self) -> int:
+        """``PRAGMA data_version``: moves when another connection commits."""
+        return changes.data_version(self.connection)
 
     # ------------------------------------------------------------------ scans
 
@@ -574,8 +577,8 @@ class Storage:
         """Number of documents in ``table``."""
         if table not in self.layouts:
             return 0
-        (found,) = self.connection.execute(f"SELECT count(*) FROM {quote(table)}")
-        return int(found[0])
+        sql = f"SELECT count(*) FROM {quote(table)}"
+        return int(self.connection.execute(sql).fetchone()[0])
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
