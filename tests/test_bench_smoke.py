@@ -141,6 +141,22 @@ def test_schema_check_benchmark_writes_its_block(tmp_path: Path) -> None:
         assert f"| {step} |" in text
 
 
+def test_vector_benchmark_writes_its_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    run_script(
+        "vectors.py", "--small", "--out", str(tmp_path), "--workdir", str(tmp_path)
+    )
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- vectors:start") == 1
+    for row in ("| 2,000 x 32 |", "| 2,000 x 32, filter keeps 10% |", "| 5,000 x 8 |"):
+        assert row in text
+    # The floor and one_store returned the same top 10 for every query.
+    assert text.count("| 20/20 |") == 4
+    assert "paired ratio" in text
+
+
 def test_watch_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     out.write_text("# Results\n\nkept\n")

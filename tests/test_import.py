@@ -78,3 +78,23 @@ def test_running_functions_loads_httpx_only_when_an_action_uses_ctx_http():
     assert sorted(without & (set(HEAVY) - {"sqlite_utils"})) == []
     using = imported_by(store + "assert store.action(online).unwrap() == 'httpx'\n")
     assert "httpx" in using
+
+
+def test_numpy_loads_at_the_first_vector_search_not_at_open(tmp_path: Path):
+    # Vector search's matrix (one_store/engine/vector_matrix.py) is NumPy's.
+    # (Creating tables may load it anyway: sqlite-utils, which runs the DDL,
+    # imports NumPy when it is installed; reopening a file runs no DDL.)
+    setup = (
+        "from one_store import Store, action, define_schema, define_table, v\n"
+        "schema = define_schema({'t': define_table().vector_index("
+        "'i', vector_field='e', dimensions=2)})\n"
+        f"store = Store.open({str(tmp_path / 'v.db')!r}, schema=schema)\n"
+    )
+    imported_by(setup + "store.run(lambda ctx: ctx.db.insert('t', {'e': [1.0, 0.0]}))")
+    assert "numpy" not in imported_by(setup + "store.close()")
+    searched = imported_by(
+        setup + "search = action(args={})(lambda ctx, args: "
+        "ctx.vector_search('t', 'i', {'vector': [1.0, 0.0]}))\n"
+        "assert len(store.action(search, {}).unwrap()) == 1\n"
+    )
+    assert "numpy" in searched

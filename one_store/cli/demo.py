@@ -28,6 +28,7 @@ from ..app import bundled_app
 from ..engine.sqlite.storage import StorageFailure
 from ..model.errors import OneStoreError, Problem
 from ..store import Store
+from .demo_lessons import related_lessons_table
 
 ONE_NAME = "the ONE agent/human system"
 CHAT_NAME = "the agent chat app"
@@ -184,6 +185,7 @@ def _one_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
         "create lesson",
     )
     _ok(store.mutation("lessons:deleteLesson", {"lessonId": outdated}), "delete lesson")
+    console.print(related_lessons_table(store, agents, _ok))
 
     agents_table = _table("Agents", "name", "description", "prompt", "updated")
     for agent in _ok(store.query("agents:listAgents", {}), "list agents"):

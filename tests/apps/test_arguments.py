@@ -81,10 +81,23 @@ ONE_CALLS: Calls = {
         "agentId": w["agent"],
         "tags": ["a"],
         "meta": {"k": 1},
+        "embedding": [0.125] * 64,
     },
     "lessons:deleteLesson": lambda w: {"lessonId": w["lesson"]},
     "lessons:getLesson": lambda w: {"lessonId": w["lesson"]},
     "lessons:listLessons": lambda w: {"agentId": w["agent"]},
+    "lessons:getLessons": lambda w: {"lessonIds": [w["lesson"]]},
+    "lessons:learn": lambda w: {
+        "title": "t",
+        "content": "cite sources",
+        "agentId": w["agent"],
+        "tags": ["a"],
+    },
+    "lessons:relatedLessons": lambda w: {
+        "text": "sources",
+        "agentId": w["agent"],
+        "limit": 3,
+    },
     "flows:createFlow": lambda w: {
         "name": "g",
         "description": "d",
