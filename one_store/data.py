@@ -335,13 +335,14 @@ def to_pandas(
     An int64 column that can hold null (an optional field, or nulls present)
     is pandas' nullable ``Int64``; other int64 columns stay ``int64``.
     """
+    need("pandas")  # before any work: a missing extra is named at once
     return arrow_to_pandas(to_arrow(docs, validator=validator))
 
 
 def arrow_to_pandas(table: pyarrow.Table) -> pandas.DataFrame:
     """The pandas view of an Arrow table made by :func:`to_arrow`."""
-    pa = need("pyarrow")
     pd = need("pandas")
+    pa = need("pyarrow")
     frame = table.to_pandas()
     for field in table.schema:
         if field.type == pa.int64() and field.nullable:
@@ -355,6 +356,7 @@ def to_polars(
     docs: Iterable[Mapping[str, Any]], *, validator: Validator | None = None
 ) -> polars.DataFrame:
     """Documents as a ``polars.DataFrame``, through :func:`to_arrow`."""
+    need("polars")
     return arrow_to_polars(to_arrow(docs, validator=validator))
 
 
