@@ -33,7 +33,7 @@ from ...model.keys import sort_key
 from ...model.schema import Schema, TableDefinition
 from ...model.values import Document, dumps, load_parser, loads
 from ..backend import Backend, Features, IndexScan, Row, Rows, SearchScan, TableInfo
-from . import changes, connection, ddl, scans
+from . import changes, connection, ddl, scans, views
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -294,6 +294,7 @@ class Storage:
             else:
                 ddl.record_spec(self.connection, name, definition, documents.get(name))
         ddl.forget_checked(self.connection, set(schema.tables))
+        views.sync(self.connection, schema, self.layouts)  # <table>_view for tools
         self.set_meta("schema", schema.fingerprint())
         self.reload_layouts()
 
@@ -574,11 +575,8 @@ class Storage:
         """Number of documents in ``table``."""
         if table not in self.layouts:
             return 0
-        return int(
-            self.connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[
-                0
-            ]
-        )
+        sql = f"SELECT count(*) FROM {quote(table)}"
+        return int(self.connection.execute(sql).fetchone()[0])
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
