@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from .engine.backend import IndexScan
 from .model.display import columns_of, html_table, text_table
 from .model.errors import ContextError
 from .model.schema import Schema
+from .model.validator_json import validator_from_json
 from .model.validators import Validator
 from .model.values import Document, dumps, loads
 
@@ -393,7 +395,7 @@ class TableView:
         self.name = name
         definition = schema.tables.get(name) if schema is not None else None
         self.validator: Validator | None = (
-            definition.document if definition is not None else None
+            definition.document if definition is not None else self._recorded()
         )
         if definition is None and name not in self._tables():
             known = ", ".join(self._tables()) or "none"
@@ -406,6 +408,16 @@ class TableView:
         backend = self._backend()
         with backend.read():
             return list(backend.layouts)
+
+    def _recorded(self) -> Validator | None:
+        """The validator the file records for this table (a store without a schema)."""
+        backend = self._backend()
+        with backend.read():
+            text = backend.checked_documents().get(self.name)
+        try:
+            return None if text is None else validator_from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return None  # a record this version cannot read: types from the values
 
     def _backend(self) -> Any:
         if self._executor.closed:
