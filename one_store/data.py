@@ -36,6 +36,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -518,3 +519,48 @@ def store_summary(
         ]
     mode = " (read-only)" if getattr(backend, "readonly", False) else ""
     return ["table", "documents"], rows, f"Store {path!r}{mode}"
+
+
+PAGE_KEYS = frozenset({"page", "isDone", "continueCursor"})
+
+
+def page_html(value: object) -> str | None:
+    """A ``paginate`` page as HTML: its first rows, then where it ends (else None)."""
+    if not (
+        isinstance(value, dict)
+        and value.keys() >= PAGE_KEYS
+        and isinstance(value["page"], list)
+        and all(isinstance(d, dict) for d in value["page"])
+    ):
+        return None
+    page = value["page"]
+    rows = page[:SHOWN_ROWS]
+    shown = f"first {len(rows)} of " if len(rows) < len(page) else ""
+    end = "the last page" if value["isDone"] else "more after it"
+    caption = (
+        f"page: {shown}{len(page)} document{'s' * (len(page) != 1)}, {end}; "
+        f"continueCursor {value['continueCursor']}"
+    )
+    return html_table(columns_of(rows), rows, caption)
+
+
+def show_pages_in_notebooks() -> None:
+    """In a running IPython (Jupyter), show a ``paginate`` page as a table.
+
+    A page is a plain dict (Convex's shape, and what a query returns), so it
+    cannot carry a ``_repr_html_``; IPython's HTML formatter for ``dict`` is
+    given :func:`page_html`, which declines every other dict (they display as
+    before). Nothing happens outside IPython, or when another formatter for
+    ``dict`` is already installed. IPython is never imported here.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["text/html"]
+    try:
+        installed = formatter.lookup_by_type(dict)
+    except KeyError:
+        installed = None
+    if installed is None:
+        formatter.for_type(dict, page_html)

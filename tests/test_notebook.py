@@ -54,6 +54,8 @@ def test_the_store_the_table_and_a_failure_render_as_html(ran):
     )
     assert any("messages: " in h and "<th>_creationTime</th>" in h for h in html)
     assert any("one-store-problem" in h and "ArgsInvalid" in h for h in html)
+    # A paginate page is a plain dict: IPython's formatter shows it as a table.
+    assert any("page: 5 documents, more after it; continueCursor" in h for h in html)
 
 
 def test_the_plot_is_drawn(ran):

@@ -36,6 +36,7 @@ from one_store import (
     to_polars,
     v,
 )
+from one_store.data import page_html
 from one_store.model.errors import Busy, ProblemFailure
 from one_store.model.validator_json import validator_from_json
 from one_store.model.values import dumps, loads
@@ -429,6 +430,34 @@ def test_a_problem_and_its_failure_render_in_a_notebook():
     assert "<th>table</th><td>notes</td>" in html
     assert isinstance(failed, ProblemFailure)
     assert "DocumentInvalid" in failed._repr_html_()
+
+
+def test_a_page_renders_as_its_first_rows_and_where_it_ends():
+    docs = [{"_id": f"id{i}", "_creationTime": 1e12 + i, "n": i} for i in range(12)]
+    page = {"page": docs, "isDone": False, "continueCursor": "abc"}
+    html = page_html(page)
+    assert html is not None
+    assert "page: first 10 of 12 documents, more after it; continueCursor abc" in html
+    assert html.count("<tr>") == 11
+    assert page_html({**page, "isDone": True, "page": docs[:1]}) is not None
+    assert "the last page" in (page_html({**page, "isDone": True}) or "")
+    assert page_html({"a": 1}) is None  # any other dict displays as before
+    assert page_html({**page, "page": [1]}) is None
+
+
+def test_pages_are_shown_only_inside_ipython_which_is_never_imported():
+    code = (
+        "import sys\n"
+        "from one_store import Store\n"
+        "Store.memory().close()\n"
+        "assert 'IPython' not in sys.modules\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 # --------------------------------------------------------------------------- read
