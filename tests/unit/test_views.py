@@ -210,3 +210,12 @@ def test_a_readonly_open_makes_no_view(tmp_path):
     ):
         pass
     assert rows(file, "SELECT name FROM sqlite_master WHERE type='view'") == []
+
+
+def test_a_memory_store_makes_no_view():
+    # No other tool can open a memory database: its schema sync skips the views.
+    with Store.memory(define_schema({"messages": MESSAGES})) as store:
+        found = store.storage.connection.execute(
+            "SELECT name FROM sqlite_master WHERE type='view'"
+        ).fetchall()
+    assert found == []

@@ -294,7 +294,8 @@ class Storage:
             else:
                 ddl.record_spec(self.connection, name, definition, documents.get(name))
         ddl.forget_checked(self.connection, set(schema.tables))
-        views.sync(self.connection, schema, self.layouts)  # <table>_view for tools
+        if self.path != ":memory:":  # no other tool can open a memory database
+            views.sync(self.connection, schema, self.layouts)  # <table>_view per table
         self.set_meta("schema", schema.fingerprint())
         self.reload_layouts()
 

@@ -23,7 +23,8 @@ The views are made with sqlite-utils (``create_view(..., replace=True)``) in the
 write transaction that syncs a changed schema, so they follow every schema
 change; the names made are kept in ``_one_store_meta`` (``views``), so a view
 one_store made for a table that is gone is dropped, and a user's own view is
-never touched. A view is skipped where ``<table>_view`` already names a table.
+never touched. A view is skipped where ``<table>_view`` already names a table,
+and a memory database gets none (no other tool can open it).
 Views hold no data: the stored documents, the snapshot export and import, the
 schema check at open and ``Storage.clear`` read the tables one_store keeps in
 ``_one_store_tables`` and never see them.
