@@ -96,4 +96,3 @@ def test_a_table_view_loads_no_dataframe_library_until_a_conversion():
     assert sorted(imported_by(code) & {"pyarrow", "pandas", "polars"}) == []
     converted = imported_by(code + "view.to_pandas()\n")
     assert {"pyarrow", "pandas"} <= converted
-
