@@ -40,8 +40,10 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from returns.result import Success
+
 from .engine.backend import IndexScan
-from .model.display import columns_of, html_table, text_table
+from .model.display import columns_of, html_table, result_html, text_table
 from .model.errors import ContextError
 from .model.schema import Schema
 from .model.validator_json import validator_from_json
@@ -544,23 +546,29 @@ def page_html(value: object) -> str | None:
     return html_table(columns_of(rows), rows, caption)
 
 
-def show_pages_in_notebooks() -> None:
-    """In a running IPython (Jupyter), show a ``paginate`` page as a table.
+def success_html(result: object) -> str | None:
+    """A ``Success`` for a notebook: its documents as a table, else its value."""
+    return result_html(result, "Success")
 
-    A page is a plain dict (Convex's shape, and what a query returns), so it
-    cannot carry a ``_repr_html_``; IPython's HTML formatter for ``dict`` is
-    given :func:`page_html`, which declines every other dict (they display as
-    before). Nothing happens outside IPython, or when another formatter for
-    ``dict`` is already installed. IPython is never imported here.
+
+def show_results_in_notebooks() -> None:
+    """In a running IPython (Jupyter), show pages and call results as tables.
+
+    A ``paginate`` page is a plain dict (Convex's shape, what a query returns)
+    and a call's ``Success`` is returns' class: neither can carry a
+    ``_repr_html_`` of one_store's, so IPython's HTML formatter is given
+    :func:`page_html` for ``dict`` (it declines every other dict, which
+    displays as before) and :func:`success_html` for ``Success``. Nothing
+    happens outside IPython, or for a type that already has a formatter.
+    IPython is never imported here.
     """
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     if shell is None:
         return
     formatter = shell.display_formatter.formatters["text/html"]
-    try:
-        installed = formatter.lookup_by_type(dict)
-    except KeyError:
-        installed = None
-    if installed is None:
-        formatter.for_type(dict, page_html)
+    for kind, show in ((dict, page_html), (Success, success_html)):
+        try:
+            formatter.lookup_by_type(kind)
+        except KeyError:
+            formatter.for_type(kind, show)

@@ -91,7 +91,7 @@ class Store:
         crons = app.crons if app is not None and not storage.readonly else None
         self.scheduler = StoreScheduler(self.executor, crons)
         self.executor.use_scheduler(self.scheduler)
-        data.show_pages_in_notebooks()  # a dict lookup outside IPython
+        data.show_results_in_notebooks()  # a dict lookup outside IPython
 
     @property
     def clock(self) -> Clock:

@@ -25,6 +25,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from returns.result import Failure, Success
+
 from .values import Value
 
 MAX_TEXT = 80
@@ -181,3 +183,30 @@ def _shown(value: object) -> Value:
     if isinstance(value, dict):
         return {str(k): _shown(v) for k, v in value.items()}
     return repr(value)
+
+
+def value_html(value: object, caption: str, shown: int = 10) -> str:
+    """A function's result for a notebook: documents as a table, else the value.
+
+    A list of objects shows its first ``shown`` as rows (and how many there are);
+    anything else is its cell text, whole, in a ``<pre>``.
+    """
+    if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+        rows = value[:shown]
+        count = f"first {len(rows)} of {len(value)}" if len(rows) < len(value) else ""
+        where = f"{caption}: {count or len(value)} item{'s' * (len(value) != 1)}"
+        return html_table(columns_of(rows), rows, where)
+    text = cell(_shown(value), limit=None)
+    return (
+        f'<div class="one-store-value"><strong>{html.escape(caption)}</strong>'
+        f"<pre>{html.escape(text)}</pre></div>"
+    )
+
+
+def result_html(result: object, caption: str) -> str:
+    """A call's ``Result`` for a notebook: its value (:func:`value_html`) or its Problem."""
+    if isinstance(result, Failure):
+        return f"<div>{html.escape(caption)}: Failure</div>{problem_html(result.failure())}"
+    if isinstance(result, Success):
+        return value_html(result.value_or(None), caption)
+    return value_html(result, caption)

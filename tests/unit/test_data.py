@@ -36,8 +36,9 @@ from one_store import (
     to_polars,
     v,
 )
-from one_store.data import page_html
-from one_store.model.errors import Busy, ProblemFailure
+from one_store.data import page_html, success_html
+from one_store.model.display import result_html
+from one_store.model.errors import Busy, InvalidId, ProblemFailure
 from one_store.model.validator_json import validator_from_json
 from one_store.model.values import dumps, loads
 from tests.strategies import validators_with_values
@@ -443,6 +444,19 @@ def test_a_page_renders_as_its_first_rows_and_where_it_ends():
     assert "the last page" in (page_html({**page, "isDone": True}) or "")
     assert page_html({"a": 1}) is None  # any other dict displays as before
     assert page_html({**page, "page": [1]}) is None
+
+
+def test_a_success_shows_its_documents_and_a_failure_its_problem():
+    docs = [{"_id": f"id{i}", "n": i} for i in range(3)]
+    html = success_html(Success(docs))
+    assert html is not None
+    assert html.startswith('<table class="one-store"><caption')
+    assert "Success: 3 items" in html
+    assert "<td>id2</td>" in html
+    assert "<pre>{&quot;a&quot;:1}</pre>" in (success_html(Success({"a": 1})) or "")
+    failed = result_html(Failure(InvalidId("x", "bad id")), "watch")
+    assert "watch: Failure" in failed
+    assert "<strong>InvalidId</strong>" in failed
 
 
 def test_pages_are_shown_only_inside_ipython_which_is_never_imported():
