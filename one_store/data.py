@@ -290,7 +290,7 @@ def to_arrow(
 def _rows(docs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     rows = docs if isinstance(docs, list) else list(docs)
     for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):  # dict: fast
             raise TypeError(
                 f"one_store's DataFrame conversions take a list of documents "
                 f"(dicts); item {i} is {type(row).__name__}: {row!r:.60}"
