@@ -44,7 +44,7 @@ from returns.result import Success
 
 from .engine.backend import IndexScan
 from .model.display import columns_of, html_table, result_html, text_table
-from .model.errors import ContextError
+from .model.errors import ContextError, StorageFailure
 from .model.schema import Schema
 from .model.validator_json import validator_from_json
 from .model.validators import Validator
@@ -514,11 +514,14 @@ def store_summary(
     if executor.closed:
         return [], [], f"Store {path!r} (closed)"
     backend = executor.backend
-    with backend.read():
-        rows = [
-            {"table": name, "documents": int(backend.count(name))}
-            for name in backend.tables()
-        ]
+    try:
+        with backend.read():
+            rows = [
+                {"table": name, "documents": int(backend.count(name))}
+                for name in backend.tables()
+            ]
+    except StorageFailure as e:  # a repr must not raise: say why instead
+        return [], [], f"Store {path!r} (cannot be read: {e.problem})"
     mode = " (read-only)" if getattr(backend, "readonly", False) else ""
     return ["table", "documents"], rows, f"Store {path!r}{mode}"
 
