@@ -36,7 +36,7 @@ from one_store import (
     to_polars,
     v,
 )
-from one_store.data import page_html, success_html
+from one_store.data import arrow_to_pandas, arrow_to_polars, page_html, success_html
 from one_store.model.display import result_html
 from one_store.model.errors import Busy, InvalidId, ProblemFailure
 from one_store.model.validator_json import validator_from_json
@@ -114,6 +114,9 @@ def test_a_valid_value_never_changes_its_columns_type(pair):
     )
     assert full.schema.field("f").type == empty.schema.field("f").type
     assert full.num_rows == 1
+    # pandas and polars take every such table (one conversion path, from Arrow).
+    assert len(arrow_to_pandas(full)) == len(arrow_to_polars(full)) == 1
+    assert len(arrow_to_pandas(empty)) == len(arrow_to_polars(empty)) == 0
     kind = validator.kind
     got = full.column("f").to_pylist()[0]
     if kind in ("string", "int64", "boolean", "bytes", "null", "id", "literal"):
