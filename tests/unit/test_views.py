@@ -168,6 +168,17 @@ def test_a_union_of_objects_has_every_members_fields(tmp_path):
     assert (row["kind"], row["text"], row["calls"]) == ("tool", None, 3)
 
 
+def test_a_field_of_two_kinds_in_a_union_reads_as_stored(tmp_path):
+    # Bytes in one member, a string in the other: neither decoding fits both.
+    either = define_table(
+        v.union(v.object({"data": v.bytes()}), v.object({"data": v.string()}))
+    )
+    file = tmp_path / "e.db"
+    with Store.open(file, schema=define_schema({"e": either})) as store:
+        store.run(lambda ctx: ctx.db.insert("e", {"data": "text"})).unwrap()
+    assert rows(file, "SELECT data FROM e_view") == [{"data": "text"}]
+
+
 def test_views_never_change_what_one_store_keeps(path):
     schema = define_schema({"messages": MESSAGES})
     with Store.open(path, schema=schema) as store:

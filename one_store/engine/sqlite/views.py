@@ -37,7 +37,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 
 from ...model.schema import Schema
-from ...model.validators import Validator
+from ...model.validators import Validator, v
 from .ddl import utils
 from .layout import key_column, quote, read_meta, write_meta
 
@@ -94,7 +94,9 @@ def _fields(validator: Validator | None) -> dict[str, Validator] | None:
         found: dict[str, Validator] = {}
         for member in validator.members:
             for name, field in member.fields:
-                found.setdefault(name, field)
+                seen = found.setdefault(name, field)
+                if seen.kind != field.kind:  # bytes in one, text in another: as is
+                    found[name] = v.any()
         return found
     return None
 
