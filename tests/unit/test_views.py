@@ -230,3 +230,17 @@ def test_a_memory_store_makes_no_view():
             "SELECT name FROM sqlite_master WHERE type='view'"
         ).fetchall()
     assert found == []
+
+
+def test_a_file_from_before_the_views_gets_them_at_its_next_open(path):
+    # What a file last opened by a one_store without views looks like.
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("DROP VIEW messages_view")
+    old.execute("DELETE FROM _one_store_meta WHERE key = 'views'")
+    old.close()
+    with Store.open(path, schema=define_schema({"messages": MESSAGES})):
+        pass
+    assert [r["body"] for r in rows(path, "SELECT body FROM messages_view")] == [
+        "hi",
+        "yo",
+    ]

@@ -21,7 +21,7 @@ in every SQLite version).
 
 The views are made with sqlite-utils (``create_view(..., replace=True)``) in the
 write transaction that syncs a changed schema, so they follow every schema
-change; the names made are kept in ``_one_store_meta`` (``views``), so a view
+change (a file without the ``views`` record, from before them, is synced once); the names made are kept in ``_one_store_meta`` (``views``), so a view
 one_store made for a table that is gone is dropped, and a user's own view is
 never touched. A view is skipped where ``<table>_view`` already names a table,
 and a memory database gets none (no other tool can open it).
