@@ -57,6 +57,7 @@ def test_the_store_the_table_and_a_failure_render_as_html(ran):
     # A call's Success and a paginate page (a plain dict) are not one_store's
     # classes: IPython's formatters show them as tables.
     assert any("Success: first 10 of 16 items" in h for h in html)  # 3 + 13 sent
+    assert any("Watch list (version" in h for h in html)
     assert any("page: 5 documents, more after it; continueCursor" in h for h in html)
 
 

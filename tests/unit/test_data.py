@@ -31,6 +31,7 @@ from one_store import (
     TableView,
     define_schema,
     define_table,
+    query,
     to_arrow,
     to_pandas,
     to_polars,
@@ -460,6 +461,19 @@ def test_a_success_shows_its_documents_and_a_failure_its_problem():
     failed = result_html(Failure(InvalidId("x", "bad id")), "watch")
     assert "watch: Failure" in failed
     assert "<strong>InvalidId</strong>" in failed
+
+
+def test_a_watch_renders_its_latest_result():
+    @query(args={})
+    def listed(ctx, args):
+        return ctx.db.query("notes").collect()
+
+    with Store.memory(NOTES) as store, store.watch(listed, {}) as watch:
+        add_notes(store, 12)
+        html = watch._repr_html_()
+    assert html.startswith('<table class="one-store"><caption')
+    assert "Watch listed (version" in html
+    assert "first 10 of 12 items" in html
 
 
 def test_pages_are_shown_only_inside_ipython_which_is_never_imported():
