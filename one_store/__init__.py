@@ -18,6 +18,7 @@ Example:
 import typing as _typing
 
 from .app import bundled_app
+from .data import TableView, to_arrow, to_pandas, to_polars
 from .model.errors import (
     ArgsInvalid,
     Busy,
@@ -128,6 +129,7 @@ __all__ = [
     "Store",
     "StoreOpenError",
     "TableDefinition",
+    "TableView",
     "UnwrapError",
     "Validator",
     "Value",
@@ -143,5 +145,8 @@ __all__ = [
     "internal_query",
     "mutation",
     "query",
+    "to_arrow",
+    "to_pandas",
+    "to_polars",
     "v",
 ]

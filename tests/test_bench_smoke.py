@@ -157,6 +157,18 @@ def test_vector_benchmark_writes_its_block(tmp_path: Path) -> None:
     assert "paired ratio" in text
 
 
+def test_data_benchmark_writes_its_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    options = ["--docs", "300", "--rounds", "1", "--out", str(tmp_path)]
+    run_script("data.py", *options, "--workdir", str(tmp_path))
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- data:start") == 1
+    assert "| store.table(...).to_arrow() |" in text
+    assert "x raw sqlite3 -> Arrow (" in text
+
+
 def test_watch_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     out.write_text("# Results\n\nkept\n")

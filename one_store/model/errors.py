@@ -54,6 +54,7 @@ from attrs import frozen
 from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result
 
+from .display import problem_html
 from .values import Value
 
 
@@ -336,6 +337,12 @@ PROBLEM_TYPES: tuple[type, ...] = (
 )
 
 
+# Every Problem shows in a notebook as its code, message and fields (attrs'
+# repr already reads well in a terminal). Set once here rather than in 15 classes.
+for _problem_type in PROBLEM_TYPES:
+    setattr(_problem_type, "_repr_html_", problem_html)  # noqa: B010 - not declared
+
+
 def is_problem(value: object) -> bool:
     """Whether ``value`` is one of the Problem classes."""
     return isinstance(value, PROBLEM_TYPES)
@@ -529,6 +536,9 @@ class ProblemFailure(Failure[_P_co]):  # type: ignore[misc]  # returns marks Fai
 
     def __repr__(self) -> str:
         return repr(Failure(self._inner_value))
+
+    def _repr_html_(self) -> str:
+        return f"Failure: {problem_html(self._inner_value)}"
 
 
 _T = TypeVar("_T")

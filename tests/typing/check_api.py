@@ -32,6 +32,7 @@ from one_store import (
     ReturnsInvalid,
     StorageError,
     Store,
+    TableView,
     Validator,
     Value,
     ValueInvalid,
@@ -85,6 +86,9 @@ def pinned(store: Store) -> None:
     assert_type(store.action(flow), Result[list[str], Problem])
     assert_type(store.mutation("agents:create", {}), Result[Any, Problem])
     assert_type(store.run(lambda ctx: None), Result[Any, Problem])
+    assert_type(store.read(lambda ctx: 1), Result[int, Problem])
+    assert_type(store.table("agents"), TableView)
+    assert_type(store.table("agents").head(), list[dict[str, Any]])
     assert_type(
         store.function("agents:create"), Result[FunctionSpec[Any], FunctionNotFound]
     )

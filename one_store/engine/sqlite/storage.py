@@ -41,7 +41,7 @@ from ..backend import (
     TableInfo,
     VectorScan,
 )
-from . import blobs, changes, connection, ddl, scans, vectors
+from . import blobs, changes, connection, ddl, scans, vectors, views
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -289,6 +289,8 @@ class Storage:
             else:
                 ddl.record_spec(self.connection, name, definition, documents.get(name))
         ddl.forget_checked(self.connection, set(schema.tables))
+        if self.path != ":memory:":  # no other tool can open a memory database
+            views.sync(self.connection, schema, self.layouts)  # <table>_view per table
         self.set_meta("schema", schema.fingerprint())
         self.reload_layouts()
 
