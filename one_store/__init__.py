@@ -41,6 +41,7 @@ from .model.errors import (
     SchemaMismatchError,
     StorageError,
     StoreOpenError,
+    Unauthenticated,
     UnwrapError,
     ValueInvalid,
 )
@@ -65,6 +66,7 @@ from .runtime.functions import (
     mutation,
     query,
 )
+from .runtime.identity import get_auth_user_id
 from .runtime.router import HttpRequest, HttpResponse, HttpRouter
 from .store import Store
 
@@ -127,6 +129,7 @@ __all__ = [
     "Store",
     "StoreOpenError",
     "TableDefinition",
+    "Unauthenticated",
     "UnwrapError",
     "Validator",
     "Value",
@@ -135,6 +138,7 @@ __all__ = [
     "bundled_app",
     "define_schema",
     "define_table",
+    "get_auth_user_id",
     "http_action",
     "internal_action",
     "internal_mutation",

@@ -195,17 +195,19 @@ def serve(
 
     Ctrl-C stops at once; SIGTERM lets requests in progress finish.
     """
+    from ..server.auth import serving_admin_key
     from ..server.http_api import serve as run_server
 
     if access_log:
         _print_access_log()
+    admin_key, shown = serving_admin_key()
     with open_store(app_dir, db) as store:
         if scheduler:
             store.scheduler.start()  # stopped by store.close() on the way out
 
         def ready(url: str) -> None:
             out.print(
-                f"one-store serving {app_dir} ({db}) at {url}",
+                f"one-store serving {app_dir} ({db}) at {url} (admin key: {shown})",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
@@ -214,7 +216,12 @@ def serve(
 
         try:
             run_server(
-                store, host=host, port=port, on_ready=ready, access_log=access_log
+                store,
+                host=host,
+                port=port,
+                on_ready=ready,
+                access_log=access_log,
+                admin_key=admin_key,
             )
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
@@ -307,8 +314,7 @@ def run(
 class _Command(TyperCommand):
     """A command whose usage line leaves out hidden arguments (an older form's)."""
 
-    # ctx is click's Context, which newer typer vendors as typer._click.Context;
-    # Any fits both.
+    # ctx: click's Context, or typer._click.Context in newer typer; Any fits both.
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """``[OPTIONS]`` and the visible arguments."""
         pieces = [self.options_metavar] if self.options_metavar else []

@@ -31,6 +31,7 @@ from one_store import (
     Rejected,
     ReturnsInvalid,
     StorageError,
+    Unauthenticated,
     Store,
     Validator,
     Value,
@@ -127,6 +128,8 @@ def describe(problem: Problem) -> str:
             return "retry"
         case StorageError(message=message):
             return message
+        case Unauthenticated(reason=reason):
+            return reason
         case _:
             assert_never(problem)
 
