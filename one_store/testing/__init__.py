@@ -13,6 +13,8 @@
 - :func:`trace`: record which documents and index ranges each call read and which
   documents it wrote.
 - :func:`scheduled_jobs`: the ``_scheduled_functions`` documents, filtered.
+- :func:`convex_auth_keys`: ``JWT_PRIVATE_KEY`` and ``JWKS`` for an app that signs
+  users in as ``@convex-dev/auth`` does (the chat app).
 
 Example:
     >>> clock = FakeClock(1_000.0)
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from .clock import DEFAULT_START_MS, FakeClock, scheduled_jobs
 from .faults import Faults, inject_faults
+from .keys import convex_auth_keys
 
 if TYPE_CHECKING:
     from .strategies import any_value, from_validator
@@ -57,6 +60,7 @@ __all__ = [
     "IndexRangeRead",
     "Trace",
     "any_value",
+    "convex_auth_keys",
     "from_validator",
     "inject_faults",
     "scheduled_jobs",
