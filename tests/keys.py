@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
@@ -34,7 +33,7 @@ class Key:
         self.jwk: dict[str, Any] = public
 
     def sign(
-        self, claims: dict[str, Any], *, kid: str | None | bool = True, **header: Any
+        self, claims: dict[str, Any], *, kid: str | bool | None = True, **header: Any
     ) -> str:
         """A JWT of ``claims``; ``kid=True`` puts this key's kid in the header."""
         headers = dict(header)
@@ -42,15 +41,10 @@ class Key:
             headers["kid"] = self.kid
         elif isinstance(kid, str):
             headers["kid"] = kid
-        return jwt.encode(claims, self.private, algorithm=self.alg, headers=headers)
-
-    def pem(self) -> str:
-        """PKCS#8 PEM, as ``npx @convex-dev/auth`` makes before it folds the lines."""
-        return self.private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
+        token: str = jwt.encode(
+            claims, self.private, algorithm=self.alg, headers=headers
+        )
+        return token
 
 
 def jwks(*keys: Key) -> str:

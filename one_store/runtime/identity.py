@@ -9,8 +9,7 @@ customJwt's nested objects are flattened with dots (``{"org": {"id": 1}}`` →
 ``"org.id": 1``). Registered claims (``aud``, ``exp``, ``iat``, ...) are left out.
 
 Also here: ``get_auth_user_id(ctx)`` for handlers of an app that signs users in
-as ``@convex-dev/auth`` does, and the ``ctx.auth`` of an HTTP action whose token
-was refused.
+as ``@convex-dev/auth`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any, Final, Protocol
 
 from returns.result import Failure, Result, Success
 
-from ..model.errors import ProblemError, Unauthenticated
+from ..model.errors import Unauthenticated
 from .context import Auth
 
 _CLAIMS = (
@@ -126,24 +125,6 @@ def custom_jwt_identity(
 
 
 # --------------------------------------------------------------------------- handlers
-
-
-class RefusedAuth(Auth):
-    """``ctx.auth`` of an HTTP action whose request carried a refused token.
-
-    Convex runs the HTTP action anyway, and ``ctx.auth.getUserIdentity()`` throws
-    the refusal (convex-backend ``http_actions.rs``, ``TryExtractIdentity``): the
-    action fails with ``Unauthenticated`` if it asks who is calling, never runs
-    as an anonymous caller without knowing.
-    """
-
-    def __init__(self, problem: Unauthenticated) -> None:
-        super().__init__(None)
-        self.problem = problem
-
-    def get_user_identity(self) -> dict[str, Any] | None:
-        """Raise the refusal (the action fails with ``Unauthenticated``)."""
-        raise ProblemError(self.problem)
 
 
 class _HasAuth(Protocol):

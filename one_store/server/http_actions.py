@@ -2,11 +2,8 @@
 
 An HTTP action runs as an action (an ``ActionCtx``) of the caller's store view:
 a request with a valid ``Authorization: Bearer`` token sees that user in
-``ctx.auth``, as Convex's HTTP actions do. A request whose token was refused
-still runs, as in Convex (convex-backend ``http_actions.rs``,
-``TryExtractIdentity``), but ``ctx.auth.get_user_identity()`` then fails the
-action with the ``Unauthenticated`` Problem instead of answering ``None``; the
-functions the action calls see no identity.
+``ctx.auth``, as Convex's HTTP actions do, and so do the functions it calls. A
+request whose token is refused never gets here: ``serve`` answers it 401.
 
 A failed action is answered 500 ``{"code": "Server Error: <problem>"}`` (plus
 ``data`` for a ``ConvexError``), a handler that returns something other than an
@@ -26,11 +23,9 @@ from ..model.errors import (
     OneStoreError,
     Problem,
     Rejected,
-    Unauthenticated,
 )
 from ..model.values import Value
 from ..runtime.functions import FunctionSpec, action
-from ..runtime.identity import RefusedAuth
 from ..runtime.router import HttpRequest, HttpResponse
 from ..store import Store
 
@@ -39,7 +34,6 @@ def run_http_action(
     store: Store,
     spec: FunctionSpec[Any],
     request: HttpRequest,
-    refused: Unauthenticated | None,
     encode: Callable[[Value], Any],
 ) -> HttpResponse:
     """Run the HTTP action ``spec`` on ``request`` in ``store``; its response.
@@ -48,28 +42,21 @@ def run_http_action(
         store: the caller's view of the served store.
         spec: the route's ``@http_action``.
         request: the request as the handler sees it.
-        refused: why the request's credentials were refused, if they were.
         encode: how a ``ConvexError``'s data is written in a 500 body.
     """
     box: list[object] = []
     handler = spec.handler
     wrapper: Callable[[Any, Any], Any]
 
-    def prepare(ctx: Any) -> None:
-        if refused is not None:
-            ctx.auth = RefusedAuth(refused)
-
     if inspect.iscoroutinefunction(handler):
 
         async def run_async(ctx: Any, _args: Any) -> None:
-            prepare(ctx)
             box.append(await handler(ctx, request))
 
         wrapper = run_async
     else:
 
         def run_sync(ctx: Any, _args: Any) -> None:
-            prepare(ctx)
             box.append(handler(ctx, request))
 
         wrapper = run_sync

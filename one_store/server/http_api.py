@@ -370,14 +370,10 @@ class Api:
             list(request.headers.items()),
             body,
         )
-        found = self.gate.from_header(request.headers.get("authorization"))
-        store, refused = (
-            (found.unwrap().store, None)
-            if isinstance(found, Success)
-            else (self.store, found.failure())
-        )
+        # A refused token is answered 401 before the action runs (never anonymous).
+        caller = self.caller(request)
         answer = await run_in_thread(
-            run_http_action, store, route.handler, incoming, refused, to_clean_json
+            run_http_action, caller.store, route.handler, incoming, to_clean_json
         )
         if request.method == "HEAD":
             return Response(b"", answer.status, headers=answer.headers)

@@ -90,7 +90,7 @@ def test_sign_up_returns_a_jwt_as_convex_auth_issues_it(chat, clock):
     }
     user = chat.query("auth:getUser", {"userId": user_id}).unwrap()
     assert user["email"] == "ada@example.com"
-    refresh_id, refresh_session = issued["refreshToken"].split("|")
+    _refresh_id, refresh_session = issued["refreshToken"].split("|")
     assert refresh_session == session_id
     [session] = chat.documents("authSessions")
     assert session["_id"] == session_id
@@ -105,7 +105,8 @@ def test_the_password_is_stored_as_lucia_scrypt(chat):
         "ada@example.com",
     )
     salt, key = account["secret"].split(":")
-    assert len(salt) == 32 and len(key) == 128
+    assert len(salt) == 32
+    assert len(key) == 128
     assert PASSWORD not in account["secret"]
 
 
@@ -113,7 +114,8 @@ def test_scrypt_matches_luciass_test_vector():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("lib", CHAT_APP / "_convex_auth.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     lib = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lib)
     stored = (
