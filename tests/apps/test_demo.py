@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,10 @@ def test_demo_runs_and_runs_again_on_the_same_files(tmp_path: Path):
     assert "Approval request is already approved" in first
     assert "Path: .kind" in first
     assert "Path: .role" in first
+    # Two users signed in; the second sees nothing of the first one's thread.
+    assert re.search(r"threads:get\(Ada's thread\)\s*│ None", first)
+    assert "messages:send to another user's thread" in first
+    assert "Thread not found" in first
     code, second = record(db)
     assert code == 0, second
     assert "run #2" in second
@@ -41,7 +46,7 @@ def test_demo_runs_and_runs_again_on_the_same_files(tmp_path: Path):
         assert len(one.query("agents:listAgents", {}).unwrap()) == 3  # reused
         assert len(one.query("users:listUsers", {}).unwrap()) == 1
     with Store.open(chat_path(db), app=CHAT_APP) as chat:
-        [user] = list(chat.documents("users"))
+        [user] = [u for u in chat.documents("users") if u.get("name") == "Grace"]
         threads = chat.query("threads:list", {"userId": user["_id"]}).unwrap()
         assert [t["title"] for t in threads] == ["Trip to Japan #2", "Trip to Japan #1"]
         for thread in threads:
