@@ -125,7 +125,8 @@ class Gate:
             return _bad_request("InvalidHeaderFailure", "Invalid authentication header")
         scheme, _, rest = header.partition(" ")
         if scheme.lower() == "convex":
-            key, colon, acting = rest.strip().partition(":")
+            # Convex's extract_admin_key: the type prefix goes, then the first ':'.
+            key, colon, acting = _strip_type_prefix(rest.strip()).partition(":")
             return self._admin(key, acting if colon else None)
         if scheme.lower() == "bearer" and rest.strip():
             return self.user(rest.strip())
