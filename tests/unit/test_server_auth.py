@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from returns.result import Failure, Success
@@ -47,7 +48,7 @@ def token(key: Key, **extra: object) -> str:
     return key.sign({"iss": ISSUER, "sub": "u1", "iat": NOW, "exp": NOW + 60, **extra})
 
 
-def identity_of(result: object) -> object:
+def identity_of(result: object) -> Any:
     assert isinstance(result, Success), result
     return result.unwrap().store.query("me:identity").unwrap()
 
