@@ -240,7 +240,10 @@ class Authenticator:
         self._clock = clock
         self._root = root
         self._environ = environ
-        self.keys = KeyCache(lambda: http if http is not None else _new_client())
+        self.keys = KeyCache(
+            lambda: http if http is not None else _new_client(),
+            owns_client=http is None,
+        )
 
     def verify(self, token: str) -> Result[dict[str, Any], Unauthenticated]:
         """The UserIdentity of a valid token, or why it was refused.
@@ -389,7 +392,7 @@ class Authenticator:
             if isinstance(fetched, Failure):
                 return fetched
             key = next((k for k in fetched.unwrap() if k.get("kid") == kid), None)
-            if key is not None or not provider.jwks.startswith(("https://", "http://")):
+            if key is not None or provider.jwks.startswith("data:"):
                 break
         if key is None:
             return _refused("kid", bad_kid, "InvalidAuthHeader")

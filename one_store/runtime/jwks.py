@@ -101,10 +101,14 @@ class KeyCache:
     Args:
         client: makes the ``httpx.Client`` used to fetch (called once, lazily,
             so a store that never verifies a fetched key never imports httpx).
+        owns_client: whether :meth:`close` closes that client.
     """
 
-    def __init__(self, client: Callable[[], httpx.Client]) -> None:
+    def __init__(
+        self, client: Callable[[], httpx.Client], *, owns_client: bool = True
+    ) -> None:
         self._client_factory = client
+        self._owns_client = owns_client
         self._client: httpx.Client | None = None
         self._keys: dict[str, Keys] = {}
         self._discovered: dict[str, str] = {}
@@ -119,13 +123,26 @@ class KeyCache:
     def custom_jwt_keys(
         self, source: str, root: Path | None, *, refresh: bool
     ) -> Result[Keys, Unauthenticated]:
-        """The keys of a customJwt provider's ``jwks`` (a data: URI, URL or file)."""
+        """The keys of a customJwt provider's ``jwks`` (a data: URI, URL or file).
+
+        Read once and kept; ``refresh`` reads a URL or a file again (a data: URI
+        cannot change).
+        """
+        cached = self._keys.get(source)
+        if cached is not None and (not refresh or source.startswith("data:")):
+            return Success(cached)
         if source.startswith("data:"):
-            return decode_data_uri(source).bind(lambda b: parse_jwks(b, "data URL"))
-        if source.startswith(("https://", "http://")):
-            if not refresh and source in self._keys:
-                return Success(self._keys[source])
+            found = decode_data_uri(source).bind(lambda b: parse_jwks(b, "data URL"))
+        elif source.startswith(("https://", "http://")):
             return self._fetch_jwks(source, "InvalidAuthHeader")
+        else:
+            found = self._read_file(source, root)
+        if isinstance(found, Success):
+            self._keys[source] = found.unwrap()
+        return found
+
+    @staticmethod
+    def _read_file(source: str, root: Path | None) -> Result[Keys, Unauthenticated]:
         path = Path(source)
         if not path.is_absolute() and root is not None:
             path = root / path
@@ -237,10 +254,10 @@ class KeyCache:
         return Success(jwks_uri)
 
     def close(self) -> None:
-        """Close the HTTP client, if one was made."""
-        if self._client is not None:
+        """Close the HTTP client, if this cache made it (an injected one is the caller's)."""
+        if self._client is not None and self._owns_client:
             self._client.close()
-            self._client = None
+        self._client = None
 
 
 def _fetch_problem(code: str, message: str) -> Unauthenticated:

@@ -476,3 +476,29 @@ def test_oidc_discovery_failure_is_a_400(tmp_path, clock):
 def test_bad_provider_config_raises_at_load(providers, wrong):
     with pytest.raises(DefinitionError, match=wrong):
         parse_providers([providers])
+
+
+def test_a_jwks_file_is_read_again_for_an_unknown_kid(custom, tmp_path):
+    rotated = Key("RS256", "k2")
+    assert refusal(custom.with_token(rotated.sign(claims()))).reason == "kid"
+    (tmp_path / "app" / "keys.json").write_text(jwks(rotated))
+    assert isinstance(custom.with_token(rotated.sign(claims())), Success)
+
+
+def test_an_injected_http_client_is_not_closed_by_the_store(tmp_path, clock):
+    import httpx
+
+    providers = [
+        {
+            "type": "customJwt",
+            "issuer": ISSUER,
+            "jwks": "http://127.0.0.1:9/jwks",
+            "algorithm": "RS256",
+        }
+    ]
+    client = httpx.Client()
+    app = write_app(tmp_path, repr(providers))
+    with Store.memory(app=app, clock=clock, http=client) as store:
+        assert refusal(store.with_token(Key().sign(claims()))).reason == "jwks"
+    assert not client.is_closed
+    client.close()
