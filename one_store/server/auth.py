@@ -70,10 +70,17 @@ def serving_admin_key() -> tuple[str, str]:
 
 @frozen
 class Caller:
-    """Who a request runs as: the store view to call, and whether it is an admin."""
+    """Who a request runs as: the store view to call, and whether it is an admin.
+
+    ``expires_ms`` is when a user's token expires (its ``exp``, in ms), for a
+    connection that outlives one request: Convex's sync worker checks
+    ``now >= exp`` whenever it needs the identity and then answers ``AuthError``
+    "Convex token identity expired". None for anonymous callers and admins.
+    """
 
     store: Store
     admin: bool = False
+    expires_ms: float | None = None
 
 
 def _bad_request(code: str, message: str) -> Failure[Unauthenticated]:
@@ -82,6 +89,14 @@ def _bad_request(code: str, message: str) -> Failure[Unauthenticated]:
 
 def _visible_ascii(text: str) -> bool:
     return all(c in " \t" or "!" <= c <= "~" for c in text)
+
+
+def _claim(token: str, name: str) -> object:
+    """A claim of a token already verified (its payload is well-formed JSON)."""
+    payload = token.strip().split(".")[1]
+    return json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    ).get(name)
 
 
 def _strip_type_prefix(key: str) -> str:
@@ -137,7 +152,11 @@ class Gate:
         verified = self.store.authenticator.verify(token)
         if isinstance(verified, Failure):
             return verified
-        return Success(Caller(self.store.with_identity(verified.unwrap())))
+        exp = _claim(token, "exp")
+        expires = float(exp) * 1000 if isinstance(exp, int | float) else None
+        return Success(
+            Caller(self.store.with_identity(verified.unwrap()), False, expires)
+        )
 
     def _admin(
         self, key: str, acting_as: str | None

@@ -68,6 +68,11 @@ def test_no_header_is_anonymous(gate):
 
 def test_bearer_token(gate, key):
     assert identity_of(gate.from_header(f"Bearer {token(key)}"))["subject"] == "u1"
+    assert (
+        gate.from_header(f"Bearer {token(key)}").unwrap().expires_ms
+        == (NOW + 60) * 1000
+    )
+    assert gate.from_header(None).unwrap().expires_ms is None
     assert identity_of(gate.from_header(f"bearer   {token(key)}  "))["subject"] == "u1"
 
 
