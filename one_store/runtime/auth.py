@@ -243,6 +243,7 @@ class Authenticator:
         self.keys = KeyCache(
             lambda: http if http is not None else _new_client(),
             owns_client=http is None,
+            clock=clock,
         )
 
     def verify(self, token: str) -> Result[dict[str, Any], Unauthenticated]:

@@ -8,8 +8,10 @@ from its discovery document (``<issuer>/.well-known/openid-configuration``, then
 its ``jwks_uri``), as openidconnect-rs does for Convex.
 
 Fetched documents are kept in a :class:`KeyCache` and fetched again when a token
-names a key the cached set does not have (a provider that rotated its keys), so a
-steady stream of requests costs no network round trip. Convex keeps fetched
+names a key the cached set does not have (a provider that rotated its keys), at
+most once per :data:`REFRESH_INTERVAL_MS` of the store's clock, so a steady
+stream of requests costs no network round trip and tokens with made-up key IDs
+cannot make the server hammer the provider. Convex keeps fetched
 replies in an HTTP cache instead; the effect for a rotating provider is the same.
 
 Errors are :class:`~one_store.model.errors.Unauthenticated` values with Convex's
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     import httpx
 
 JWKS_TYPES = ("application/json", "application/jwk-set+json")
+REFRESH_INTERVAL_MS = 10_000  # a URL is fetched again at most this often
 Keys = list[dict[str, Any]]
 
 
@@ -102,13 +105,20 @@ class KeyCache:
         client: makes the ``httpx.Client`` used to fetch (called once, lazily,
             so a store that never verifies a fetched key never imports httpx).
         owns_client: whether :meth:`close` closes that client.
+        clock: milliseconds since the epoch, which spaces out fetches.
     """
 
     def __init__(
-        self, client: Callable[[], httpx.Client], *, owns_client: bool = True
+        self,
+        client: Callable[[], httpx.Client],
+        *,
+        owns_client: bool = True,
+        clock: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self._client_factory = client
         self._owns_client = owns_client
+        self._clock = clock
+        self._fetched_at: dict[str, float] = {}
         self._client: httpx.Client | None = None
         self._keys: dict[str, Keys] = {}
         self._discovered: dict[str, str] = {}
@@ -129,7 +139,9 @@ class KeyCache:
         cannot change).
         """
         cached = self._keys.get(source)
-        if cached is not None and (not refresh or source.startswith("data:")):
+        if cached is not None and (
+            not refresh or source.startswith("data:") or self._recent(source)
+        ):
             return Success(cached)
         if source.startswith("data:"):
             found = decode_data_uri(source).bind(lambda b: parse_jwks(b, "data URL"))
@@ -140,6 +152,11 @@ class KeyCache:
         if isinstance(found, Success):
             self._keys[source] = found.unwrap()
         return found
+
+    def _recent(self, url: str) -> bool:
+        """Whether ``url`` was fetched less than ``REFRESH_INTERVAL_MS`` ago."""
+        last = self._fetched_at.get(url)
+        return last is not None and self._clock() - last < REFRESH_INTERVAL_MS
 
     @staticmethod
     def _read_file(source: str, root: Path | None) -> Result[Keys, Unauthenticated]:
@@ -195,6 +212,7 @@ class KeyCache:
         parsed = parse_jwks(response.content, url)
         if isinstance(parsed, Success):
             self._keys[url] = parsed.unwrap()
+            self._fetched_at[url] = self._clock()
         elif code != "InvalidAuthHeader":
             return Failure(_fetch_problem(code, parsed.failure().message))
         return parsed
@@ -202,6 +220,8 @@ class KeyCache:
     def oidc_keys(self, issuer: str, *, refresh: bool) -> Result[Keys, Unauthenticated]:
         """The keys an OIDC issuer publishes, found through its discovery document."""
         jwks_uri = self._discovered.get(issuer)
+        if refresh and jwks_uri is not None and self._recent(jwks_uri):
+            refresh = False  # fetched a moment ago: what it had is all there is
         if jwks_uri is None or refresh:
             found = self._discover(issuer)
             if isinstance(found, Failure):

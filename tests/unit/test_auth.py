@@ -382,7 +382,14 @@ def test_fetched_jwks_is_cached_and_refreshed_on_an_unknown_kid(
             assert isinstance(store.with_token(first.sign(claims())), Success)
         assert key_server.fetches == 1
         key_server.jwks = jwks(first, second)  # the provider rotates in k2
+        # Fetched a moment ago: an unknown kid does not fetch again yet.
+        assert refusal(store.with_token(second.sign(claims()))).reason == "kid"
+        assert key_server.fetches == 1
+        clock.advance(10_000)
         assert isinstance(store.with_token(second.sign(claims())), Success)
+        assert key_server.fetches == 2
+        for _ in range(3):  # made-up kids never fetch more than once per 10 s
+            store.with_token(first.sign(claims(), kid="made-up"))
         assert key_server.fetches == 2
 
 
