@@ -13,6 +13,7 @@ from typing import Any, assert_never, assert_type
 from returns.result import Failure, Result, Success
 
 from one_store import (
+    ActionCtx,
     ArgsInvalid,
     Busy,
     DocumentInvalid,
@@ -37,6 +38,7 @@ from one_store import (
     Value,
     ValueInvalid,
     action,
+    get_auth_user_id,
     internal_mutation,
     mutation,
     query,
@@ -92,6 +94,13 @@ def pinned(store: Store) -> None:
     assert_type(v.string().validate("x"), Result[Value, ValueInvalid])
     assert_type(Store.memory(), Store)
     assert_type(Store.open("x.db"), Store)
+    assert_type(store.with_token("a.b.c"), Result[Store, Problem])
+    assert_type(store.with_identity({"subject": "u"}), Store)
+
+
+def who(ctx: QueryCtx, actx: ActionCtx) -> None:
+    assert_type(get_auth_user_id(ctx), str | None)
+    assert_type(get_auth_user_id(actx), str | None)
 
 
 def describe(problem: Problem) -> str:
