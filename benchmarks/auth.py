@@ -53,10 +53,16 @@ def custom_jwt_app(folder: Path) -> tuple[Path, str]:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = {**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "k1"}
-    uri = "data:application/json;base64," + base64.b64encode(
-        json.dumps({"keys": [jwk]}).encode()
-    ).decode()
-    provider = {"type": "customJwt", "issuer": ISSUER, "jwks": uri, "algorithm": "RS256"}
+    uri = (
+        "data:application/json;base64,"
+        + base64.b64encode(json.dumps({"keys": [jwk]}).encode()).decode()
+    )
+    provider = {
+        "type": "customJwt",
+        "issuer": ISSUER,
+        "jwks": uri,
+        "algorithm": "RS256",
+    }
     folder.mkdir()
     (folder / "auth_config.py").write_text(f"providers = [{provider!r}]\n")
     (folder / "me.py").write_text(
@@ -97,13 +103,13 @@ def measure(workdir: Path) -> dict[str, float]:
         with Store.memory(app=app) as custom:
             ops = {
                 "anonymous": lambda: chat.query("auth:isAuthenticated", {}),
-                "oidc": lambda: chat.with_token(token)
-                .unwrap()
-                .query("auth:isAuthenticated", {}),
+                "oidc": lambda: (
+                    chat.with_token(token).unwrap().query("auth:isAuthenticated", {})
+                ),
                 "verify": lambda: chat.authenticator.verify(token),
-                "custom": lambda: custom.with_token(custom_token)
-                .unwrap()
-                .query("me:anyone", {}),
+                "custom": lambda: (
+                    custom.with_token(custom_token).unwrap().query("me:anyone", {})
+                ),
             }
             for _ in range(3):  # interleaved rounds; keep each op's best
                 for name, op in ops.items():
