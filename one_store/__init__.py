@@ -68,6 +68,7 @@ from .runtime.functions import (
 )
 from .runtime.identity import get_auth_user_id
 from .runtime.router import HttpRequest, HttpResponse, HttpRouter
+from .runtime.watch import Watch
 from .store import Store
 
 if _typing.TYPE_CHECKING:
@@ -134,6 +135,7 @@ __all__ = [
     "Validator",
     "Value",
     "ValueInvalid",
+    "Watch",
     "action",
     "bundled_app",
     "define_schema",

@@ -200,7 +200,7 @@ def serve(
 
     if access_log:
         _print_access_log()
-    admin_key, shown = serving_admin_key()
+    shown = serving_admin_key()  # the key serve reads from ONE_STORE_ADMIN_KEY
     with open_store(app_dir, db) as store:
         if scheduler:
             store.scheduler.start()  # stopped by store.close() on the way out
@@ -216,12 +216,7 @@ def serve(
 
         try:
             run_server(
-                store,
-                host=host,
-                port=port,
-                on_ready=ready,
-                access_log=access_log,
-                admin_key=admin_key,
+                store, host=host, port=port, on_ready=ready, access_log=access_log
             )
         except OSError as e:
             fail(f"cannot listen on {host}:{port}: {e.strerror or e}")
@@ -314,9 +309,8 @@ def run(
 class _Command(TyperCommand):
     """A command whose usage line leaves out hidden arguments (an older form's)."""
 
-    # ctx: click's Context, or typer._click.Context in newer typer; Any fits both.
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        """``[OPTIONS]`` and the visible arguments."""
+        """``[OPTIONS]`` and the visible arguments (``ctx``: click's or typer's Context)."""
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if not getattr(param, "hidden", False):
@@ -463,6 +457,9 @@ def export_cmd(
         ),
     ] = None,
     app_opt: AppOpt = None,
+    files: Annotated[
+        bool, typer.Option("--include-file-storage", help="Also export stored files.")
+    ] = False,
 ) -> None:
     """Export every table to a Convex snapshot ZIP (npx convex export's layout).
 
@@ -477,7 +474,10 @@ def export_cmd(
         _progress() as progress,
     ):
         try:
-            summary = export_snapshot(store, path, progress=_Bars(progress))
+            bars = _Bars(progress)
+            summary = export_snapshot(
+                store, path, progress=bars, include_file_storage=files
+            )
         except OSError as e:
             fail(f"cannot write {path}: {e.strerror or e}")
     out.print(

@@ -55,17 +55,17 @@ def new_admin_key() -> str:
     return f"one-store|{secrets.token_hex(32)}"
 
 
-def serving_admin_key() -> tuple[str, str]:
-    """``serve``'s admin key and how to show it beside the URL.
+def serving_admin_key() -> str:
+    """Make sure ``serve`` has an admin key; return how to show it beside the URL.
 
-    The operator's own key (``ONE_STORE_ADMIN_KEY``) is not echoed; a generated
-    one is shown, once, since nothing else tells it.
+    The operator's own key (``ONE_STORE_ADMIN_KEY``) is not echoed. Without one, a
+    fresh key is put in this process's ``ONE_STORE_ADMIN_KEY`` (where ``serve``
+    reads it) and returned to be shown, once, since nothing else tells it.
     """
-    given = os.environ.get(ADMIN_KEY_ENV)
-    if given:
-        return given, f"from {ADMIN_KEY_ENV}"
-    key = new_admin_key()
-    return key, key
+    if os.environ.get(ADMIN_KEY_ENV):
+        return f"from {ADMIN_KEY_ENV}"
+    key = os.environ[ADMIN_KEY_ENV] = new_admin_key()
+    return key
 
 
 @frozen

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import socket
 import threading
@@ -59,8 +60,8 @@ from ..model.values import Value, b64, from_convex_json, to_convex_json
 from ..runtime.functions import FunctionSpec, normalize_path
 from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
-from . import logs
-from .auth import Caller, Gate
+from . import files, logs
+from .auth import ADMIN_KEY_ENV, Caller, Gate
 from .http_actions import run_http_action
 
 T = TypeVar("T")
@@ -356,6 +357,14 @@ class Api:
         result, lines = await run_in_thread(self.run, spec, args, caller.store)
         return ConvexJSONResponse(envelope(result, fmt, lines))
 
+    async def upload(self, request: Request) -> Response:
+        """``POST /api/storage/upload``: see :mod:`one_store.server.files`."""
+        return await files.upload(self.store, request)
+
+    async def serve_file(self, request: Request) -> Response:
+        """``GET /api/storage/<uuid>``: see :mod:`one_store.server.files`."""
+        return await files.serve_file(self.store, request)
+
     async def http_action(self, request: Request) -> Response:
         """Any path outside ``/api/``: the app's ``http.py`` router."""
         router = self.store.app.http if self.store.app else None
@@ -496,6 +505,9 @@ def create_app(
         Route(
             "/api/run/{identifier:path}", _guarded(run_endpoint, True), methods=every
         ),
+        # File storage (server/files.py): upload URLs and file URLs.
+        Route("/api/storage/upload", _guarded(api.upload, True), methods=every),
+        Route("/api/storage/{key}", _guarded(api.serve_file, True), methods=every),
         Route("/api/{rest:path}", _guarded(_unknown_api, True), methods=every),
         Route("/{rest:path}", _guarded(api.http_action, False), methods=every),
     ]
@@ -532,7 +544,7 @@ def serve(
     on_ready: Callable[[str], None] = print,
     log_level: str = "warning",
     access_log: bool = False,
-    admin_key: str | None = None,
+    admin_key: str | None = None,  # None: ONE_STORE_ADMIN_KEY, if set
 ) -> None:
     """Serve ``store`` until interrupted; calls ``on_ready(url)`` once listening.
 
@@ -556,7 +568,8 @@ def serve(
             super().handle_exit(sig, frame)
 
     sock = bind(host, port)
-    served = create_app(store, admin_key=admin_key)
+    files.configure(store, url_of(sock))  # file URLs point here; the upload cap
+    served = create_app(store, admin_key=admin_key or os.environ.get(ADMIN_KEY_ENV))
     asgi: Any = logs.AccessLog(served) if access_log else served
     config = uvicorn.Config(asgi, log_level=log_level, access_log=False, lifespan="off")
     server = Server(config)

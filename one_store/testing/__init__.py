@@ -13,6 +13,8 @@
 - :func:`trace`: record which documents and index ranges each call read and which
   documents it wrote.
 - :func:`scheduled_jobs`: the ``_scheduled_functions`` documents, filtered.
+- :func:`wait_for`: block until a watch's result satisfies a predicate (writes
+  from other processes or background threads), with a timeout.
 - :func:`convex_auth_keys`: ``JWT_PRIVATE_KEY`` and ``JWKS`` for an app that signs
   users in as ``@convex-dev/auth`` does (the chat app).
 
@@ -39,6 +41,7 @@ from .traces import (
     Trace,
     trace,
 )
+from .watches import wait_for
 
 
 def __getattr__(name: str) -> object:
@@ -65,4 +68,5 @@ __all__ = [
     "inject_faults",
     "scheduled_jobs",
     "trace",
+    "wait_for",
 ]
