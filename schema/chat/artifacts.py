@@ -58,7 +58,7 @@ def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
 @query(args={"artifactId": v.id("artifacts")}, name="fileUrl")
 def file_url(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
     """The URL serving the artifact's file (null without one, or once deleted)."""
-    artifact = ctx.db.get(args["artifactId"])
+    artifact = visible_child(ctx, ctx.db.get(args["artifactId"]))
     if artifact is None or "fileId" not in artifact:
         return None
     return ctx.storage.get_url(artifact["fileId"])

@@ -325,6 +325,7 @@ def test_another_users_thread_is_not_there(chat, two_users):
     assert bob.query("messages:search", {**t, "query": "hi"}) == Success([])
     assert bob.query("artifacts:listByThread", t) == Success([])
     assert bob.query("artifacts:get", {"artifactId": artifact}) == Success(None)
+    assert bob.query("artifacts:fileUrl", {"artifactId": artifact}) == Success(None)
     assert bob.query("sessions:getByThread", t) == Success(None)
     assert bob.query("toolCalls:list", t) == Success([])
     assert bob.query("approvals:listByThread", t) == Success([])
