@@ -42,6 +42,7 @@ from .model.errors import (
     SchemaMismatchError,
     StorageError,
     StoreOpenError,
+    Unauthenticated,
     UnwrapError,
     ValueInvalid,
 )
@@ -66,6 +67,7 @@ from .runtime.functions import (
     mutation,
     query,
 )
+from .runtime.identity import get_auth_user_id
 from .runtime.router import HttpRequest, HttpResponse, HttpRouter
 from .runtime.watch import Watch
 from .store import Store
@@ -130,6 +132,7 @@ __all__ = [
     "StoreOpenError",
     "TableDefinition",
     "TableView",
+    "Unauthenticated",
     "UnwrapError",
     "Validator",
     "Value",
@@ -139,6 +142,7 @@ __all__ = [
     "bundled_app",
     "define_schema",
     "define_table",
+    "get_auth_user_id",
     "http_action",
     "internal_action",
     "internal_mutation",

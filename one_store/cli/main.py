@@ -195,17 +195,19 @@ def serve(
 
     Ctrl-C stops at once; SIGTERM lets requests in progress finish.
     """
+    from ..server.auth import serving_admin_key
     from ..server.http_api import serve as run_server
 
     if access_log:
         _print_access_log()
+    shown = serving_admin_key()  # the key serve reads from ONE_STORE_ADMIN_KEY
     with open_store(app_dir, db) as store:
         if scheduler:
             store.scheduler.start()  # stopped by store.close() on the way out
 
         def ready(url: str) -> None:
             out.print(
-                f"one-store serving {app_dir} ({db}) at {url}",
+                f"one-store serving {app_dir} ({db}) at {url} (admin key: {shown})",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
@@ -307,10 +309,8 @@ def run(
 class _Command(TyperCommand):
     """A command whose usage line leaves out hidden arguments (an older form's)."""
 
-    # ctx is click's Context, which newer typer vendors as typer._click.Context;
-    # Any fits both.
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        """``[OPTIONS]`` and the visible arguments."""
+        """``[OPTIONS]`` and the visible arguments (``ctx``: click's or typer's Context)."""
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if not getattr(param, "hidden", False):

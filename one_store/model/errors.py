@@ -18,7 +18,8 @@ Problem values, each a frozen attrs class with a stable ``code`` and a human
     ├── HandlerError(exception)                 an unexpected exception in user code
     ├── FunctionNotFound(path, suggestions)
     ├── Busy(message)                           write lock not obtained in busy_timeout
-    └── StorageError(message)                   disk full, corrupt file, I/O error
+    ├── StorageError(message)                   disk full, corrupt file, I/O error
+    └── Unauthenticated(reason, message)        a token or admin key was refused
 
 Exceptions (library misuse, raised at once, never turned into a Failure)::
 
@@ -299,6 +300,30 @@ class StorageError:
         return self.message
 
 
+@frozen
+class Unauthenticated:
+    """A token (or an admin key) was refused; the caller is not signed in.
+
+    ``reason`` says why in one word: ``"malformed"``,
+    ``"kid"``, ``"signature"``, ``"expired"``, ``"not_yet_valid"``,
+    ``"issued_in_future"``, ``"issuer"``, ``"audience"``, ``"claims"``,
+    ``"jwks"``, ``"discovery"`` or ``"admin_key"``. ``convex_code`` and
+    ``status`` are what Convex's HTTP API answers (``{"code", "message"}`` with
+    that status): ``InvalidAuthHeader``, ``NoAuthProvider``, ``Unauthenticated``
+    and ``BadAdminKey`` are 401; ``AuthProviderDiscoveryFailed`` is 400 or the
+    identity provider's own status.
+    """
+
+    reason: str
+    message: str
+    convex_code: str = "Unauthenticated"
+    status: int = 401
+    code = "Unauthenticated"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 Problem: TypeAlias = (
     ArgsInvalid
     | ValueInvalid
@@ -315,6 +340,7 @@ Problem: TypeAlias = (
     | FunctionNotFound
     | Busy
     | StorageError
+    | Unauthenticated
 )
 """The closed union of everything a ``Failure`` from one_store can hold."""
 
@@ -334,6 +360,7 @@ PROBLEM_TYPES: tuple[type, ...] = (
     FunctionNotFound,
     Busy,
     StorageError,
+    Unauthenticated,
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, assert_never, assert_type
 from returns.result import Failure, Result, Success
 
 from one_store import (
+    ActionCtx,
     ArgsInvalid,
     Busy,
     DocumentInvalid,
@@ -33,11 +34,13 @@ from one_store import (
     StorageError,
     Store,
     TableView,
+    Unauthenticated,
     Validator,
     Value,
     ValueInvalid,
     Watch,
     action,
+    get_auth_user_id,
     internal_mutation,
     mutation,
     query,
@@ -101,6 +104,13 @@ def pinned(store: Store) -> None:
     assert_type(watch.result, Result[Any, Problem])
     assert_type(watch.version, int)
     assert_type(next(watch.updates(timeout=1.0)), Result[Any, Problem])
+    assert_type(store.with_token("a.b.c"), Result[Store, Problem])
+    assert_type(store.with_identity({"subject": "u"}), Store)
+
+
+def who(ctx: QueryCtx, actx: ActionCtx) -> None:
+    assert_type(get_auth_user_id(ctx), str | None)
+    assert_type(get_auth_user_id(actx), str | None)
 
 
 def describe(problem: Problem) -> str:
@@ -137,6 +147,8 @@ def describe(problem: Problem) -> str:
             return "retry"
         case StorageError(message=message):
             return message
+        case Unauthenticated(reason=reason):
+            return reason
         case _:
             assert_never(problem)
 
