@@ -45,7 +45,7 @@ from returns.result import Failure, Result, Success
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..model.errors import (
     FunctionNotFound,
@@ -59,6 +59,8 @@ from ..runtime.functions import FunctionSpec, action, normalize_path
 from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
 from . import logs
+from .sync import WEBSOCKETS, SyncHub
+from .sync import routes as sync_routes
 
 T = TypeVar("T")
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
@@ -468,8 +470,12 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
+def create_app(
+    store: Store, *, max_body: int = MAX_BODY, sync: SyncHub | None = None
+) -> Starlette:
     """The ASGI app serving ``store``'s app over Convex's HTTP API.
+
+    ``/api/sync`` speaks Convex's sync protocol (live queries) through ``sync``.
 
     Example:
         >>> from starlette.testclient import TestClient  # doctest: +SKIP
@@ -493,7 +499,8 @@ def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
             _method_not_allowed()
         return await api.run_by_url(request)
 
-    routes = [
+    routes: list[BaseRoute] = sync_routes(sync or SyncHub(store))
+    routes += [
         Route(f"/api/{kind}", _guarded(kind_endpoint(kind), True), methods=every)
         for kind in ("query", "mutation", "action")
     ]
@@ -559,7 +566,9 @@ def serve(
 
     sock = bind(host, port)
     asgi: Any = logs.AccessLog(create_app(store)) if access_log else create_app(store)
-    config = uvicorn.Config(asgi, log_level=log_level, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        asgi, log_level=log_level, access_log=False, lifespan="off", **WEBSOCKETS
+    )
     server = Server(config)
     on_ready(url_of(sock))
     # uvicorn stops gracefully on SIGTERM and then re-raises the signal with the
