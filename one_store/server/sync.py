@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio.to_thread
 import attrs
 from returns.result import Failure, Result, Success
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..model.errors import Problem, Rejected
 from ..model.values import to_convex_json
@@ -86,7 +87,6 @@ from .sync_subscriptions import (
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
-    from starlette.websockets import WebSocket
 
 LOG: Final = logging.getLogger("one_store")
 MAX_FRAME: Final = 20 << 20  # as the HTTP API's body cap: above Convex's 16 MiB args
@@ -232,6 +232,10 @@ class Session:
         self.due = asyncio.Event()
         self.answer_pending = False  # a response went out: the next Transition is due
         self.mutations: asyncio.Queue[Mutation] = asyncio.Queue()
+        # Cleared while one of this socket's mutations runs: its Transition waits
+        # for its MutationResponse, as Convex orders them (no optimistic flicker).
+        self.no_mutation = asyncio.Event()
+        self.no_mutation.set()
         self.actions: set[asyncio.Task[None]] = set()
         self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[_Close] = self.loop.create_future()
@@ -266,7 +270,8 @@ class Session:
             return  # the client went away
         close = self.closed.result()
         try:
-            await self.ws.close(close.code, close.reason)
+            # A client that stopped reading never takes the close frame either.
+            await asyncio.wait_for(self.ws.close(close.code, close.reason), 1.0)
         except Exception:
             LOG.debug("sync socket closed before its close frame")
 
@@ -374,13 +379,17 @@ class Session:
             if isinstance(item, _Close):
                 self._finish(item)
                 return
-            await self.ws.send_text(item)
+            try:
+                await self.ws.send_text(item)
+            except WebSocketDisconnect:
+                return  # the client went away; the reader sees it too
 
     # ------------------------------------------------------------------ transitions
 
     async def _transitions(self) -> None:
         while True:
             await self.due.wait()
+            await self.no_mutation.wait()
             self.due.clear()
             await self._transition()
 
@@ -460,6 +469,7 @@ class Session:
     async def _mutations(self) -> None:
         while True:
             message = await self.mutations.get()
+            self.no_mutation.clear()
             key = (self.session_id, message.request_id)
             answer = self.hub.answered.get(key) if self.session_id else None
             if answer is None:
@@ -469,6 +479,7 @@ class Session:
             self.send(answer)
             self.answer_pending = True
             self.due.set()
+            self.no_mutation.set()
 
     def _run_mutation(self, message: Mutation) -> FunctionResponse:
         response = self._call("MutationResponse", message)
