@@ -28,6 +28,7 @@ from .runtime.context import MutationCtx
 from .runtime.executor import Executor
 from .runtime.functions import FunctionSpec
 from .runtime.jobs import StoreScheduler
+from .runtime.watch import Watch, Watches
 
 if TYPE_CHECKING:
     import httpx
@@ -89,6 +90,8 @@ class Store:
         crons = app.crons if app is not None and not storage.readonly else None
         self.scheduler = StoreScheduler(self.executor, crons)
         self.executor.use_scheduler(self.scheduler)
+        # Shared with with_identity views (copied by reference); idle until a watch.
+        self._watches = Watches(self.executor, follow=storage.path != ":memory:")
 
     @property
     def clock(self) -> Clock:
@@ -202,6 +205,7 @@ class Store:
         """Stop the scheduler worker (if running) and close the file."""
         if self.executor.closed:
             return
+        self._watches.close()
         self.executor.close()
         self.scheduler.stop()
         self.storage.close()
@@ -301,6 +305,25 @@ class Store:
         return self.executor.call(
             "mutation", mutation(lambda ctx, _args: fn(ctx)), None
         )
+
+    def watch(
+        self,
+        fn: FunctionSpec[Any] | str,
+        args: Mapping[str, Any] | None = None,
+        on_change: Callable[[Result[Any, Problem]], object] | None = None,
+    ) -> Watch:
+        """Watch a query: re-run it when a committed write changes what it read.
+
+        The first run happens here (``w.result``); ``on_change(result)`` is
+        called for each later result that differs from the last one. Writes
+        through this store have re-run the watches they touch when the call
+        returns; writes of other connections are noticed within 100 ms. See
+        docs/reactive-queries.md.
+
+        Raises:
+            ContextError: the store is closed, or ``fn`` is a mutation or action.
+        """
+        return self._watches.watch(self.executor, fn, args, on_change)
 
     # ------------------------------------------------------------------ reading helpers
 

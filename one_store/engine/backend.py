@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from attrs import define, frozen
 
@@ -38,6 +38,31 @@ Bounds = tuple[tuple[str, str, "Value"], ...]
 Equalities = tuple[tuple[tuple[str, ...], object], ...]
 # One scanned row (see IndexScan and SearchScan for its shape).
 Row = tuple[Any, ...]
+# A document's entry in a search index: its search field's tokens (space
+# separated) and the sort keys of its filter fields, in the index's order.
+SearchEntry = tuple[str, tuple[bytes, ...]]
+
+
+class Change(NamedTuple):
+    """One committed write, as the change log keeps it (reactive queries).
+
+    Attributes:
+        seq: its position in the log (increasing, never reused).
+        table: the table written.
+        doc_id: the document written.
+        keys: per index (``by_id`` and ``by_creation_time`` included), the
+            document's key before and after the write (None: it was not there,
+            or is not any more); None when the entry cannot be read (then the
+            write must be taken to touch the whole table).
+        search: per search index, the document's entry before and after (None:
+            no entry).
+    """
+
+    seq: int
+    table: str
+    doc_id: str
+    keys: tuple[tuple[str, bytes | None, bytes | None], ...] | None
+    search: tuple[tuple[str, SearchEntry | None, SearchEntry | None], ...]
 
 
 @define
@@ -158,6 +183,16 @@ class CallObserver(Protocol):
     ) -> Callable[[str], None] | None:
         """A query starts scanning ``index``; return a sink for the IDs it returns."""
 
+    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+        """A scan of ``index`` read the key interval ``[low, high)`` (None: no end).
+
+        Told once per scan when it stops, with the keys it actually reached: a
+        ``take(n)`` that stopped at its n-th key reports the range up to that key.
+        """
+
+    def searched(self, scan: SearchScan) -> None:
+        """A text search ran (any write matching it may change its results)."""
+
     def document_written(self, op: str, table: str, doc_id: str) -> None:
         """``op`` (insert, patch, replace, delete, schedule) wrote ``doc_id``."""
 
@@ -176,6 +211,12 @@ class _NoObserver:
     def range_read(
         self, table: str, index: str, bounds: Bounds, order: str
     ) -> Callable[[str], None] | None:
+        return None
+
+    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+        return None
+
+    def searched(self, scan: SearchScan) -> None:
         return None
 
     def document_written(self, op: str, table: str, doc_id: str) -> None:
@@ -281,11 +322,11 @@ class Backend(Scanner, Protocol):
     def enable_change_log(self) -> int:
         """Start logging writes (in every process on the database); the newest seq."""
 
-    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
-        """``(seq, table, doc_id)`` of the writes committed after ``seq``."""
+    def changes_since(self, seq: int) -> list[Change]:
+        """The logged writes committed after ``seq``, oldest first."""
 
-    def prune_changes(self, upto: int) -> None:
-        """Forget the entries up to ``upto`` (inside a write)."""
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the database."""
 
     def schema_fingerprint(self) -> str | None:
         """The fingerprint of the schema the database was last synced with."""
