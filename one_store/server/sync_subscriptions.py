@@ -7,12 +7,19 @@ new ``version``; a socket remembers the version it last sent for each of its
 query IDs and sends a result again only when the version moved, so a result that
 did not change is never sent twice.
 
-Where results come from: the subscription re-runs its query after every write
-committed through the served store (the HTTP API, a socket's mutation, an HTTP
-action, a scheduled job), in the writing thread, before that write's call
-returns, so a mutation's response is always sent after its effect is visible
-here. It then tells its sockets, which may live on another thread (the event
-loop): a listener must only schedule work, never block.
+Where results come from: each subscription is a watch (``store.watch``, see
+docs/reactive-queries.md), run as the socket's identity (a ``with_identity``
+view of the served store). It re-runs only when a committed write touches what
+it read, whoever wrote: the HTTP API, a socket's mutation, an HTTP action, a
+scheduled job, or another process on the same file. A write through the served
+store has re-run the watches it touches before its call returns, so a
+mutation's response is always sent after its effect is visible here. The watch
+tells the subscription in the writing thread; the subscription tells its
+sockets, which live on the event loop: a listener must only schedule work,
+never block.
+
+Log lines: a query's ``print`` and ``logging`` output reaches the client with
+its first result only; the re-runs happen inside the writer's call.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from returns.result import Failure, Result
 from ..model.errors import FunctionNotFound, HandlerError, OneStoreError, Problem
 from ..model.values import Value, from_convex_json
 from ..runtime.functions import FunctionSpec, normalize_path
-from ..runtime.transaction import Transaction
+from ..runtime.watch import Watch
 from ..store import Store
 from . import logs
 
@@ -88,7 +95,11 @@ def run_call(
 
 
 class Subscription:
-    """One query kept current for the sockets that hold it."""
+    """One query kept current for the sockets that hold it: a watch.
+
+    ``latest`` is ``(version, result, log lines)``, replaced as one, so a reader
+    on another thread never sees a result with another result's version.
+    """
 
     def __init__(
         self,
@@ -99,58 +110,44 @@ class Subscription:
         error: str | None,
     ) -> None:
         self.key = key
-        self._store = store
-        self._spec = spec
-        self._args = args
         # A path that does not resolve, or bad args: a fixed error, never re-run.
         self.error = error
-        self.result: Result[Any, Problem] | None = None
-        self.log_lines: list[str] = []
         self.version = 0
-        # (version, result, log lines), replaced as one: a reader on another
-        # thread never sees a result with another result's version.
         self.latest: Latest = (0, None, [])
         self.listeners: dict[int, Listener] = {}
         self.ready = threading.Event()  # set once the first result is in
         self._lock = threading.Lock()
+        self._watch: Watch | None = None
+        if spec is None:
+            self._settle(None)
+            return
+        arguments: Any = args
+        with logs.capture() as lines:
+            self._watch = store.watch(spec, arguments, on_change=self._changed)
+        self._settle(self._watch.result, lines)
 
-    def refresh(self) -> bool:
-        """Re-run the query; whether its result changed (listeners are told)."""
-        if self._spec is None:
-            return False
+    def _settle(
+        self, result: Result[Any, Problem] | None, lines: list[str] | None = None
+    ) -> None:
+        # The first result, unless a write already delivered a later one.
         with self._lock:
-            result, lines = run_call(self._store, self._spec, self._args)
-            if self.version and _same(result, self.result) and lines == self.log_lines:
-                return False
-            self.result, self.log_lines = result, lines
+            if self.version == 0:
+                self.version = 1
+                self.latest = (1, result, lines or [])
+
+    def _changed(self, result: Result[Any, Problem]) -> None:
+        # Called by the watch in the writing thread, in commit order.
+        with self._lock:
             self.version += 1
-            self.latest = (self.version, result, lines)
+            self.latest = (self.version, result, [])
             listeners = list(self.listeners.values())
         for listener in listeners:
             listener()
-        return True
 
-
-def _same(a: Result[Any, Problem] | None, b: Result[Any, Problem] | None) -> bool:
-    # Results hold plain values and frozen Problems; == compares them deeply.
-    # (1 == 1.0 == True in Python: compare types as the client would see them.)
-    return a is not None and b is not None and _typed(a) == _typed(b)
-
-
-def _typed(result: Result[Any, Problem]) -> object:
-    if isinstance(result, Failure):
-        return ("failure", repr(result.failure()))
-    return ("success", _shape(result.unwrap()))
-
-
-def _shape(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shape(v) for v in value]
-    if isinstance(value, float):
-        return ("f", repr(value))  # NaN equals itself, -0.0 differs from 0.0
-    return (type(value).__name__, value)
+    def close(self) -> None:
+        """Stop watching (the last socket let go)."""
+        if self._watch is not None:
+            self._watch.close()
 
 
 class Subscriptions:
@@ -161,7 +158,6 @@ class Subscriptions:
         self._subs: dict[tuple[str, str, str], Subscription] = {}
         self._lock = threading.Lock()
         self._tokens = iter(range(1, 2**62))
-        self._remove = store.executor.add_commit_listener(self._on_commit)
 
     def open(
         self,
@@ -186,10 +182,7 @@ class Subscriptions:
             token = next(self._tokens)
             sub.listeners[token] = listener
         if fresh:
-            try:
-                self._first_run(sub)
-            finally:
-                sub.ready.set()
+            sub.ready.set()
         else:
             sub.ready.wait()
         return sub, token
@@ -205,31 +198,23 @@ class Subscriptions:
             return Subscription(key, store, None, None, args)
         return Subscription(key, store, found, args, None)
 
-    def _first_run(self, sub: Subscription) -> None:
-        if sub.error is not None:
-            sub.version = 1
-            sub.latest = (1, None, [])
-            return
-        sub.refresh()
-
     def release(self, sub: Subscription, token: int) -> None:
         """Let go of a subscription; the last holder's release forgets it."""
         with self._lock:
             sub.listeners.pop(token, None)
-            if not sub.listeners and self._subs.get(sub.key) is sub:
+            last = not sub.listeners and self._subs.get(sub.key) is sub
+            if last:
                 del self._subs[sub.key]
+        if last:
+            sub.close()
 
     def __len__(self) -> int:
         return len(self._subs)
 
-    def _on_commit(self, _txn: Transaction) -> None:
+    def close(self) -> None:
+        """Close every subscription's watch."""
         with self._lock:
             subs = list(self._subs.values())
-        for sub in subs:
-            sub.refresh()
-
-    def close(self) -> None:
-        """Stop following the store's writes."""
-        self._remove()
-        with self._lock:
             self._subs.clear()
+        for sub in subs:
+            sub.close()

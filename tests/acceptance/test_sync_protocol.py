@@ -11,6 +11,8 @@ query that cannot run, FatalError and close for a broken protocol.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -383,3 +385,22 @@ def test_a_client_too_far_behind_is_dropped_and_writers_go_on(tmp_path):
         assert hub.sockets == 1  # the stuck one was dropped, the fast one stays
         fast.close()
         slow.close()
+
+
+def test_a_write_by_another_process_on_the_file_reaches_a_subscriber(tmp_path):
+    db = tmp_path / "shared.db"
+    with Store.open(db, app=APP) as store, served(store) as (url, _):
+        client = Raw(url).connect()
+        client.add(0, "notes:list", {})
+        assert values(client.transition())[0] == []
+        writer = (
+            "import sys\n"
+            "from one_store import Store\n"
+            "with Store.open(sys.argv[1], app=sys.argv[2]) as s:\n"
+            "    s.mutation('notes:add', {'text': 'from another process'}).unwrap()\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", writer, str(db), str(APP)], check=True, timeout=60
+        )
+        assert texts(values(client.transition())[0]) == ["from another process"]
+        client.close()
