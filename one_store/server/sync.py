@@ -160,7 +160,8 @@ class SyncHub:
         ping_after: float = PING_AFTER,
     ) -> None:
         self.store = store
-        self.subscriptions = Subscriptions(store)
+        self.subscriptions = Subscriptions(store, self._wake)
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.clock = Timestamps()
         self.max_frame = max_frame
         self.max_queue = max_queue
@@ -176,13 +177,28 @@ class SyncHub:
         while len(self.answered) > REMEMBERED:
             self.answered.popitem(last=False)
 
+    def _wake(self, sub: Subscription) -> None:
+        # Called in the writing thread: one hop to the loop for all of sub's sockets.
+        if self.loop is None:
+            return
+        try:
+            self.loop.call_soon_threadsafe(_wake_holders, sub)
+        except RuntimeError:  # the loop is gone: the server is stopping
+            LOG.debug("sync update after the event loop closed")
+
     async def endpoint(self, websocket: WebSocket) -> None:
         """The ASGI endpoint of ``/api/sync`` and ``/api/{version}/sync``."""
+        self.loop = asyncio.get_running_loop()
         self.sockets += 1
         try:
             await Session(self, websocket).run()
         finally:
             self.sockets -= 1
+
+
+def _wake_holders(sub: Subscription) -> None:
+    for listener in list(sub.listeners.values()):
+        listener()
 
 
 def routes(hub: SyncHub) -> list[BaseRoute]:
@@ -393,13 +409,6 @@ class Session:
             self.due.clear()
             await self._transition()
 
-    def _listener(self) -> None:
-        # Called on the writing thread: only schedule.
-        try:
-            self.loop.call_soon_threadsafe(self.due.set)
-        except RuntimeError:  # the loop is gone: the server is stopping
-            LOG.debug("sync update after the event loop closed")
-
     async def _transition(self) -> None:
         pending = self.state.take()
         out: list[StateModification] = []
@@ -418,7 +427,7 @@ class Session:
                     self.identity_key,
                     mod.udf_path,
                     mod.args,
-                    self._listener,
+                    self.due.set,
                 )
                 self._replace(mod.query_id, _Held(sub, token))
         # No await from here on: the ts is taken before the results are read,
@@ -428,7 +437,7 @@ class Session:
             version, result, lines = held.sub.latest
             if version != held.sent:
                 held.sent = version
-                out.append(_modification(query_id, held.sub, result, lines))
+                out.append(_modification(query_id, held.sub, version, result, lines))
         if not out and self._quiet(pending):
             return
         self.answer_pending = False
@@ -460,7 +469,7 @@ class Session:
                 self.identity_key,
                 path,
                 raw,
-                self._listener,
+                self.due.set,
             )
             self._replace(query_id, _Held(sub, token))
 
@@ -519,6 +528,7 @@ class _Refused(Exception):  # noqa: N818 - internal signal: answer, then close
 def _modification(
     query_id: int,
     sub: Subscription,
+    version: int,
     result: Result[Any, Problem] | None,
     lines: list[str],
 ) -> StateModification:
@@ -526,7 +536,8 @@ def _modification(
         return QueryFailed(query_id, sub.error)
     assert result is not None
     if isinstance(result, Success):
-        return QueryUpdated(query_id, to_convex_json(result.unwrap()), tuple(lines))
+        text = sub.value_text(version, result.unwrap())
+        return QueryUpdated(query_id, text, tuple(lines))
     problem = result.failure()
     if isinstance(problem, Rejected):
         return QueryFailed(

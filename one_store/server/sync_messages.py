@@ -351,10 +351,13 @@ class StateVersion:
 
 @attrs.frozen
 class QueryUpdated:
-    """A new result for ``query_id`` (``value`` already Convex-JSON)."""
+    """A new result for ``query_id``, its value already rendered as Convex JSON text.
+
+    The text is made once per result and shared by every socket that sends it.
+    """
 
     query_id: int
-    value: Any
+    value_text: str
     log_lines: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -362,10 +365,18 @@ class QueryUpdated:
         return {
             "type": "QueryUpdated",
             "queryId": self.query_id,
-            "value": self.value,
+            "value": json.loads(self.value_text),
             "logLines": list(self.log_lines),
             "journal": None,
         }
+
+    def to_text(self) -> str:
+        """The wire form as text, with the value's text spliced in."""
+        return (
+            f'{{"type":"QueryUpdated","queryId":{self.query_id},'
+            f'"value":{self.value_text},"logLines":{_dumps(list(self.log_lines))},'
+            '"journal":null}'
+        )
 
 
 @attrs.frozen
@@ -391,6 +402,10 @@ class QueryFailed:
             out["errorData"] = self.error_data
         return out
 
+    def to_text(self) -> str:
+        """The wire form as text."""
+        return _dumps(self.to_json())
+
 
 @attrs.frozen
 class QueryRemoved:
@@ -401,6 +416,10 @@ class QueryRemoved:
     def to_json(self) -> dict[str, Any]:
         """The wire form."""
         return {"type": "QueryRemoved", "queryId": self.query_id}
+
+    def to_text(self) -> str:
+        """The wire form as text."""
+        return _dumps(self.to_json())
 
 
 StateModification: TypeAlias = QueryUpdated | QueryFailed | QueryRemoved
@@ -426,6 +445,15 @@ class Transition:
             "clientClockSkew": self.client_clock_skew,
             "serverTs": self.server_ts,
         }
+
+    def to_text(self) -> str:
+        """The wire form as text (each result's text is spliced in, not re-encoded)."""
+        mods = ",".join(m.to_text() for m in self.modifications)
+        return (
+            f'{{"type":"Transition","startVersion":{_dumps(self.start.to_json())},'
+            f'"endVersion":{_dumps(self.end.to_json())},"modifications":[{mods}],'
+            f'"clientClockSkew":{self.client_clock_skew},"serverTs":{self.server_ts}}}'
+        )
 
 
 @attrs.frozen
@@ -498,8 +526,13 @@ class Ping:
 ServerMessage: TypeAlias = Transition | FunctionResponse | AuthError | FatalError | Ping
 
 
+def _dumps(obj: object) -> str:
+    # Compact; floats keep their ".0" (the Python client needs it); never NaN.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def render(message: ServerMessage) -> str:
-    """The text frame of a server message (compact; floats keep their ``.0``)."""
-    return json.dumps(
-        message.to_json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
+    """The text frame of a server message."""
+    if isinstance(message, Transition):
+        return message.to_text()
+    return _dumps(message.to_json())

@@ -14,9 +14,9 @@ it read, whoever wrote: the HTTP API, a socket's mutation, an HTTP action, a
 scheduled job, or another process on the same file. A write through the served
 store has re-run the watches it touches before its call returns, so a
 mutation's response is always sent after its effect is visible here. The watch
-tells the subscription in the writing thread; the subscription tells its
-sockets, which live on the event loop: a listener must only schedule work,
-never block.
+tells the subscription in the writing thread; the subscription hands itself to
+the hub's ``wake`` (one hop to the event loop per changed result, however many
+sockets hold it), which calls the sockets' listeners on the loop.
 
 Log lines: a query's ``print`` and ``logging`` output reaches the client with
 its first result only; the re-runs happen inside the writer's call.
@@ -32,7 +32,7 @@ from typing import Any
 from returns.result import Failure, Result
 
 from ..model.errors import FunctionNotFound, HandlerError, OneStoreError, Problem
-from ..model.values import Value, from_convex_json
+from ..model.values import Value, from_convex_json, to_convex_json
 from ..runtime.functions import FunctionSpec, normalize_path
 from ..runtime.watch import Watch
 from ..store import Store
@@ -69,6 +69,16 @@ def decode_args(raw: Any) -> Value | str:
         return "Invalid args: the value is nested too deeply"
     except (ValueError, TypeError, OverflowError) as e:
         return f"Invalid args: {e}"
+
+
+def encode_value(value: Value) -> str:
+    """A value as Convex JSON text (compact; never a bare NaN)."""
+    return json.dumps(
+        to_convex_json(value),
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,
+    )
 
 
 def run_call(
@@ -108,8 +118,12 @@ class Subscription:
         spec: FunctionSpec[Any] | None,
         args: Value | None,
         error: str | None,
+        wake: Callable[[Subscription], None],
     ) -> None:
         self.key = key
+        self._wake = wake
+        # The latest result's value as Convex JSON text, made once for all sockets.
+        self._text: tuple[int, str] = (0, "")
         # A path that does not resolve, or bad args: a fixed error, never re-run.
         self.error = error
         self.version = 0
@@ -140,9 +154,13 @@ class Subscription:
         with self._lock:
             self.version += 1
             self.latest = (self.version, result, [])
-            listeners = list(self.listeners.values())
-        for listener in listeners:
-            listener()
+        self._wake(self)
+
+    def value_text(self, version: int, value: Any) -> str:
+        """``value`` (the result of ``version``) as Convex JSON text, made once."""
+        if self._text[0] != version:
+            self._text = (version, encode_value(value))
+        return self._text[1]
 
     def close(self) -> None:
         """Stop watching (the last socket let go)."""
@@ -153,8 +171,9 @@ class Subscription:
 class Subscriptions:
     """Every subscription of one served store, keyed by query, args and identity."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, wake: Callable[[Subscription], None]) -> None:
         self._store = store
+        self._wake = wake
         self._subs: dict[tuple[str, str, str], Subscription] = {}
         self._lock = threading.Lock()
         self._tokens = iter(range(1, 2**62))
@@ -192,11 +211,11 @@ class Subscriptions:
     ) -> Subscription:
         found = resolve(store, path, "query")
         if isinstance(found, str):
-            return Subscription(key, store, None, None, found)
+            return Subscription(key, store, None, None, found, self._wake)
         args = decode_args(raw_args)
         if isinstance(args, str):
-            return Subscription(key, store, None, None, args)
-        return Subscription(key, store, found, args, None)
+            return Subscription(key, store, None, None, args, self._wake)
+        return Subscription(key, store, found, args, None, self._wake)
 
     def release(self, sub: Subscription, token: int) -> None:
         """Let go of a subscription; the last holder's release forgets it."""
