@@ -404,3 +404,85 @@ def test_a_write_by_another_process_on_the_file_reaches_a_subscriber(tmp_path):
         )
         assert texts(values(client.transition())[0]) == ["from another process"]
         client.close()
+
+
+async def fan_out(url: str) -> tuple[dict[int, list[dict[str, object]]], set[int]]:
+    """200 sockets x 5 counters; one write; what each socket was sent afterwards."""
+    from websockets.asyncio.client import connect
+
+    names = [f"c{n}" for n in range(50)]
+    held = {s: [names[(s * 5 + k) % 50] for k in range(5)] for s in range(200)}
+    sockets = {}
+    for s, mine in held.items():
+        ws = await connect(url.replace("http://", "ws://") + "/api/sync")
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "Connect",
+                    "sessionId": f"f{s}",
+                    "connectionCount": 0,
+                    "clientTs": 0,
+                }
+            )
+        )
+        adds = [
+            {
+                "type": "Add",
+                "queryId": k,
+                "udfPath": "notes:counter",
+                "args": [{"name": name}],
+            }
+            for k, name in enumerate(mine)
+        ]
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "ModifyQuerySet",
+                    "baseVersion": 0,
+                    "newVersion": 1,
+                    "modifications": adds,
+                }
+            )
+        )
+        sockets[s] = ws
+    for ws in sockets.values():  # every socket has its five results
+        while (m := json.loads(await ws.recv()))["type"] != "Transition":
+            pass
+        assert len(m["modifications"]) == 5
+    post(url, "mutation", "notes:bump", {"name": "c0"})  # returns after the watches ran
+    seen: dict[int, list[dict[str, object]]] = {}
+    marker = {"type": "Add", "queryId": 99, "udfPath": "notes:list", "args": [{}]}
+    for s, ws in sockets.items():
+        # A later ModifyQuerySet: its Transition comes after any the write caused.
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "ModifyQuerySet",
+                    "baseVersion": 1,
+                    "newVersion": 2,
+                    "modifications": [marker],
+                }
+            )
+        )
+        seen[s] = []
+        while True:
+            m = json.loads(await ws.recv())
+            if m["type"] != "Transition":
+                continue
+            seen[s] += [x for x in m["modifications"] if x["queryId"] != 99]
+            if any(x["queryId"] == 99 for x in m["modifications"]):
+                break
+        await ws.close()
+    return seen, {s for s, mine in held.items() if "c0" in mine}
+
+
+def test_one_write_fans_out_to_the_sockets_it_touches_only(server):
+    import asyncio
+
+    seen, holders = asyncio.run(fan_out(server))
+    assert len(holders) == 20
+    for s, mods in seen.items():
+        if s in holders:
+            assert [m["value"] for m in mods] == [{"$integer": b64ts(1)}], s
+        else:
+            assert mods == [], s
