@@ -157,3 +157,15 @@ def test_sync_benchmark_writes_its_block(tmp_path: Path) -> None:
         "mutation round trip, sync socket (to its Transition)",
     ):
         assert f"| {name} |" in text
+
+
+def test_watch_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Results\n\nkept\n")
+    run_script("watch.py", "--smoke", "--out", str(out))
+    text = out.read_text()
+    assert "kept" in text
+    assert "untouched watches" in text
+    # One re-run per write that touches one watch, none for the others.
+    assert "ran 0 handlers" in text
+    assert "(1.00 per write)" in text

@@ -323,7 +323,14 @@ class Backend(Scanner, Protocol):
         """Start logging writes (in every process on the database); the newest seq."""
 
     def changes_since(self, seq: int) -> list[Change]:
-        """The logged writes committed after ``seq``, oldest first."""
+        """The logged writes committed after ``seq``, oldest first (one statement)."""
+
+    def recent_changes(self, after: int) -> list[Change] | None:
+        """This connection's own logged writes after ``after``, if it kept them all.
+
+        None when it cannot tell (another connection wrote in between, a
+        rollback, a reopened file): then :meth:`changes_since` reads the log.
+        """
 
     def data_version(self) -> int:
         """A number that changes when another connection commits to the database."""

@@ -150,6 +150,12 @@ class ReadIndex(Generic[Owner]):
 
     def add(self, owner: Owner, reads: ReadSet) -> None:
         """Index ``reads`` as ``owner``'s (replacing what it had)."""
+        old = self._sets.get(owner)
+        if old is not None and old.ranges == reads.ranges:
+            # A re-run that read the same ranges (the common case): only its
+            # IDs may differ, and the intervals need no rebuild.
+            self._swap_ids(owner, old, reads)
+            return
         self.discard(owner)
         self._sets[owner] = reads
         for doc_id in reads.ids:
@@ -161,6 +167,25 @@ class ReadIndex(Generic[Owner]):
             intervals.add(owner, low, high)
         for scan in reads.searches:
             self._searches.setdefault(scan.table, {}).setdefault(owner, []).append(scan)
+
+    def _swap_ids(self, owner: Owner, old: ReadSet, reads: ReadSet) -> None:
+        for doc_id in old.ids - reads.ids:
+            owners = self._ids.get(doc_id)
+            if owners is not None:
+                owners.discard(owner)
+                if not owners:
+                    del self._ids[doc_id]
+        for doc_id in reads.ids - old.ids:
+            self._ids.setdefault(doc_id, set()).add(owner)
+        for scan in old.searches:
+            by_owner = self._searches.get(scan.table)
+            if by_owner is not None:
+                by_owner.pop(owner, None)
+                if not by_owner:
+                    del self._searches[scan.table]
+        for scan in reads.searches:
+            self._searches.setdefault(scan.table, {}).setdefault(owner, []).append(scan)
+        self._sets[owner] = reads
 
     def discard(self, owner: Owner) -> None:
         """Forget ``owner``'s read set."""

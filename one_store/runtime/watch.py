@@ -55,6 +55,7 @@ Callbacks
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import struct
@@ -84,6 +85,7 @@ logger = logging.getLogger("one_store")
 # How often the background thread asks SQLite whether another connection committed.
 POLL_SECONDS = 0.01
 _CLOSED = object()
+_numbers = itertools.count()  # watches re-run in the order they were opened
 
 
 class Watch:
@@ -122,6 +124,7 @@ class Watch:
         self._version = 0
         self._feeds: list[Callable[[object], None]] = []
         self._closed = False
+        self._number = next(_numbers)
 
     # ------------------------------------------------------------------ reading
 
@@ -420,21 +423,26 @@ class Watches:
         self._started = True
 
     def _committed(self, txn: object) -> None:
-        self.catch_up()
+        self.catch_up(own=True)
 
     def observing(self, reads: ReadSet) -> _Reads:
         """Run a watched query with ``reads`` as its observer (this thread)."""
         return _Reads(self._observing.local, reads)
 
-    def catch_up(self) -> None:
-        """Read the log past the cursor and re-run the watches its writes touch."""
+    def catch_up(self, own: bool = False) -> None:
+        """Read the log past the cursor and re-run the watches its writes touch.
+
+        ``own``: called after a commit of this store, whose entries its
+        connection still holds (no need to read them back, usually).
+        """
         with self.lock:
             if not self._open:
                 return
             backend = self._executor.backend
             try:
                 if self._log:
-                    with backend.read():
+                    changes = backend.recent_changes(self._cursor) if own else None
+                    if changes is None:
                         changes = backend.changes_since(self._cursor)
                     if not changes:
                         return
@@ -447,8 +455,9 @@ class Watches:
                 logger.exception("watches could not read the change log")
                 return
             self._cursor = position
-            for watch in [w for w in self._open if w in touched]:
-                self._rerun(watch, position)
+            for watch in sorted(touched, key=_opened):
+                if watch in self._open:
+                    self._rerun(watch, position)
             self.settled = max(self.settled, position)
 
     def _rerun(self, watch: Watch, position: int) -> None:
@@ -473,19 +482,21 @@ class Watches:
         backend = self._executor.backend
         seen: int | None = None
         while not self._stop.wait(POLL_SECONDS):
+            if not self._open:
+                continue  # nothing to keep current: no statement either
             try:
                 with backend.read():
                     version = backend.data_version()
-            except StorageFailure:
-                continue
-            except Exception:  # the store closed under us
-                if self._closed:
-                    return
-                raise
-            if version != seen:
-                if seen is not None:
+                if version != seen:  # the first look too: a commit may precede it
+                    seen = version
                     self.catch_up()
-                seen = version
+            except StorageFailure:
+                continue  # busy or failing now; the next look tries again
+            except Exception:
+                if self._closed:  # the store closed under us
+                    return
+                # Never let the thread die silently: the watches would go stale.
+                logger.exception("the watch thread could not catch up; retrying")
 
 
 class _Reads:
@@ -501,6 +512,10 @@ class _Reads:
 
     def __exit__(self, *exc: object) -> None:
         self._local.reads = self._before
+
+
+def _opened(watch: Watch) -> int:
+    return watch._number
 
 
 def _prepare(

@@ -146,3 +146,16 @@ def test_a_follower_that_fell_behind_the_pruned_log_re_runs_everything(
 
         writer.run(many).unwrap()
         assert wait_for(w, lambda r: r == Success(["x"]), timeout=30)
+
+
+def test_a_read_only_store_s_watch_follows_another_connection_s_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.db"
+    with Store.open(path, schema=SCHEMA) as writer:
+        put_other = writer.run
+        with Store.open(path, readonly=True) as reader:
+            w = reader.watch(others, {})
+            assert w.result == Success([])
+            put_other(lambda ctx: ctx.db.insert("other", {"x": 7})).unwrap()
+            assert wait_for(w, lambda r: r == Success([7]), timeout=30)

@@ -35,6 +35,7 @@ from one_store import (
     Validator,
     Value,
     ValueInvalid,
+    Watch,
     action,
     internal_mutation,
     mutation,
@@ -91,6 +92,11 @@ def pinned(store: Store) -> None:
     assert_type(v.string().validate("x"), Result[Value, ValueInvalid])
     assert_type(Store.memory(), Store)
     assert_type(Store.open("x.db"), Store)
+    watch = store.watch(count, {}, on_change=lambda result: None)
+    assert_type(watch, Watch)
+    assert_type(watch.result, Result[Any, Problem])
+    assert_type(watch.version, int)
+    assert_type(next(watch.updates(timeout=1.0)), Result[Any, Problem])
 
 
 def describe(problem: Problem) -> str:

@@ -28,6 +28,7 @@ gap (its next ``seq`` is gone) and must take everything as changed.
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ...model.keys import sort_key
@@ -35,13 +36,15 @@ from ..backend import Change, SearchEntry
 from .layout import quote
 
 if TYPE_CHECKING:
-    from .layout import TableLayout
+    from .layout import SearchLayout, TableLayout
 
 CHANGES = "_one_store_changes"
 _Q = quote(CHANGES)
 # Entries kept: a reader more than this many writes behind re-runs everything.
 KEEP = 10_000
 PRUNE_EVERY = 1_000
+# Entries a connection remembers having made (ChangeLog.recent).
+RECENT = 1_024
 _NONE = b"\xff\xff\xff\xff"
 
 
@@ -73,6 +76,10 @@ class ChangeLog:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
         self._insert = f"INSERT INTO {_Q}(table_name, doc_id, keys) VALUES (?, ?, ?)"
+        # The entries it made lately, for its own store's watches (no re-read).
+        # A rollback replaces this object (Storage.reload_layouts), so an entry
+        # rolled back never stays here.
+        self.recent: deque[Change] = deque(maxlen=RECENT)
 
     def inserted(self, layout: TableLayout, doc: dict[str, Any]) -> None:
         """``doc`` is being inserted."""
@@ -109,22 +116,44 @@ class ChangeLog:
         old: dict[str, Any] | None,
         new: dict[str, Any] | None,
     ) -> None:
-        parts: list[bytes | None] = []
         id_key = sort_key(doc_id)
-        parts += [b"by_id", None if old is None else id_key]
-        parts.append(None if new is None else id_key)
+        # Every key ends with the document's _creationTime and _id: encoded once.
+        old_tail = None if old is None else sort_key(old["_creationTime"]) + id_key
+        new_tail = None if new is None else sort_key(new["_creationTime"]) + id_key
+        keys: list[tuple[str, bytes | None, bytes | None]] = [
+            ("by_id", None if old is None else id_key, None if new is None else id_key)
+        ]
         for (name, _), prefix in zip(layout.key_fns, layout.prefix_fns, strict=True):
-            parts += [name.encode(), _key(old, prefix), _key(new, prefix)]
-        for s in layout.search.values():
-            parts += [b"$" + s.index.name.encode()]
-            parts.append(None if old is None else _entry(s.row(old)))
-            parts.append(None if new is None else _entry(s.row(new)))
+            keys.append(
+                (name, _key(old, prefix, old_tail), _key(new, prefix, new_tail))
+            )
+        search = tuple(
+            (name, _entry(s, old), _entry(s, new)) for name, s in layout.search.items()
+        )
         cursor = self._connection.execute(
-            self._insert, (layout.name, doc_id, _pack(parts))
+            self._insert, (layout.name, doc_id, _encode(keys, search))
         )
         seq = cursor.lastrowid or 0
+        self.recent.append(Change(seq, layout.name, doc_id, tuple(keys), search))
         if seq % PRUNE_EVERY == 0 and seq > KEEP:
             prune(self._connection, seq - KEEP)
+
+    def recent_after(self, after: int) -> list[Change] | None:
+        """The entries this connection made after ``after``, if it has them all.
+
+        Only when they are every entry from ``after + 1`` on, one after the
+        other (another connection's write in between, or a rollback that
+        replaced this log object, makes the caller read the table instead).
+        """
+        recent = self.recent
+        while recent and recent[0].seq <= after:  # handed out already
+            recent.popleft()
+        found = list(recent)
+        if not found or found[0].seq != after + 1:
+            return None
+        if found[-1].seq - found[0].seq != len(found) - 1:
+            return None
+        return found
 
 
 class NoLog:
@@ -144,34 +173,55 @@ class NoLog:
     def deleting(self, layout: TableLayout, doc_id: str) -> None:
         """Log nothing."""
 
+    def recent_after(self, after: int) -> list[Change] | None:
+        """Nothing kept: the caller reads the table."""
+        return None
+
 
 NO_LOG = NoLog()
 
 
-def _key(doc: dict[str, Any] | None, prefix: Any) -> bytes | None:
-    if doc is None:
+def _key(doc: dict[str, Any] | None, prefix: Any, tail: bytes | None) -> bytes | None:
+    if doc is None or tail is None:
         return None
-    tail = sort_key(doc["_creationTime"]) + sort_key(doc["_id"])
     return tail if prefix is None else prefix(doc) + tail
 
 
-def _entry(row: tuple[Any, ...] | None) -> bytes | None:
-    """A search entry (tokens, filter keys) as one packed byte string."""
-    if row is None:
+def _entry(s: SearchLayout, doc: dict[str, Any] | None) -> SearchEntry | None:
+    """A document's entry in a search index: its tokens and filter keys."""
+    row = None if doc is None else s.row(doc)
+    return None if row is None else (row[0], tuple(row[1:]))
+
+
+def _encode(
+    keys: list[tuple[str, bytes | None, bytes | None]],
+    search: tuple[tuple[str, SearchEntry | None, SearchEntry | None], ...],
+) -> bytes:
+    """An entry's keys and search entries as one blob (see :func:`decode`)."""
+    parts: list[bytes | None] = []
+    for name, old, new in keys:
+        parts += (name.encode(), old, new)
+    for name, old_entry, new_entry in search:
+        parts += (b"$" + name.encode(), _pack_entry(old_entry), _pack_entry(new_entry))
+    return _pack(parts)
+
+
+def _pack_entry(entry: SearchEntry | None) -> bytes | None:
+    if entry is None:
         return None
-    return _pack([row[0].encode(), *row[1:]])
+    return _pack([entry[0].encode(), *entry[1]])
 
 
 def _pack(parts: list[bytes | None]) -> bytes:
     """Length-prefixed byte strings (4 bytes big-endian; all ones: None)."""
-    out = bytearray()
+    out: list[bytes] = []
     for p in parts:
         if p is None:
-            out += _NONE
+            out.append(_NONE)
         else:
-            out += len(p).to_bytes(4, "big")
-            out += p
-    return bytes(out)
+            out.append(len(p).to_bytes(4, "big"))
+            out.append(p)
+    return b"".join(out)
 
 
 def _unpack(blob: bytes) -> list[bytes | None]:

@@ -99,11 +99,7 @@ class Storage:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
             )
-        if (
-            isinstance(cache_mib, bool)
-            or not isinstance(cache_mib, int)
-            or cache_mib < 1
-        ):
+        if type(cache_mib) is not int or cache_mib < 1:  # bool is no number here
             raise ValueError(
                 f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
             )
@@ -484,9 +480,15 @@ class Storage:
         return changes.newest(self.connection)
 
     def changes_since(self, seq: int) -> list[Change]:
-        """The writes logged after ``seq`` (in a read or write)."""
-        logs = self._log is not changes.NO_LOG
-        return changes.since(self.connection, seq) if logs else []
+        """The writes logged after ``seq`` (one statement: no transaction needed)."""
+        with self.lock:
+            logs = self._log is not changes.NO_LOG
+            return changes.since(self.connection, seq) if logs else []
+
+    def recent_changes(self, after: int) -> list[Change] | None:
+        """This connection's own writes logged after ``after``, if it kept them all."""
+        with self.lock:
+            return self._log.recent_after(after)
 
     def data_version(self) -> int:
         """``PRAGMA data_version``: moves when another connection commits."""
