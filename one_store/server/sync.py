@@ -387,18 +387,34 @@ class Session:
     # ------------------------------------------------------------------ writer
 
     async def _write(self) -> None:
-        while True:
-            try:
-                item = await asyncio.wait_for(self.outbox.get(), self.hub.ping_after)
-            except TimeoutError:
-                item = render(Ping())
-            if isinstance(item, _Close):
-                self._finish(item)
-                return
-            try:
-                await self.ws.send_text(item)
-            except WebSocketDisconnect:
-                return  # the client went away; the reader sees it too
+        # One pending get() across pings: wait_for() could drop an item that
+        # arrives as the timeout fires, and a lost Transition breaks the chain.
+        getter: asyncio.Task[str | _Close] | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.create_task(self.outbox.get())
+                done, _ = await asyncio.wait({getter}, timeout=self.hub.ping_after)
+                if done:
+                    item, getter = getter.result(), None
+                else:
+                    item = render(Ping())
+                if not await self._send(item):
+                    return
+        finally:
+            if getter is not None:
+                getter.cancel()
+
+    async def _send(self, item: str | _Close) -> bool:
+        """Send one item; False once the socket is done."""
+        if isinstance(item, _Close):
+            self._finish(item)
+            return False
+        try:
+            await self.ws.send_text(item)
+        except WebSocketDisconnect:
+            return False  # the client went away; the reader sees it too
+        return True
 
     # ------------------------------------------------------------------ transitions
 
@@ -421,15 +437,7 @@ class Session:
                     self.hub.subscriptions.release(held.sub, held.token)
                 out.append(QueryRemoved(mod.query_id))
             else:
-                sub, token = await anyio.to_thread.run_sync(
-                    self.hub.subscriptions.open,
-                    self.store,
-                    self.identity_key,
-                    mod.udf_path,
-                    mod.args,
-                    self.due.set,
-                )
-                self._replace(mod.query_id, _Held(sub, token))
+                await self._open(mod.query_id, mod.udf_path, mod.args)
         # No await from here on: the ts is taken before the results are read,
         # and nothing else on this socket runs in between.
         ts = self.hub.clock.tick()
@@ -462,16 +470,22 @@ class Session:
     async def _reopen_all(self) -> None:
         """The identity changed: every held query runs again as the new one."""
         for query_id, old in list(self.held.items()):
-            path, raw = old.sub.key[0], json.loads(old.sub.key[1])
-            sub, token = await anyio.to_thread.run_sync(
-                self.hub.subscriptions.open,
-                self.store,
-                self.identity_key,
-                path,
-                raw,
-                self.due.set,
+            await self._open(query_id, old.sub.key[0], json.loads(old.sub.key[1]))
+
+    async def _open(self, query_id: int, path: str, raw_args: Any) -> None:
+        """Hold ``path(raw_args)`` as ``query_id`` (its first run off the loop).
+
+        The worker thread records it in ``held`` itself, so a socket that closes
+        meanwhile still releases it (this task waits for the thread either way).
+        """
+
+        def open_and_hold() -> None:
+            sub, token = self.hub.subscriptions.open(
+                self.store, self.identity_key, path, raw_args, self.due.set
             )
             self._replace(query_id, _Held(sub, token))
+
+        await anyio.to_thread.run_sync(open_and_hold)
 
     # ------------------------------------------------------------------ calls
 

@@ -226,10 +226,16 @@ def test_a_mutation_sent_again_after_a_reconnect_runs_once(server):
     assert post(server, "query", "notes:counter", {"name": "once"}) == "1"
 
 
-def test_logging_out_moves_the_identity_version(raw):
+def test_logging_out_moves_the_identity_version_and_queries_go_on(raw, server):
+    raw.add(0, "notes:counter", {"name": "identity"})
+    raw.transition()
     raw.send({"type": "Authenticate", "tokenType": "None", "baseVersion": 0})
     t = raw.transition()
     assert t["endVersion"]["identity"] == 1
+    assert t["endVersion"]["querySet"] == 1
+    # The queries run again as the new identity, and still follow the writes.
+    post(server, "mutation", "notes:bump", {"name": "identity"})
+    assert values(raw.transition())[0] == {"$integer": b64ts(1)}
 
 
 def test_a_token_no_provider_verifies_gets_auth_error_and_close(raw):
