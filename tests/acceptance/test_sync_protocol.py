@@ -492,3 +492,26 @@ def test_one_write_fans_out_to_the_sockets_it_touches_only(server):
             assert [m["value"] for m in mods] == [{"$integer": b64ts(1)}], s
         else:
             assert mods == [], s
+
+
+def test_writes_by_an_http_action_and_a_scheduled_job_reach_a_subscriber(tmp_path):
+    with (
+        Store.open(tmp_path / "writers.db", app=APP) as store,
+        served(store) as (url, hub),
+    ):
+        client = Raw(url).connect()
+        client.add(0, "notes:list", {})
+        assert values(client.transition())[0] == []
+        answer = HTTP.post(f"{url}/notes", json={"text": "from an HTTP action"})
+        assert answer.status_code == 200
+        assert texts(values(client.transition())[0]) == ["from an HTTP action"]
+        post(url, "mutation", "notes:addLater", {"text": "from a job"})
+        store.scheduler.run_due()  # what `serve`'s scheduler worker does
+        seen = values(client.transition())[0]
+        assert texts(seen) == ["from an HTTP action", "from a job"]
+        client.close()
+        # The last socket gone, its subscription and watch go too.
+        deadline = time.monotonic() + 30
+        while (len(hub.subscriptions) or hub.sockets) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (len(hub.subscriptions), hub.sockets) == (0, 0)
