@@ -132,10 +132,18 @@ class Subscription:
         self.ready = threading.Event()  # set once the first result is in
         self._lock = threading.Lock()
         self._watch: Watch | None = None
+        self._start: tuple[Store, FunctionSpec[Any], Any] | None = None
         if spec is None:
             self._settle(None)
+        else:
+            self._start = (store, spec, args)
+
+    def start(self) -> None:
+        """Open the watch: the query's first run (blocks; outside any shared lock)."""
+        if self._start is None:
             return
-        arguments: Any = args
+        store, spec, arguments = self._start
+        self._start = None
         with logs.capture() as lines:
             self._watch = store.watch(spec, arguments, on_change=self._changed)
         self._settle(self._watch.result, lines)
@@ -201,7 +209,17 @@ class Subscriptions:
             token = next(self._tokens)
             sub.listeners[token] = listener
         if fresh:
-            sub.ready.set()
+            # The first run happens outside the lock: other sockets opening other
+            # queries do not wait for it (those opening this one wait for ready).
+            try:
+                sub.start()
+            except BaseException:
+                with self._lock:
+                    if self._subs.get(key) is sub:
+                        del self._subs[key]
+                raise
+            finally:
+                sub.ready.set()
         else:
             sub.ready.wait()
         return sub, token
