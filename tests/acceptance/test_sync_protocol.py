@@ -46,6 +46,12 @@ def raw(server: str) -> Iterator[Raw]:
 HTTP = httpx.Client()  # one client: making one per request costs ~100 ms
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _http_client() -> Iterator[None]:
+    yield
+    HTTP.close()
+
+
 def post(url: str, kind: str, path: str, args: dict[str, object]) -> object:
     answer = HTTP.post(f"{url}/api/{kind}", json={"path": path, "args": args})
     body = answer.json()
