@@ -3,10 +3,12 @@
 A reactive query re-runs only when a write lands in what its last run read. For
 an index scan that is the key interval the scan actually covered: all of its
 range when it ran out, and only up to its last key when the caller stopped early
-(``take(n)``, ``first()``, ``unique()``, a full page), as Convex's read sets
-record (convex-backend ``crates/database/src/reads.rs``: an index range read is
-the interval up to the last key the stream produced). A text search is reported
-as a search: any write whose document matches it may change its results.
+(``take(n)``, ``first()``, ``unique()``, a full page). Convex records the
+interval of each page its stream fetched, prefetch included
+(convex-backend ``crates/database/src/query/index_range.rs``), a superset of
+this; one_store stops at the keys consumed, which re-runs less. A text search is
+reported as a search: any write whose document matches it may change its
+results.
 
 Nothing here runs unless an observer is installed: a query without one never
 calls into this module.
