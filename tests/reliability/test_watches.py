@@ -118,7 +118,6 @@ def test_a_write_from_another_process_re_runs_only_the_watches_it_touches(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "p.db"
-    RUNS.clear()  # tests/property/test_watch_results.py runs in_thread too
     with Store.open(path, schema=SCHEMA) as store:
         w = store.watch(in_thread, {"thread": "a"})
         runs = RUNS["in_thread"]  # counted since the first run (other tests count too)
