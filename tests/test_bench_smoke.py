@@ -169,6 +169,24 @@ def test_data_benchmark_writes_its_block(tmp_path: Path) -> None:
     assert "x raw sqlite3 -> Arrow (" in text
 
 
+def test_sync_benchmark_writes_its_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    run_script(
+        "sync.py", "--sockets", "1", "3", "--writes", "3", "--out", str(tmp_path)
+    )
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- sync:start") == 1
+    for name in (
+        "commit → update frame, 1 subscribed socket(s)",
+        "commit → update frame, 3 subscribed socket(s)",
+        "mutation round trip, HTTP API (`POST /api/mutation`)",
+        "mutation round trip, sync socket (to its Transition)",
+    ):
+        assert f"| {name} |" in text
+
+
 def test_watch_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     out.write_text("# Results\n\nkept\n")

@@ -191,7 +191,7 @@ def serve(
         ),
     ] = True,
 ) -> None:
-    """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes).
+    """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes) and its sync protocol (/api/sync: live queries for useQuery and ConvexClient).
 
     Ctrl-C stops at once; SIGTERM lets requests in progress finish.
     """

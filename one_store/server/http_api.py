@@ -47,7 +47,7 @@ from returns.result import Failure, Result, Success
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..model.errors import (
     FunctionNotFound,
@@ -63,6 +63,8 @@ from ..store import Store
 from . import files, logs
 from .auth import ADMIN_KEY_ENV, Caller, Gate
 from .http_actions import run_http_action
+from .sync import WEBSOCKETS, SyncHub
+from .sync import routes as sync_routes
 
 T = TypeVar("T")
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
@@ -467,13 +469,18 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    store: Store, *, max_body: int = MAX_BODY, admin_key: str | None = None
+    store: Store,
+    *,
+    max_body: int = MAX_BODY,
+    admin_key: str | None = None,
+    sync: SyncHub | None = None,
 ) -> Starlette:
     """The ASGI app serving ``store``'s app over Convex's HTTP API.
 
     ``admin_key`` is what ``Authorization: Convex <key>`` must carry (None: no
     admin). ``app.state.gate`` is the :class:`~one_store.server.auth.Gate` that
     checks credentials (the sync protocol's ``Authenticate`` uses it too).
+    ``/api/sync`` speaks Convex's sync protocol (live queries) through ``sync``.
 
     Example:
         >>> from starlette.testclient import TestClient  # doctest: +SKIP
@@ -497,7 +504,10 @@ def create_app(
             _method_not_allowed()
         return await api.run_by_url(request)
 
-    routes = [
+    hub = sync or SyncHub(store)
+    hub.gate = api.gate  # Authenticate verifies tokens as the HTTP API does
+    routes: list[BaseRoute] = sync_routes(hub)
+    routes += [
         Route(f"/api/{kind}", _guarded(kind_endpoint(kind), True), methods=every)
         for kind in ("query", "mutation", "action")
     ]
@@ -571,7 +581,9 @@ def serve(
     files.configure(store, url_of(sock))  # file URLs point here; the upload cap
     served = create_app(store, admin_key=admin_key or os.environ.get(ADMIN_KEY_ENV))
     asgi: Any = logs.AccessLog(served) if access_log else served
-    config = uvicorn.Config(asgi, log_level=log_level, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        asgi, log_level=log_level, access_log=False, lifespan="off", **WEBSOCKETS
+    )
     server = Server(config)
     on_ready(url_of(sock))
     # uvicorn stops gracefully on SIGTERM and then re-raises the signal with the

@@ -306,3 +306,52 @@ def test_random_and_truncated_tokens_never_crash_or_authenticate(http, token):
         return
     assert reply.status_code in (400, 401), reply.text
     assert set(reply.json()) == {"code", "message"}
+
+
+# ------------------------------------------------------------------ sync protocol
+
+
+def test_sync_authenticate_runs_the_socket_as_the_tokens_user(server, http):
+    from .sync_client import Raw
+
+    token = sign_up(http, "sync-user@example.com")["token"]
+    raw = Raw(server).connect("sync-auth")
+    try:
+        raw.add(0, "auth:isAuthenticated", {})
+        assert raw.transition()["modifications"][0]["value"] is False
+        raw.send(
+            {
+                "type": "Authenticate",
+                "tokenType": "User",
+                "value": token,
+                "baseVersion": 0,
+            }
+        )
+        after = raw.transition()
+        assert after["endVersion"]["identity"] == 1
+        assert after["modifications"][0]["value"] is True
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize(
+    ("claims", "says"),
+    [({"exp": int(time.time()) - 60}, "expired"), ({"aud": "other"}, "aud")],
+)
+def test_sync_authenticate_refuses_a_bad_token_with_auth_error(server, claims, says):
+    from .sync_client import Raw
+
+    raw = Raw(server).connect("sync-bad-token")
+    raw.send(
+        {
+            "type": "Authenticate",
+            "tokenType": "User",
+            "value": site_token(**claims),
+            "baseVersion": 0,
+        }
+    )
+    seen, _code = raw.closed()
+    errors = [m for m in seen if m["type"] == "AuthError"]
+    assert len(errors) == 1, seen
+    assert says in errors[0]["error"].lower()
+    assert errors[0]["authUpdateAttempted"] is True
