@@ -9,7 +9,8 @@ or stay inside its own package):
 1. ``one_store.model``: values, IDs, errors, validators, schema (pure, no I/O)
 2. ``one_store.engine``: the data layer, the only place that speaks SQL
 3. ``one_store.runtime``: running functions (contexts, scheduler, crons, ...)
-4. ``one_store.app``: loading an app folder
+4. ``one_store.app``: loading an app folder; ``one_store.data``: table views and
+   DataFrames, below the store because ``store.table()`` hands out its views
 5. ``one_store.store``: ``Store``, the façade
 6. ``one_store.snapshot``, ``one_store.testing`` and the package's ``__init__``
    (the public names): each may use the store, none another
@@ -37,7 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("one_store.model",),
     ("one_store.engine",),
     ("one_store.runtime",),
-    ("one_store.app",),
+    ("one_store.app", "one_store.data"),
     ("one_store.store",),
     ("one_store.snapshot", "one_store.testing", "one_store"),
     ("one_store.server",),
