@@ -84,11 +84,22 @@ def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
     assert {(m["op"], m["store"]) for m in bulk_open if m["samples"]} == {
         (op, s) for op in ("bulk", "open") for s in STORES
     }
+    # Every ratio of every measured store comes with a bootstrap interval.
+    ratios = {(r["op"], r["store"]): r for r in payload["sections"][0]["ratios"]}
+    assert set(ratios) == measured
+    assert all(r["low"] <= r["median"] <= r["high"] for r in ratios.values())
     scaled = {
-        (r["size"], r["op"], r["store"]) for r in payload["scale"] if r["samples"]
+        (r["size"], r["op"], r["store"], r["mode"])
+        for r in payload["scale"]
+        if r["samples"]
     }
-    assert {store for _size, _op, store in scaled} == STORES - {"TinyDB"}
-    assert len({size for size, _op, _store in scaled}) == 2
+    assert {store for _size, _op, store, _m in scaled} == {
+        "raw sqlite3",
+        "one_store",
+        "sqlite-utils",
+    }
+    assert len({size for size, _op, _store, _m in scaled}) == 2
+    assert {mode for *_rest, mode in scaled} == {"warm", "cold"}
 
 
 def test_http_benchmark_writes_its_block_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from benchmarks.workload import (
     PAGE_SIZE,
     ROLES,
     SEARCH_LIMIT,
+    SETTINGS,
     Doc,
     TokenRange,
 )
@@ -37,22 +38,32 @@ MESSAGE = {
     "tags": v.array(v.string()),
     "meta": META,
 }
+# The "large" workload's documents also carry 10-100 KB of notes.
+WITH_NOTES = {**MESSAGE, "notes": v.optional(v.string())}
 
 
-def message_table() -> Any:
-    return (
-        define_table(MESSAGE)
+def message_table(search: bool = True, fields: Any = None) -> Any:
+    table = (
+        define_table(fields or MESSAGE)
         .index("by_thread", ["threadId"])
         .index("by_role_tokens", ["role", "meta.tokens"])
-        .search_index("search_content", search_field="content")
     )
+    return table.search_index("search_content", search_field="content") if search else table
 
 
 SCHEMA = define_schema({"messages": message_table()})
+
+
+def schema() -> Any:
+    """The messages schema of this run's workload (search index, notes or not)."""
+    if SETTINGS.search and SETTINGS.notes_kb is None:
+        return SCHEMA
+    fields = MESSAGE if SETTINGS.notes_kb is None else WITH_NOTES
+    return define_schema({"messages": message_table(SETTINGS.search, fields)})
 TEN_SCHEMA = define_schema({name: message_table() for name in TEN_TABLES})
 
 
-@mutation(args=MESSAGE)
+@mutation(args=WITH_NOTES)
 def send(ctx: Any, args: Doc) -> Any:
     return ctx.db.insert("messages", args)
 
@@ -126,7 +137,7 @@ def search_messages(ctx: Any, args: Doc) -> Any:
     )
 
 
-@action(args={"doc": v.object(MESSAGE), "role": ROLE, "meta": META})
+@action(args={"doc": v.object(WITH_NOTES), "role": ROLE, "meta": META})
 def three(ctx: Any, args: Doc) -> None:
     key = ctx.run_mutation(send, args["doc"]).unwrap()
     ctx.run_mutation(
@@ -148,7 +159,14 @@ class OneStorePeer(Peer):
 
     @classmethod
     def create(cls, path: Path) -> OneStorePeer:
-        return cls(Store.open(path, schema=SCHEMA))
+        return cls(
+            Store.open(
+                path,
+                schema=schema(),
+                synchronous=SETTINGS.synchronous,  # type: ignore[arg-type]
+                cache_mib=SETTINGS.cache_mib,
+            )
+        )
 
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         keys: list[Any] = []
