@@ -321,7 +321,9 @@ def measure_ops(
                 m.error = _error_text(exc)
                 continue
             m.iters = iters[name]
-        warm = op.make(random.Random(f"warm-{op.key}"), max(iters.values(), default=1), table_size)
+        warm = op.make(
+            random.Random(f"warm-{op.key}"), max(iters.values(), default=1), table_size
+        )
         for name in names:  # one untimed slice each: caches, statements, allocator
             if name not in iters or found[name].error is not None:
                 continue

@@ -109,6 +109,8 @@ def environment() -> dict[str, str]:
         "peewee": _version("peewee"),
         "tinydb": _version("tinydb"),
         "matplotlib": _version("matplotlib"),
+        # The machine is shared: how busy it was when the run ended.
+        "load average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -228,7 +230,11 @@ def scale_markdown(rows: list[dict[str, Any]], stores: list[str]) -> str:
                         cells.append("n/a")
                         continue
                     med = statistics.median(here[0]["samples"])
-                    g = growth(rows, op, store, mode, size) if size != sizes[0] else None
+                    g = (
+                        growth(rows, op, store, mode, size)
+                        if size != sizes[0]
+                        else None
+                    )
                     if g is None:
                         cells.append(fmt(med))
                     elif store == RAW:

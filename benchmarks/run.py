@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import cProfile
+import dataclasses
 import gc
 import io
 import pstats
@@ -321,9 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # store; a tenth of the documents (and of the bulk load) is the same
         # shape at a size this machine's disk and time allow.
         sizes = dataclasses.replace(sizes, main=sizes.main // 10, bulk=sizes.bulk // 10)
-    scale_sizes = [] if args.no_scale or args.large else [
-        *sizes.scale, *([1_000_000] if args.scale else [])
-    ]
+    scale_sizes = (
+        []
+        if args.no_scale or args.large
+        else [*sizes.scale, *([1_000_000] if args.scale else [])]
+    )
     only = set(args.stores.split(",")) if args.stores else None
     classes = peer_classes(only)
     given = list(sys.argv[1:] if argv is None else argv)

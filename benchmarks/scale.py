@@ -94,8 +94,9 @@ def _path(workdir: Path, store: str, size: int) -> Path:
     return workdir / f"scale-{slug}-{size}.db"
 
 
-def child_build(size: int, stores: Sequence[str], workdir: Path, reps: int,
-                slice_s: float) -> dict[str, Any]:
+def child_build(
+    size: int, stores: Sequence[str], workdir: Path, reps: int, slice_s: float
+) -> dict[str, Any]:
     """Build ``size``-document files for ``stores``; measure them warm."""
     classes = _classes(stores)
     peers = {n: c.create(_path(workdir, n, size)) for n, c in classes.items()}
@@ -120,7 +121,7 @@ def child_build(size: int, stores: Sequence[str], workdir: Path, reps: int,
             _timed(call, peers[n], _args(op, random.Random("warm"), iters[n], keys[n]))
         samples: dict[str, list[float]] = {n: [] for n in names}
         for rep in range(reps):
-            order = names[rep % len(names):] + names[: rep % len(names)]
+            order = names[rep % len(names) :] + names[: rep % len(names)]
             for n in order:
                 args = _args(op, random.Random(f"{op}-{rep}"), iters[n], keys[n])
                 samples[n].append(_timed(call, peers[n], args))
@@ -174,8 +175,13 @@ def measure(
         for op, by_store in warm.items():
             for store, samples in by_store.items():
                 rows.append(
-                    {"size": size, "op": op, "store": store, "mode": "warm",
-                     "samples": samples}
+                    {
+                        "size": size,
+                        "op": op,
+                        "store": store,
+                        "mode": "warm",
+                        "samples": samples,
+                    }
                 )
         cold: dict[tuple[str, str], list[float]] = {}
         for rep in range(cold_reps):
@@ -185,8 +191,13 @@ def measure(
                     cold.setdefault((op, store), []).append(value)
         for (op, store), samples in cold.items():
             rows.append(
-                {"size": size, "op": op, "store": store, "mode": "cold",
-                 "samples": samples}
+                {
+                    "size": size,
+                    "op": op,
+                    "store": store,
+                    "mode": "cold",
+                    "samples": samples,
+                }
             )
         log(f"scale: {size:,} documents in {time.perf_counter() - started:.0f}s")
         for store in stores:
@@ -196,9 +207,11 @@ def measure(
     return rows
 
 
-def growth(rows: list[dict[str, Any]], op: str, store: str, mode: str,
-           size: int) -> tuple[float, float] | None:
+def growth(
+    rows: list[dict[str, Any]], op: str, store: str, mode: str, size: int
+) -> tuple[float, float] | None:
     """(growth of ``store`` from the smallest size to ``size``, relative to raw's)."""
+
     def med(s: str, n: int) -> float | None:
         for r in rows:
             if (r["op"], r["store"], r["mode"], r["size"]) == (op, s, mode, n):
@@ -219,7 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "--child":
         kind, size = argv[1], int(argv[2])
         if kind == "build":
-            stores, workdir, reps, slice_s = argv[3].split(","), Path(argv[4]), int(argv[5]), float(argv[6])
+            stores, workdir, reps, slice_s = (
+                argv[3].split(","),
+                Path(argv[4]),
+                int(argv[5]),
+                float(argv[6]),
+            )
             print(json.dumps(child_build(size, stores, workdir, reps, slice_s)))
         else:
             print(json.dumps(child_cold(size, argv[3], Path(argv[4]), int(argv[5]))))
@@ -234,8 +252,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = measure(sizes, args.stores.split(","), args.workdir, args.reps,
-                   args.slice, args.cold_reps)
+    rows = measure(
+        sizes,
+        args.stores.split(","),
+        args.workdir,
+        args.reps,
+        args.slice,
+        args.cold_reps,
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     for mode in ("warm", "cold"):
@@ -244,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for size in sizes[1:]:
                     g = growth(rows, op, store, mode, size)
                     if g:
-                        print(f"{mode} {op} {store} {size:,}: own {g[0]:.2f}, vs raw {g[1]:.2f}")
+                        print(
+                            f"{mode} {op} {store} {size:,}: own {g[0]:.2f}, vs raw {g[1]:.2f}"
+                        )
     return 0
 
 

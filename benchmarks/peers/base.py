@@ -18,6 +18,7 @@ from benchmarks.workload import Doc, TokenRange
 BULK_CHUNK = 8_000
 TEN_TABLES = tuple(f"t{i}" for i in range(10))
 
+
 # Every store gets the fastest JSON codec a Python program has at hand, the one
 # one_store reads with: pydantic-core (already installed with pydantic), compact
 # output, object keys interned on decode. The standard library's codec costs

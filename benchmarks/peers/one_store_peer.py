@@ -48,7 +48,11 @@ def message_table(search: bool = True, fields: Any = None) -> Any:
         .index("by_thread", ["threadId"])
         .index("by_role_tokens", ["role", "meta.tokens"])
     )
-    return table.search_index("search_content", search_field="content") if search else table
+    return (
+        table.search_index("search_content", search_field="content")
+        if search
+        else table
+    )
 
 
 SCHEMA = define_schema({"messages": message_table()})
@@ -60,6 +64,8 @@ def schema() -> Any:
         return SCHEMA
     fields = MESSAGE if SETTINGS.notes_kb is None else WITH_NOTES
     return define_schema({"messages": message_table(SETTINGS.search, fields)})
+
+
 TEN_SCHEMA = define_schema({name: message_table() for name in TEN_TABLES})
 
 

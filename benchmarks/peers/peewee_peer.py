@@ -90,7 +90,9 @@ class PeeweePeer(Peer):
         db = _database(path)
         db.connect()
         peer = cls(db)
-        db.create_tables([peer.Message, peer.Index] if SETTINGS.search else [peer.Message])
+        db.create_tables(
+            [peer.Message, peer.Index] if SETTINGS.search else [peer.Message]
+        )
         return peer
 
     def _now(self) -> float:

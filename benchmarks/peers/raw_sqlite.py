@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ UPDATE_FTS = "UPDATE messages_fts SET content = ? WHERE rowid = ?"
 DELETE = "DELETE FROM messages WHERE id = ? RETURNING rowid"
 DELETE_FTS = "DELETE FROM messages_fts WHERE rowid = ?"
 # The index columns and where each comes from in a document.
-INDEXED = (
+INDEXED: tuple[tuple[str, Callable[[Doc], Any]], ...] = (
     ("thread_id", lambda d: d["threadId"]),
     ("role", lambda d: d["role"]),
     ("tokens", lambda d: d["meta"]["tokens"]),
@@ -102,6 +102,8 @@ def update_sql(columns: tuple[str, ...]) -> str:
         sets = ", ".join(f"{c} = ?" for c in ("body", *columns))
         sql = _UPDATES[columns] = f"UPDATE messages SET {sets} WHERE rowid = ?"
     return sql
+
+
 BY_THREAD = f"{SELECT} WHERE thread_id = ? ORDER BY creation_time LIMIT {EQ_LIMIT}"
 LATEST = (
     f"{SELECT} WHERE thread_id = ? ORDER BY creation_time DESC LIMIT {LATEST_LIMIT}"
