@@ -150,3 +150,31 @@ def test_schema_check_benchmark_writes_its_block(tmp_path: Path) -> None:
         "open, every field changed (every field checked)",
     ):
         assert f"| {step} |" in text
+
+
+def test_extra_workloads_write_their_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    options = ["--docs", "200", "--search-docs", "300", "--reps", "1"]
+    out = ["--out", str(tmp_path), "--workdir", str(tmp_path)]
+    run_script("extra.py", *options, *out, "--json", str(tmp_path / "extra.json"))
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- extra:start") == 1
+    for row in (
+        "`.filter(...).take(10)`",
+        "full scan",
+        "4 writer processes",
+        "file size",
+    ):
+        assert row in text
+    data = json.loads((tmp_path / "extra.json").read_text())["data"]
+    assert set(data) == {
+        "filter",
+        "scan",
+        "open",
+        "import",
+        "writers",
+        "memory",
+        "search",
+    }
