@@ -11,11 +11,24 @@ from typing import Any, ClassVar
 
 from pydantic_core import from_json, to_json
 
-from benchmarks.workload import Doc, TokenRange
+from benchmarks.workload import SETTINGS, Doc, TokenRange
 
 # Convex caps a transaction at 16,000 writes, so one_store's bulk load is a
 # series of mutations of this many documents; every store gets the same batches.
 BULK_CHUNK = 8_000
+
+
+def bulk_chunk() -> int:
+    """Documents per bulk transaction: ``BULK_CHUNK``, or fewer for large documents.
+
+    Convex also caps a transaction at 16 MiB written, so the "large" workload's
+    10-100 KB documents go in batches that stay under it (every store alike).
+    """
+    if SETTINGS.notes_kb is None:
+        return BULK_CHUNK
+    return max(1, (15 << 20) // ((SETTINGS.notes_kb[1] + 1) * 1024))
+
+
 TEN_TABLES = tuple(f"t{i}" for i in range(10))
 
 
@@ -58,7 +71,7 @@ class Peer(abc.ABC):
 
     @abc.abstractmethod
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
-        """Insert many documents in batches of ``BULK_CHUNK``; return their keys."""
+        """Insert many documents in batches of ``bulk_chunk()``; return their keys."""
 
     @abc.abstractmethod
     def insert(self, doc: Doc) -> Any: ...

@@ -3,7 +3,7 @@
 Each operation is what a user of one_store writes: a validated mutation per
 write (``store.mutation(fn, args)``), a query function per read
 (``store.query(fn, args)``), an action that runs three mutations, and the bulk
-load as ad-hoc mutations (``store.run``) of ``BULK_CHUNK`` documents, because a
+load as ad-hoc mutations (``store.run``) of ``bulk_chunk()`` documents, because a
 Convex transaction may write at most 16,000 documents.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.peers.base import BULK_CHUNK, TEN_TABLES, Peer
+from benchmarks.peers.base import TEN_TABLES, Peer, bulk_chunk
 from benchmarks.workload import (
     EQ_LIMIT,
     LATEST_LIMIT,
@@ -176,8 +176,8 @@ class OneStorePeer(Peer):
 
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            chunk = docs[start : start + BULK_CHUNK]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            chunk = docs[start : start + size]
 
             def load(ctx: Any, chunk: Sequence[Doc] = chunk) -> list[Any]:
                 return [ctx.db.insert("messages", d) for d in chunk]

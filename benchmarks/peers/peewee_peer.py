@@ -16,9 +16,9 @@ import peewee as pw
 from playhouse.sqlite_ext import FTS5Model, RowIDField, SearchField
 
 from benchmarks.peers.base import (
-    BULK_CHUNK,
     TEN_TABLES,
     Peer,
+    bulk_chunk,
     decode,
     encode,
     fts_query,
@@ -115,8 +115,8 @@ class PeeweePeer(Peer):
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         message, index = self.Message, self.Index
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            chunk = docs[start : start + BULK_CHUNK]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            chunk = docs[start : start + size]
             with self.db.atomic("IMMEDIATE"):
                 first = (message.select(pw.fn.MAX(message.rowid)).scalar() or 0) + 1
                 rows = [

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.peers.base import (
-    BULK_CHUNK,
     TEN_TABLES,
     Peer,
+    bulk_chunk,
     decode,
     encode,
     fts_query,
@@ -155,8 +155,8 @@ class RawSqlite(Peer):
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         conn = self.conn
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            chunk = docs[start : start + BULK_CHUNK]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            chunk = docs[start : start + size]
             conn.execute("BEGIN IMMEDIATE")
             try:
                 (first,) = conn.execute(

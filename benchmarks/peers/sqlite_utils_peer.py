@@ -15,9 +15,9 @@ from typing import Any
 import sqlite_utils
 
 from benchmarks.peers.base import (
-    BULK_CHUNK,
     TEN_TABLES,
     Peer,
+    bulk_chunk,
     decode,
     encode,
     fts_query,
@@ -102,8 +102,8 @@ class SqliteUtilsPeer(Peer):
 
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            records = [self._record(d) for d in docs[start : start + BULK_CHUNK]]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            records = [self._record(d) for d in docs[start : start + size]]
             with self.db.atomic():
                 (first,) = self.db.execute(
                     "SELECT coalesce(max(rowid), 0) FROM messages"
