@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     data["memory"] = mem
     for key, label in (
-        ("rss_mib", "peak RSS growth loading"),
+        ("rss_mib", "peak RSS growth creating + loading"),
         ("file_mib", "file size"),
     ):
         a, b = mem["raw sqlite3"][key], mem["one_store"][key]
