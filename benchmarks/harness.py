@@ -425,9 +425,7 @@ def measure_open(
                 raise key
             if cls.open_ten(path, key) is None:
                 raise RuntimeError("open_ten did not find its document")
-            per_call, _ = timed(
-                lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, [(path, key)]
-            )
+            per_call, _ = timed(_open_ten(cls), _NO_PEER, [(path, key)])
         except Exception as exc:  # one broken store must not sink the run
             found[name].error = _error_text(exc)
             continue
@@ -439,10 +437,15 @@ def measure_open(
                 continue
             cls, path, key = paths[name]
             args = [(path, key)] * iters[name]
-            per_call, _ = timed(lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, args)
+            per_call, _ = timed(_open_ten(cls), _NO_PEER, args)
             found[name].samples.append(per_call)
     progress(_summary("open store (10 tables)", found))
     return list(found.values())
+
+
+def _open_ten(cls: type[Peer]) -> Callable[[Peer, Any], Any]:
+    """The timed call of a cold start: ``cls.open_ten(path, key)``."""
+    return lambda _peer, args: cls.open_ten(*args)
 
 
 class _NoPeer:
@@ -504,7 +507,7 @@ def verify(states: dict[str, StoreState], table_size: int) -> list[str]:
     notes: list[str] = []
     for name, a in answers.items():
         for op, value in a.items():
-            ref = reference.get(op)
+            ref: Any = reference.get(op)
             if isinstance(value, _Failed):
                 notes.append(f"**MISMATCH** {op}, {name}: failed ({value.error})")
             elif isinstance(ref, _Failed) or name == RAW:
