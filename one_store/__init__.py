@@ -66,6 +66,7 @@ from .runtime.functions import (
     query,
 )
 from .runtime.router import HttpRequest, HttpResponse, HttpRouter
+from .runtime.watch import Watch
 from .store import Store
 
 if _typing.TYPE_CHECKING:
@@ -131,6 +132,7 @@ __all__ = [
     "Validator",
     "Value",
     "ValueInvalid",
+    "Watch",
     "action",
     "bundled_app",
     "define_schema",

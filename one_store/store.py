@@ -26,8 +26,11 @@ from .model.schema import Schema
 from .model.values import Value
 from .runtime.context import MutationCtx
 from .runtime.executor import Executor
+from .runtime.file_store import FileStore
+from .runtime.files import DEFAULT_SITE_URL, Files
 from .runtime.functions import FunctionSpec
 from .runtime.jobs import StoreScheduler
+from .runtime.watch import Watch, Watches
 
 if TYPE_CHECKING:
     import httpx
@@ -69,6 +72,7 @@ class Store:
         seed: int | None = None,
         http: httpx.Client | None = None,
         identity: Mapping[str, Any] | None = None,
+        site_url: str = DEFAULT_SITE_URL,
     ) -> None:
         self.storage = storage
         self.app = app
@@ -89,6 +93,12 @@ class Store:
         crons = app.crons if app is not None and not storage.readonly else None
         self.scheduler = StoreScheduler(self.executor, crons)
         self.executor.use_scheduler(self.scheduler)
+        # Shared with with_identity views (copied by reference); idle until a watch.
+        self._watches = Watches(self.executor, follow=storage.path != ":memory:")
+        # File storage (docs/file-storage.md): ctx.storage and store.files.
+        files = Files(self.executor, site_url)
+        self.executor.use_files(files)
+        self.files = FileStore(files)
 
     @property
     def clock(self) -> Clock:
@@ -116,6 +126,7 @@ class Store:
         cache_mib: int = DEFAULT_CACHE_MIB,
         http: httpx.Client | None = None,
         readonly: bool = False,
+        site_url: str = DEFAULT_SITE_URL,
     ) -> Store:
         """Open (or create) a store in a SQLite file, in WAL mode.
 
@@ -137,6 +148,8 @@ class Store:
                 migrated or checked, and an app's crons are not recorded). Queries
                 run; a mutation, ``store.run`` or a scheduler run raises
                 ``ContextError``.
+            site_url: the origin file URLs (``ctx.storage.get_url``) and upload
+                URLs are made under (``serve`` sets its own address).
 
         Raises:
             ValueError: ``synchronous`` or ``cache_mib`` is not a valid setting.
@@ -162,7 +175,13 @@ class Store:
             raise StoreOpenError(e.problem) from e
         try:
             return cls(
-                storage, schema=schema, app=loaded, clock=clock, seed=seed, http=http
+                storage,
+                schema=schema,
+                app=loaded,
+                clock=clock,
+                seed=seed,
+                http=http,
+                site_url=site_url,
             )
         except StorageFailure as e:
             storage.close()
@@ -180,8 +199,9 @@ class Store:
         clock: Clock | None = None,
         seed: int | None = None,
         http: httpx.Client | None = None,
+        site_url: str = DEFAULT_SITE_URL,
     ) -> Store:
-        """Open a store in memory (for tests and notebooks)."""
+        """Open a store in memory (for tests and notebooks); files in a temporary folder."""
         return cls(
             Storage(":memory:"),
             schema=schema,
@@ -189,6 +209,7 @@ class Store:
             clock=clock,
             seed=seed,
             http=http,
+            site_url=site_url,
         )
 
     def _sync_schema(self, schema: Schema) -> None:
@@ -202,6 +223,7 @@ class Store:
         """Stop the scheduler worker (if running) and close the file."""
         if self.executor.closed:
             return
+        self._watches.close()
         self.executor.close()
         self.scheduler.stop()
         self.storage.close()
@@ -301,6 +323,25 @@ class Store:
         return self.executor.call(
             "mutation", mutation(lambda ctx, _args: fn(ctx)), None
         )
+
+    def watch(
+        self,
+        fn: FunctionSpec[Any] | str,
+        args: Mapping[str, Any] | None = None,
+        on_change: Callable[[Result[Any, Problem]], object] | None = None,
+    ) -> Watch:
+        """Watch a query: re-run it when a committed write changes what it read.
+
+        The first run happens here (``w.result``); ``on_change(result)`` is
+        called for each later result that differs from the last one. Writes
+        through this store have re-run the watches they touch when the call
+        returns; writes of other connections are noticed within 100 ms. See
+        docs/reactive-queries.md.
+
+        Raises:
+            ContextError: the store is closed, or ``fn`` is a mutation or action.
+        """
+        return self._watches.watch(self.executor, fn, args, on_change)
 
     # ------------------------------------------------------------------ reading helpers
 

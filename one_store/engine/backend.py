@@ -12,6 +12,8 @@
   transaction it runs in (table layouts, the engine's scans, counting reads
   against the function's limits). It is internal: ``ctx.db`` is not a port, so a
   handler never reaches it.
+- :class:`BlobStore`: the bodies of stored files, kept beside the database and
+  made atomic with the transaction that writes their ``_storage`` row.
 - :class:`CallObserver`: what one call read and wrote, as it happens (documents by
   ID, index ranges scanned, writes). The runtime hands one to every transaction;
   the default, :data:`NO_OBSERVER`, does nothing. Call traces
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, NamedTuple, Protocol
 
 from attrs import define, frozen
 
@@ -38,6 +40,31 @@ Bounds = tuple[tuple[str, str, "Value"], ...]
 Equalities = tuple[tuple[tuple[str, ...], object], ...]
 # One scanned row (see IndexScan and SearchScan for its shape).
 Row = tuple[Any, ...]
+# A document's entry in a search index: its search field's tokens (space
+# separated) and the sort keys of its filter fields, in the index's order.
+SearchEntry = tuple[str, tuple[bytes, ...]]
+
+
+class Change(NamedTuple):
+    """One committed write, as the change log keeps it (reactive queries).
+
+    Attributes:
+        seq: its position in the log (increasing, never reused).
+        table: the table written.
+        doc_id: the document written.
+        keys: per index (``by_id`` and ``by_creation_time`` included), the
+            document's key before and after the write (None: it was not there,
+            or is not any more); None when the entry cannot be read (then the
+            write must be taken to touch the whole table).
+        search: per search index, the document's entry before and after (None:
+            no entry).
+    """
+
+    seq: int
+    table: str
+    doc_id: str
+    keys: tuple[tuple[str, bytes | None, bytes | None], ...] | None
+    search: tuple[tuple[str, SearchEntry | None, SearchEntry | None], ...]
 
 
 @define
@@ -158,6 +185,16 @@ class CallObserver(Protocol):
     ) -> Callable[[str], None] | None:
         """A query starts scanning ``index``; return a sink for the IDs it returns."""
 
+    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+        """A scan of ``index`` read the key interval ``[low, high)`` (None: no end).
+
+        Told once per scan when it stops, with the keys it actually reached: a
+        ``take(n)`` that stopped at its n-th key reports the range up to that key.
+        """
+
+    def searched(self, scan: SearchScan) -> None:
+        """A text search ran (any write matching it may change its results)."""
+
     def document_written(self, op: str, table: str, doc_id: str) -> None:
         """``op`` (insert, patch, replace, delete, schedule) wrote ``doc_id``."""
 
@@ -176,6 +213,12 @@ class _NoObserver:
     def range_read(
         self, table: str, index: str, bounds: Bounds, order: str
     ) -> Callable[[str], None] | None:
+        return None
+
+    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+        return None
+
+    def searched(self, scan: SearchScan) -> None:
         return None
 
     def document_written(self, op: str, table: str, doc_id: str) -> None:
@@ -248,6 +291,61 @@ class ReadPort(Protocol):
         """Count a row the engine's prefilter dropped (never decoded) as read."""
 
 
+class PendingBlob(Protocol):
+    """A file body being written (see :class:`BlobStore`)."""
+
+    @property
+    def key(self) -> str:
+        """The ``_storage`` ID the body belongs to."""
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+
+    @property
+    def sha256(self) -> bytes:
+        """The SHA-256 digest of what was written so far."""
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+
+    def seal(self) -> None:
+        """Make the body durable under its key; it stays claimed until released."""
+
+    def release(self) -> None:
+        """The body's ``_storage`` row committed: let it go."""
+
+    def discard(self) -> None:
+        """The row did not commit: remove the body."""
+
+
+class BlobStore(Protocol):
+    """Where an engine keeps the bodies of stored files (``_storage`` documents).
+
+    A body is written before its row commits, claimed until then (see
+    :class:`PendingBlob`), and removed after a delete of its row commits;
+    :meth:`recover` removes what a crash between those steps left behind.
+    """
+
+    def begin(self, key: str) -> PendingBlob:
+        """Start writing the body of ``key``."""
+
+    def open(self, key: str) -> BinaryIO | None:
+        """The body of ``key`` for reading (None when there is none)."""
+
+    def remove(self, key: str) -> None:
+        """Remove the body of ``key``."""
+
+    def names(self) -> list[str]:
+        """The keys of every body held."""
+
+    def recover(self, live: Callable[[str], bool]) -> list[str]:
+        """Remove unclaimed bodies with no committed row; the keys removed."""
+
+    def close(self) -> None:
+        """Release what the store holds (a temporary folder)."""
+
+
 class Backend(Scanner, Protocol):
     """An engine: what the runtime needs from the database under it.
 
@@ -274,6 +372,10 @@ class Backend(Scanner, Protocol):
 
     readonly: bool
 
+    @property
+    def blobs(self) -> BlobStore:
+        """The bodies of stored files (the SQLite engine's: engine/sqlite/blobs.py)."""
+
     # ------------------------------------------------------------ change log
     # What each committed write touched, for watchers in other processes
     # (engine/sqlite/changes.py): entries are made in the writing transaction.
@@ -281,11 +383,18 @@ class Backend(Scanner, Protocol):
     def enable_change_log(self) -> int:
         """Start logging writes (in every process on the database); the newest seq."""
 
-    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
-        """``(seq, table, doc_id)`` of the writes committed after ``seq``."""
+    def changes_since(self, seq: int) -> list[Change]:
+        """The logged writes committed after ``seq``, oldest first (one statement)."""
 
-    def prune_changes(self, upto: int) -> None:
-        """Forget the entries up to ``upto`` (inside a write)."""
+    def recent_changes(self, after: int) -> list[Change] | None:
+        """This connection's own logged writes after ``after``, if it kept them all.
+
+        None when it cannot tell (another connection wrote in between, a
+        rollback, a reopened file): then :meth:`changes_since` reads the log.
+        """
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the database."""
 
     def schema_fingerprint(self) -> str | None:
         """The fingerprint of the schema the database was last synced with."""

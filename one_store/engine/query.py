@@ -31,6 +31,8 @@ import hashlib
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, cast
 
+import attrs
+
 from ..model.errors import (
     ArgsInvalid,
     InvalidIndexRange,
@@ -65,6 +67,7 @@ from .pagination import (
     read_limit,
 )
 from .ranges import IndexRangeBuilder, KeyRange, Order, compile_range, fail
+from .reads import observed, report_scan
 from .search import SearchFilterBuilder, compile_search, search_rows
 
 _WHOLE_INDEX = KeyRange()  # the range of a query without with_index's range
@@ -281,8 +284,24 @@ class Query:
         """Yield ``(document, key)`` that pass the filters, counting every row read.
 
         With ``scan`` (paginate), every scanned row is recorded there, and the scan
-        stops early, without raising, where a read limit ends the page.
+        stops early, without raising, where a read limit ends the page. An
+        observer is told the key range the scan reached (:meth:`_observed`).
         """
+        rows = self._scan_rows(key_range, limit, scan)
+        observer = self._port.observer
+        if observer is NO_OBSERVER:
+            return rows
+        r = self.key_range if key_range is None else key_range
+        where = (self.table, self.index, r, self.order_)
+        return observed(rows, observer, where, self.search)
+
+    def _scan_rows(
+        self,
+        key_range: KeyRange | None,
+        limit: int | None,
+        scan: PageScan | None,
+    ) -> Generator[tuple[Document, bytes], None, None]:
+        """The rows of :meth:`_rows` (which see)."""
         if self._port.layout(self.table) is None:
             return
         r = self.key_range if key_range is None else key_range
@@ -344,11 +363,18 @@ class Query:
         self, scan: IndexScan, keys: list[bytes] | None = None, resumable: bool = False
     ) -> tuple[list[Document], int, bool]:
         """Every row of a scan whose rows are all results (:meth:`_simple`)."""
+        observer = self._port.observer
+        if observer is NO_OBSERVER:
+            return self._port.read_all(scan, keys, resumable)
         sink = self._range_sink()
+        if keys is None and scan.limit is not None:
+            # The keys tell where a limited scan stopped.
+            scan, keys = attrs.evolve(scan, bodies_only=False), []
         found = self._port.read_all(scan, keys, resumable)
         if sink is not None:
             for doc in found[0]:
                 sink(str(doc["_id"]))
+        report_scan(observer, scan, found, keys)
         return found
 
     def _simple(self) -> bool:

@@ -24,7 +24,7 @@ from ..model.errors import InvalidIndexRange, LimitExceeded, ProblemError
 from ..model.keys import sort_key
 from ..model.schema import SearchIndex
 from ..model.values import show
-from .backend import Row, Scanner, SearchScan
+from .backend import Row, Scanner, SearchEntry, SearchScan
 from .ranges import KeyRange, fail, range_value
 
 MAX_SEARCH_TERMS = 16
@@ -206,3 +206,23 @@ def search_rows(
             "field to limit the number of documents pulled from the search index.",
         )
     )
+
+
+def search_entry_matches(scan: SearchScan, entry: SearchEntry | None) -> bool:
+    """Whether a document's search entry is a match of ``scan`` (reactive queries).
+
+    ``entry`` is the document's tokens and filter keys (see
+    :class:`~one_store.engine.backend.Change`): it matches when every filter of
+    the search equals the document's and a term is one of its tokens, the last
+    term also as a prefix, as the engines' search does.
+    """
+    if entry is None or not scan.terms:
+        return False
+    tokens, filters = entry
+    for position, key in scan.filters:
+        if position >= len(filters) or filters[position] != key:
+            return False
+    words = tokens.split()
+    terms = set(scan.terms)
+    last = scan.terms[-1]
+    return any(w in terms or w.startswith(last) for w in words)

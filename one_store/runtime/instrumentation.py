@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..engine.backend import Bounds, CallObserver
+    from ..engine.backend import Bounds, CallObserver, SearchScan
     from ..model.errors import Problem
     from .functions import Kind
 
@@ -63,6 +63,16 @@ class Observers:
                 s(doc_id)
 
         return sink
+
+    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+        """Tell each observer."""
+        for o in self.observers:
+            o.scanned(table, index, low, high)
+
+    def searched(self, scan: SearchScan) -> None:
+        """Tell each observer."""
+        for o in self.observers:
+            o.searched(scan)
 
     def document_written(self, op: str, table: str, doc_id: str) -> None:
         """Tell each observer."""

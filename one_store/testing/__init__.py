@@ -13,6 +13,8 @@
 - :func:`trace`: record which documents and index ranges each call read and which
   documents it wrote.
 - :func:`scheduled_jobs`: the ``_scheduled_functions`` documents, filtered.
+- :func:`wait_for`: block until a watch's result satisfies a predicate (writes
+  from other processes or background threads), with a timeout.
 
 Example:
     >>> clock = FakeClock(1_000.0)
@@ -36,6 +38,7 @@ from .traces import (
     Trace,
     trace,
 )
+from .watches import wait_for
 
 
 def __getattr__(name: str) -> object:
@@ -61,4 +64,5 @@ __all__ = [
     "inject_faults",
     "scheduled_jobs",
     "trace",
+    "wait_for",
 ]

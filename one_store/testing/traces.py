@@ -12,7 +12,7 @@ from ..model.ids import table_number_of
 from ..model.values import Document, Value, show
 
 if TYPE_CHECKING:
-    from ..engine.backend import Bounds, CallObserver
+    from ..engine.backend import Bounds, CallObserver, SearchScan
     from ..model.errors import Problem
     from ..runtime.functions import Kind
     from ..store import Store
@@ -132,6 +132,12 @@ class _Recorder:
         record = IndexRangeRead(table, index, bounds, order)
         self.call.ranges.append(record)
         return record.documents.append
+
+    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+        return None  # the range is in ``ranges`` already, as written
+
+    def searched(self, scan: SearchScan) -> None:
+        return None  # in ``ranges`` already (order "relevance")
 
     def document_written(self, op: str, table: str, doc_id: str) -> None:
         self.call.writes.append(DocumentWrite(op, table, doc_id))

@@ -8,7 +8,7 @@ added here, as everywhere a user matches on the union).
 
 from __future__ import annotations
 
-from typing import Any, assert_never, assert_type
+from typing import Any, BinaryIO, assert_never, assert_type
 
 from returns.result import Failure, Result, Success
 
@@ -35,6 +35,7 @@ from one_store import (
     Validator,
     Value,
     ValueInvalid,
+    Watch,
     action,
     internal_mutation,
     mutation,
@@ -91,6 +92,11 @@ def pinned(store: Store) -> None:
     assert_type(v.string().validate("x"), Result[Value, ValueInvalid])
     assert_type(Store.memory(), Store)
     assert_type(Store.open("x.db"), Store)
+    watch = store.watch(count, {}, on_change=lambda result: None)
+    assert_type(watch, Watch)
+    assert_type(watch.result, Result[Any, Problem])
+    assert_type(watch.version, int)
+    assert_type(next(watch.updates(timeout=1.0)), Result[Any, Problem])
 
 
 def describe(problem: Problem) -> str:
@@ -151,3 +157,16 @@ def filter_operators(q: FilterBuilder) -> None:
     assert_type(2 * a + 1, Expr)
     assert_type(-a / 2 % 3, Expr)
     assert_type((a == 1) & (a > 0) | ~(a == 2), Expr)
+
+
+def file_storage(store: Store, ctx: MutationCtx, query_ctx: QueryCtx) -> None:
+    """store.files returns Results; ctx.storage returns plain values (issue 18)."""
+    sid = store.files.store(b"x", content_type="text/plain")
+    assert_type(sid, Result[str, Problem])
+    assert_type(store.files.get("s"), Result[bytes | None, Problem])
+    assert_type(store.files.open("s"), Result[BinaryIO, Problem])
+    assert_type(store.files.delete("s"), Result[None, Problem])
+    assert_type(store.files.get_url("s"), Result[str | None, Problem])
+    assert_type(ctx.storage.generate_upload_url(), str)
+    assert_type(ctx.storage.get_url("s"), str | None)
+    assert_type(query_ctx.storage.get_url("s"), str | None)

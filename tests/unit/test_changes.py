@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from returns.result import Failure
 
 from one_store import Store, define_schema, define_table, mutation, v
+from one_store.engine.sqlite import changes
+from one_store.model.keys import sort_key
 
 SCHEMA = define_schema({"notes": define_table({"text": v.string()})})
 
@@ -26,7 +29,7 @@ def add_then_fail(ctx, args):
 
 def log(store: Store, after: int = 0) -> list[tuple[str, str]]:
     with store.storage.read():
-        return [(t, d) for _, t, d in store.storage.changes_since(after)]
+        return [(c.table, c.doc_id) for c in store.storage.changes_since(after)]
 
 
 def test_nothing_is_logged_until_the_log_is_enabled(tmp_path: Path) -> None:
@@ -97,12 +100,80 @@ def test_pruned_entries_are_gone_and_positions_are_never_reused(tmp_path: Path) 
             store.mutation(add, {"text": text}).unwrap()
         with store.storage.read():
             entries = store.storage.changes_since(0)
-        upto = entries[-1][0]
+        upto = entries[-1].seq
         with store.storage.write():
-            store.storage.prune_changes(upto)
+            changes.prune(store.storage.connection, upto)
         assert log(store) == []
         d = store.mutation(add, {"text": "d"}).unwrap()
         with store.storage.read():
-            [(seq, table, doc_id)] = store.storage.changes_since(0)
-        assert (seq > upto, table, doc_id) == (True, "notes", d)
-        assert store.storage.enable_change_log() == seq
+            [entry] = store.storage.changes_since(0)
+        assert (entry.seq > upto, entry.table, entry.doc_id) == (True, "notes", d)
+        assert store.storage.enable_change_log() == entry.seq
+
+
+def test_the_log_prunes_itself_to_a_bounded_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(changes, "KEEP", 200)
+    monkeypatch.setattr(changes, "PRUNE_EVERY", 50)
+    with Store.memory(SCHEMA) as store:
+        store.storage.enable_change_log()
+        total = changes.KEEP + 2 * changes.PRUNE_EVERY + 7
+
+        def many(ctx):
+            for i in range(total):
+                ctx.db.insert("notes", {"text": str(i)})
+
+        store.run(many).unwrap()
+        with store.storage.read():
+            kept = store.storage.changes_since(0)
+        assert changes.KEEP <= len(kept) <= changes.KEEP + changes.PRUNE_EVERY
+        assert kept[-1].seq == total
+        assert [c.seq for c in kept] == list(range(kept[0].seq, total + 1))
+
+
+KEYED = define_schema(
+    {
+        "msgs": define_table({"thread": v.string(), "body": v.string()})
+        .index("by_thread", ["thread"])
+        .search_index("search_body", search_field="body", filter_fields=["thread"])
+    }
+)
+
+
+def test_an_entry_carries_the_old_and_new_keys_of_every_index_and_search_entry() -> (
+    None
+):
+    with Store.memory(KEYED) as store:
+        store.storage.enable_change_log()
+        doc = store.run(
+            lambda ctx: ctx.db.insert("msgs", {"thread": "a", "body": "Hello world"})
+        ).unwrap()
+        store.run(lambda ctx: ctx.db.patch(doc, {"thread": "b"})).unwrap()
+        store.run(lambda ctx: ctx.db.delete(doc)).unwrap()
+        with store.storage.read():
+            inserted, patched, deleted = store.storage.changes_since(0)
+        assert inserted.keys
+        assert patched.keys
+        assert deleted.keys
+        keys = {name: (old, new) for name, old, new in inserted.keys}
+        assert set(keys) == {"by_id", "by_thread", "by_creation_time"}
+        assert all(old is None and new is not None for old, new in keys.values())
+        moved = {name: (old, new) for name, old, new in patched.keys}
+        old, new = moved["by_thread"]
+        assert old is not None
+        assert new is not None
+        assert old.startswith(sort_key("a"))
+        assert new.startswith(sort_key("b"))
+        assert moved["by_id"][0] == moved["by_id"][1] == sort_key(doc)
+        assert all(new is None for _, _, new in deleted.keys)
+        [(name, before, after)] = patched.search
+        assert name == "search_body"
+        assert before == ("hello world", (sort_key("a"),))
+        assert after == ("hello world", (sort_key("b"),))
+        assert deleted.search == (("search_body", after, None),)
+
+
+def test_an_entry_that_cannot_be_read_touches_the_whole_table() -> None:
+    assert changes.decode(1, "t", "id", b"\x00\x00").keys is None
+    assert changes.decode(1, "t", "id", b"\x00\x00\x00\x09abc").keys is None

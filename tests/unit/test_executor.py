@@ -113,6 +113,14 @@ class Recorder:
                 events.append(("range", table, index, bounds, order))
                 return None
 
+            def scanned(
+                self, table: str, index: str, low: bytes, high: bytes | None
+            ) -> None:
+                events.append(("scanned", table, index, high is not None))
+
+            def searched(self, scan: Any) -> None:
+                events.append(("searched", scan.table))
+
             def document_written(self, op: str, table: str, doc_id: str) -> None:
                 events.append(("write", op, table))
 
@@ -147,6 +155,7 @@ def test_an_instrumentation_injects_faults_and_observes_calls(db: Store) -> None
         ("call", "query", db.path_of(by_text)),
         ("range", "notes", "by_text", (("eq", "text", "y"),), "asc"),
         ("read", "y"),
+        ("scanned", "notes", "by_text", True),
         ("finished", False),
     ]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,17 @@ from ...model.errors import (
 from ...model.keys import sort_key
 from ...model.schema import Schema, TableDefinition
 from ...model.values import Document, dumps, load_parser, loads
-from ..backend import Backend, Features, IndexScan, Row, Rows, SearchScan, TableInfo
-from . import changes, connection, ddl, scans
+from ..backend import (
+    Backend,
+    Change,
+    Features,
+    IndexScan,
+    Row,
+    Rows,
+    SearchScan,
+    TableInfo,
+)
+from . import blobs, changes, connection, ddl, scans
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -90,11 +99,7 @@ class Storage:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
             )
-        if (
-            isinstance(cache_mib, bool)
-            or not isinstance(cache_mib, int)
-            or cache_mib < 1
-        ):
+        if type(cache_mib) is not int or cache_mib < 1:  # bool is no number here
             raise ValueError(
                 f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
             )
@@ -103,7 +108,8 @@ class Storage:
             raise ValueError("readonly=True needs a file; a new memory store is empty")
         self.readonly = readonly
         self.lock = threading.RLock()
-        self._log: Callable[[str, str], None] = changes.no_record  # no change log yet
+        self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
+        self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
         except sqlite3.Error as e:
@@ -187,7 +193,7 @@ class Storage:
             self.layouts[name] = TableLayout.build(name, number, indexes, search)
             self._numbers[number] = name
         log = changes.exists(self.connection)
-        self._log = changes.recorder(self.connection) if log else changes.no_record
+        self._log = changes.ChangeLog(self.connection) if log else changes.NO_LOG
         self._schema_version = self._cookie()
 
     def _cookie(self) -> int:
@@ -246,16 +252,9 @@ class Storage:
                 + 1
             )
         if number in self._numbers:
-            raise StorageFailure(
-                StorageError(
-                    f"table number {number} is already used by {self._numbers[number]!r}"
-                )
-            )
-        indexes = (
-            definition.all_indexes()
-            if definition
-            else TableDefinition(_any()).all_indexes()
-        )
+            used = f"table number {number} is already used by {self._numbers[number]!r}"
+            raise StorageFailure(StorageError(used))
+        indexes = (definition or TableDefinition(_any())).all_indexes()
         search = definition.search_indexes if definition else ()
         ddl.create_table(self.connection, table, number, indexes, search, document)
         layout = TableLayout.build(table, number, indexes, search)
@@ -396,7 +395,7 @@ class Storage:
         cursor = self.connection.execute(layout.insert_sql, layout.row(doc, text))
         for s in layout.search.values():
             self._search_insert(s, cursor.lastrowid or 0, doc)
-        self._log(layout.name, doc["_id"])
+        self._log.inserted(layout, doc)
 
     def update(
         self,
@@ -411,7 +410,7 @@ class Storage:
         search entries are left alone (no index rewrite, no FTS5 churn).
         """
         layout = self._own(table)
-        self._log(layout.name, doc["_id"])
+        self._log.updated(layout, previous, doc)
         if previous is None:
             row = layout.row(doc, text)
             self.connection.execute(layout.update_sql, (*row[1:], row[0]))
@@ -460,18 +459,16 @@ class Storage:
     def delete(self, table: TableInfo, doc_id: str) -> bool:
         """Delete a document and its index keys; False when there is no such document."""
         layout = self._own(table)
+        self._log.deleting(layout, doc_id)
         row = self.connection.execute(layout.delete_sql, (doc_id,)).fetchone()
         if row is None:
             return False
         created, rowid = float(row[0]), row[1]
-        self._log(layout.name, doc_id)
         for s in layout.search.values():
             self.connection.execute(s.delete_sql, (rowid,))
         if created >= self.clock.last:
             self.clock.deleted(created)
         return True
-
-    # ------------------------------------------------------------------ change log
 
     def enable_change_log(self) -> int:
         """Keep a change log from now on (every process); the newest ``seq``."""
@@ -481,17 +478,20 @@ class Storage:
                 self.reload_layouts()
         return changes.newest(self.connection)
 
-    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
-        """``(seq, table, doc_id)`` written after ``seq`` (in a read or write)."""
-        logs = self._log is not changes.no_record
-        return changes.since(self.connection, seq) if logs else []
+    def changes_since(self, seq: int) -> list[Change]:
+        """The writes logged after ``seq`` (one statement: no transaction needed)."""
+        with self.lock:
+            logs = self._log is not changes.NO_LOG
+            return changes.since(self.connection, seq) if logs else []
 
-    def prune_changes(self, upto: int) -> None:
-        """Forget change-log entries up to ``upto`` (inside a write)."""
-        if self._log is not changes.no_record:
-            changes.prune(self.connection, upto)
+    def recent_changes(self, after: int) -> list[Change] | None:
+        """This connection's own writes logged after ``after``, if it kept them all."""
+        with self.lock:
+            return self._log.recent_after(after)
 
-    # ------------------------------------------------------------------ scans
+    def data_version(self) -> int:
+        """``PRAGMA data_version``: moves when another connection commits."""
+        return changes.data_version(self.connection)
 
     def index_rows(self, scan: IndexScan) -> Rows:
         """The rows of an index range scan (the cursor itself: no wrapper)."""
@@ -574,11 +574,8 @@ class Storage:
         """Number of documents in ``table``."""
         if table not in self.layouts:
             return 0
-        return int(
-            self.connection.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[
-                0
-            ]
-        )
+        sql = f"SELECT count(*) FROM {quote(table)}"
+        return int(self.connection.execute(sql).fetchone()[0])
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
@@ -587,6 +584,7 @@ class Storage:
                 if self.path != ":memory:" and not self.readonly:
                     self.connection.execute("PRAGMA optimize")
             self.connection.close()
+            self.blobs.close()
 
 
 def _any() -> Any:
