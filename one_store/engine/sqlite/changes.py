@@ -80,6 +80,9 @@ class ChangeLog:
         # A rollback replaces this object (Storage.reload_layouts), so an entry
         # rolled back never stays here.
         self.recent: deque[Change] = deque(maxlen=RECENT)
+        # Kept only once someone asked (a store with watches): other writers
+        # on the file do not pay for it.
+        self.keep = False
 
     def inserted(self, layout: TableLayout, doc: dict[str, Any]) -> None:
         """``doc`` is being inserted."""
@@ -134,7 +137,8 @@ class ChangeLog:
             self._insert, (layout.name, doc_id, _encode(keys, search))
         )
         seq = cursor.lastrowid or 0
-        self.recent.append(Change(seq, layout.name, doc_id, tuple(keys), search))
+        if self.keep:
+            self.recent.append(Change(seq, layout.name, doc_id, tuple(keys), search))
         if seq % PRUNE_EVERY == 0 and seq > KEEP:
             prune(self._connection, seq - KEEP)
 
@@ -145,6 +149,9 @@ class ChangeLog:
         other (another connection's write in between, or a rollback that
         replaced this log object, makes the caller read the table instead).
         """
+        if not self.keep:  # the first question: nothing kept yet, read the table
+            self.keep = True
+            return None
         recent = self.recent
         while recent and recent[0].seq <= after:  # handed out already
             recent.popleft()
