@@ -62,6 +62,7 @@ from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
 from . import files, logs
 from .auth import ADMIN_KEY_ENV, Caller, Gate
+from .cors import cors_headers, preflight
 from .http_actions import run_http_action
 from .sync import WEBSOCKETS, SyncHub
 from .sync import routes as sync_routes
@@ -76,7 +77,6 @@ FORMATS: Final[dict[str, Format]] = {
     "convex_json": "convex_encoded_json",
     "export_json": "export_json",
 }
-CORS_METHODS: Final = "GET,POST,OPTIONS,PATCH,DELETE,PUT"
 
 
 class RequestError(Exception):
@@ -402,31 +402,6 @@ def _public_url(request: Request) -> str:
     return f"{proto}://{host}{request.url.path}{query}"
 
 
-# --------------------------------------------------------------------------- CORS
-
-
-def _cors_headers(request: Request) -> dict[str, str]:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return {}
-    return {
-        "access-control-allow-origin": origin,
-        "access-control-allow-credentials": "true",
-        "vary": "origin, access-control-request-method, access-control-request-headers",
-    }
-
-
-def _preflight(request: Request) -> Response:
-    headers = _cors_headers(request)
-    if headers:
-        headers["access-control-allow-methods"] = CORS_METHODS
-        headers["access-control-max-age"] = "86400"
-        requested = request.headers.get("access-control-request-headers")
-        if requested:
-            headers["access-control-allow-headers"] = requested
-    return Response(b"", status_code=200, headers=headers)
-
-
 # --------------------------------------------------------------------------- app
 
 Endpoint: TypeAlias = Callable[[Request], Awaitable[Response]]
@@ -437,13 +412,13 @@ def _guarded(endpoint: Endpoint, cors: bool) -> Endpoint:
 
     async def handle(request: Request) -> Response:
         if cors and request.method == "OPTIONS":
-            return _preflight(request)
+            return preflight(request)
         try:
             response = await endpoint(request)
         except RequestError as e:
             response = e.response()
         if cors:
-            response.headers.update(_cors_headers(request))
+            response.headers.update(cors_headers(request))
         return response
 
     return handle
