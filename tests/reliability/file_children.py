@@ -30,6 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from one_store import Store
+from one_store.engine.backend import CallObserver
+from one_store.runtime.functions import Kind
 
 
 def die() -> None:
@@ -46,6 +48,12 @@ class Killer:
         return None
 
     def range_read(self, *args: object) -> Callable[[str], None] | None:
+        return None
+
+    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+        return None
+
+    def searched(self, scan: object) -> None:
         return None
 
     def document_written(self, op: str, table: str, doc_id: str) -> None:
@@ -67,7 +75,7 @@ class KillAt:
     def fault(self, path: str) -> None:
         return None
 
-    def observer(self, kind: str, path: str) -> Killer | None:
+    def observer(self, kind: Kind, path: str) -> CallObserver | None:
         return Killer(self.on_write) if path == self.path else None
 
 
