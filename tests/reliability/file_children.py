@@ -30,8 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from one_store import Store
-from one_store.engine.backend import CallObserver
-from one_store.runtime.functions import Kind
 
 
 def die() -> None:
@@ -50,7 +48,7 @@ class Killer:
     def range_read(self, *args: object) -> Callable[[str], None] | None:
         return None
 
-    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+    def scanned(self, *args: object) -> None:
         return None
 
     def searched(self, scan: object) -> None:
@@ -75,7 +73,7 @@ class KillAt:
     def fault(self, path: str) -> None:
         return None
 
-    def observer(self, kind: Kind, path: str) -> CallObserver | None:
+    def observer(self, kind: str, path: str) -> Killer | None:
         return Killer(self.on_write) if path == self.path else None
 
 
