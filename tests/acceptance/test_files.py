@@ -398,3 +398,19 @@ def test_a_closed_store_refuses_file_calls():
     ):
         with pytest.raises(ContextError, match="closed"):
             call()
+
+
+def test_watches_see_files_stored_and_deleted(files_store):
+    """A file write is a write to ``_storage``: watches over it re-run."""
+    sid = files_store.files.store(b"x").unwrap()
+    with (
+        files_store.watch(url_of, {"id": sid}) as url_watch,
+        files_store.watch(listing) as list_watch,
+    ):
+        assert url_watch.result.unwrap() is not None
+        assert len(list_watch.result.unwrap()) == 1
+        files_store.files.store(b"y").unwrap()
+        assert len(list_watch.result.unwrap()) == 2
+        files_store.files.delete(sid).unwrap()
+        assert url_watch.result.unwrap() is None
+        assert len(list_watch.result.unwrap()) == 1
