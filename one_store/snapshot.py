@@ -19,7 +19,9 @@ names, size) while it writes, inside one write transaction: the first bad line
 aborts it with its table and line number, and nothing of the import remains.
 Modes as ``npx convex import``: ``require_empty`` (the default) refuses tables that
 already hold documents, ``replace`` empties the imported tables first, ``append``
-adds. ``_storage`` (file storage) and ``_components/`` entries are not imported.
+adds. ``_storage`` (stored files, exported with ``include_file_storage=True``) is
+imported with its bodies (:mod:`one_store.runtime.file_snapshot`); ``_components/``
+entries are not.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from .model.values import (
     convex_size,
     unb64,
 )
+from .runtime.file_snapshot import FileSnapshotError, Staging, export_files, zip_entry
 from .store import Store
 
 Mode: TypeAlias = Literal["require_empty", "replace", "append"]
@@ -177,10 +180,12 @@ def export_snapshot(
     target: str | os.PathLike[str] | IO[bytes],
     *,
     progress: Progress | None = None,
+    include_file_storage: bool = False,
 ) -> SnapshotSummary:
     """Write every user table of ``store`` to a Convex snapshot ZIP.
 
-    Reads one consistent snapshot of the file.
+    Reads one consistent snapshot of the file. ``include_file_storage``: also
+    ``_storage`` and every stored file's bytes (``--include-file-storage``).
 
     Example:
         >>> from one_store import Store, define_schema, define_table, v
@@ -206,22 +211,19 @@ def export_snapshot(
             if progress is not None:
                 progress.start(f"export {table}", sizes[table])
             counts[table] = _export_table(archive, store, table, progress)
+        if include_file_storage:
+            counts["_storage"] = export_files(archive, storage)
     return SnapshotSummary(counts)
 
 
 def _write(archive: zipfile.ZipFile, name: str, text: str) -> None:
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.external_attr = 0o100644 << 16
-    info.compress_type = zipfile.ZIP_DEFLATED
-    archive.writestr(info, text.encode("utf-8"))
+    archive.writestr(zip_entry(name), text.encode("utf-8"))
 
 
 def _export_table(
     archive: zipfile.ZipFile, store: Store, table: str, progress: Progress | None
 ) -> int:
-    info = zipfile.ZipInfo(f"{table}/documents.jsonl", date_time=(1980, 1, 1, 0, 0, 0))
-    info.external_attr = 0o100644 << 16
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info = zip_entry(f"{table}/documents.jsonl")
     count = 0
     with archive.open(info, "w") as out:
         for document in store.storage.scan(table):
@@ -557,13 +559,19 @@ def import_snapshot(
         return ProblemFailure(SnapshotInvalid(f"not a readable ZIP file: {e}"))
     storage = store.storage
     last_known = storage.last_creation_time
-    with archive:
+    with archive, Staging(storage, archive, mode == "replace") as files:
         try:
             importer = _Importer(store, archive, mode, progress)
+            files.stage(float(store.clock()))  # bodies first, outside the write
             with storage.write():
                 plan = importer.plan_numbers()
                 importer.prepare_tables(plan)
-                counts = importer.write(plan)
+                stored = files.write_rows()  # first: documents may refer to files
+                counts = importer.write(plan) | ({"_storage": stored} if stored else {})
+            files.release()
+        except FileSnapshotError as e:
+            storage.note_rollback(last_known)
+            return ProblemFailure(SnapshotInvalid(str(e), "_storage"))
         except _Abort as abort:
             storage.note_rollback(last_known)
             return ProblemFailure(abort.problem)

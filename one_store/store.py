@@ -26,6 +26,8 @@ from .model.schema import Schema
 from .model.values import Value
 from .runtime.context import MutationCtx
 from .runtime.executor import Executor
+from .runtime.file_store import FileStore
+from .runtime.files import DEFAULT_SITE_URL, Files
 from .runtime.functions import FunctionSpec
 from .runtime.jobs import StoreScheduler
 from .runtime.watch import Watch, Watches
@@ -70,6 +72,7 @@ class Store:
         seed: int | None = None,
         http: httpx.Client | None = None,
         identity: Mapping[str, Any] | None = None,
+        site_url: str = DEFAULT_SITE_URL,
     ) -> None:
         self.storage = storage
         self.app = app
@@ -92,6 +95,10 @@ class Store:
         self.executor.use_scheduler(self.scheduler)
         # Shared with with_identity views (copied by reference); idle until a watch.
         self._watches = Watches(self.executor, follow=storage.path != ":memory:")
+        # File storage (docs/file-storage.md): ctx.storage and store.files.
+        files = Files(self.executor, site_url)
+        self.executor.use_files(files)
+        self.files = FileStore(files)
 
     @property
     def clock(self) -> Clock:
@@ -119,6 +126,7 @@ class Store:
         cache_mib: int = DEFAULT_CACHE_MIB,
         http: httpx.Client | None = None,
         readonly: bool = False,
+        site_url: str = DEFAULT_SITE_URL,
     ) -> Store:
         """Open (or create) a store in a SQLite file, in WAL mode.
 
@@ -140,6 +148,8 @@ class Store:
                 migrated or checked, and an app's crons are not recorded). Queries
                 run; a mutation, ``store.run`` or a scheduler run raises
                 ``ContextError``.
+            site_url: the origin file URLs (``ctx.storage.get_url``) and upload
+                URLs are made under (``serve`` sets its own address).
 
         Raises:
             ValueError: ``synchronous`` or ``cache_mib`` is not a valid setting.
@@ -165,7 +175,13 @@ class Store:
             raise StoreOpenError(e.problem) from e
         try:
             return cls(
-                storage, schema=schema, app=loaded, clock=clock, seed=seed, http=http
+                storage,
+                schema=schema,
+                app=loaded,
+                clock=clock,
+                seed=seed,
+                http=http,
+                site_url=site_url,
             )
         except StorageFailure as e:
             storage.close()
@@ -183,8 +199,9 @@ class Store:
         clock: Clock | None = None,
         seed: int | None = None,
         http: httpx.Client | None = None,
+        site_url: str = DEFAULT_SITE_URL,
     ) -> Store:
-        """Open a store in memory (for tests and notebooks)."""
+        """Open a store in memory (for tests and notebooks); files in a temporary folder."""
         return cls(
             Storage(":memory:"),
             schema=schema,
@@ -192,6 +209,7 @@ class Store:
             clock=clock,
             seed=seed,
             http=http,
+            site_url=site_url,
         )
 
     def _sync_schema(self, schema: Schema) -> None:

@@ -167,3 +167,11 @@ def test_watch_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:
     # One re-run per write that touches one watch, none for the others.
     assert "ran 0 handlers" in text
     assert "(1.00 per write)" in text
+
+
+def test_files_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:
+    run_script("files.py", "--mib", "2", "--rounds", "1", "--out", str(tmp_path))
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- files:start" in text
+    assert "| one_store store |" in text
+    assert "| SQLite blob rows (WAL) read |" in text

@@ -457,6 +457,9 @@ def export_cmd(
         ),
     ] = None,
     app_opt: AppOpt = None,
+    files: Annotated[
+        bool, typer.Option("--include-file-storage", help="Also export stored files.")
+    ] = False,
 ) -> None:
     """Export every table to a Convex snapshot ZIP (npx convex export's layout).
 
@@ -471,7 +474,10 @@ def export_cmd(
         _progress() as progress,
     ):
         try:
-            summary = export_snapshot(store, path, progress=_Bars(progress))
+            bars = _Bars(progress)
+            summary = export_snapshot(
+                store, path, progress=bars, include_file_storage=files
+            )
         except OSError as e:
             fail(f"cannot write {path}: {e.strerror or e}")
     out.print(

@@ -13,6 +13,8 @@
   transaction it runs in (table layouts, the engine's scans, counting reads
   against the function's limits). It is internal: ``ctx.db`` is not a port, so a
   handler never reaches it.
+- :class:`BlobStore`: the bodies of stored files, kept beside the database and
+  made atomic with the transaction that writes their ``_storage`` row.
 - :class:`CallObserver`: what one call read and wrote, as it happens (documents by
   ID, index ranges scanned, writes). The runtime hands one to every transaction;
   the default, :data:`NO_OBSERVER`, does nothing. Call traces
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, NamedTuple, Protocol
 
 from attrs import define, frozen
 
@@ -332,6 +334,61 @@ class ReadPort(Protocol):
         """Count a row the engine's prefilter dropped (never decoded) as read."""
 
 
+class PendingBlob(Protocol):
+    """A file body being written (see :class:`BlobStore`)."""
+
+    @property
+    def key(self) -> str:
+        """The ``_storage`` ID the body belongs to."""
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+
+    @property
+    def sha256(self) -> bytes:
+        """The SHA-256 digest of what was written so far."""
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+
+    def seal(self) -> None:
+        """Make the body durable under its key; it stays claimed until released."""
+
+    def release(self) -> None:
+        """The body's ``_storage`` row committed: let it go."""
+
+    def discard(self) -> None:
+        """The row did not commit: remove the body."""
+
+
+class BlobStore(Protocol):
+    """Where an engine keeps the bodies of stored files (``_storage`` documents).
+
+    A body is written before its row commits, claimed until then (see
+    :class:`PendingBlob`), and removed after a delete of its row commits;
+    :meth:`recover` removes what a crash between those steps left behind.
+    """
+
+    def begin(self, key: str) -> PendingBlob:
+        """Start writing the body of ``key``."""
+
+    def open(self, key: str) -> BinaryIO | None:
+        """The body of ``key`` for reading (None when there is none)."""
+
+    def remove(self, key: str) -> None:
+        """Remove the body of ``key``."""
+
+    def names(self) -> list[str]:
+        """The keys of every body held."""
+
+    def recover(self, live: Callable[[str], bool]) -> list[str]:
+        """Remove unclaimed bodies with no committed row; the keys removed."""
+
+    def close(self) -> None:
+        """Release what the store holds (a temporary folder)."""
+
+
 class Backend(Scanner, Protocol):
     """An engine: what the runtime needs from the database under it.
 
@@ -357,6 +414,10 @@ class Backend(Scanner, Protocol):
     # ------------------------------------------------------------ tables and schema
 
     readonly: bool
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The bodies of stored files (the SQLite engine's: engine/sqlite/blobs.py)."""
 
     # ------------------------------------------------------------ change log
     # What each committed write touched, for watchers in other processes

@@ -1,13 +1,13 @@
 """The ``ctx`` handed to handlers: QueryCtx, MutationCtx, ActionCtx.
 
 - :class:`QueryCtx`: ``db`` (a :class:`~one_store.runtime.database.DatabaseReader`),
-  ``auth``, ``now()``, ``random``, ``run_query``.
+  ``auth``, ``now()``, ``random``, ``run_query``, ``storage`` (``get_url``).
 - :class:`MutationCtx`: ``db`` (a :class:`~one_store.runtime.database.DatabaseWriter`),
   ``scheduler``, ``auth``, ``now()``, ``random``, ``run_query``, ``run_mutation``
-  (a sub-transaction).
+  (a sub-transaction), ``storage`` (in the mutation's transaction).
 - :class:`ActionCtx`: ``run_query`` / ``run_mutation`` / ``run_action`` (each its own
   transaction, each returning a ``Result``), ``scheduler``, ``auth``, ``http``,
-  ``vector_search``; no ``db``.
+  ``storage`` (:mod:`one_store.runtime.files`), ``vector_search``; no ``db``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from returns.result import Result
 
 from ..engine.vectors import vector_scan
 from ..model.errors import ContextError, Problem
+from .ctx_storage import StorageActions, StorageReader, StorageWriter
 from .database import DatabaseReader, DatabaseWriter
+from .files import Files
 from .functions import Kind
 from .transaction import Transaction
 
@@ -74,6 +76,14 @@ class SchedulerApi(Protocol):
 class BaseCtx:
     """What every context has: ``auth``, ``now()``, ``random``, ``run_query``."""
 
+    # The store's file storage, behind ``ctx.storage`` (set by the executor).
+    _files: Files | None = None
+
+    def _file_storage(self) -> Files:
+        if self._files is None:
+            raise ContextError("ctx.storage needs a Store (this context has none).")
+        return self._files
+
     def __init__(
         self,
         runner: Runner,
@@ -125,6 +135,12 @@ class QueryCtx(BaseCtx):
     ) -> None:
         super().__init__(runner, auth, now_ms, seed)
         self.db: DatabaseReader = DatabaseReader(txn)
+        self._txn = txn
+
+    @property
+    def storage(self) -> StorageReader:
+        """File storage: ``get_url`` (see docs/file-storage.md)."""
+        return StorageReader(self._file_storage(), self._txn)
 
     @property
     def scheduler(self) -> SchedulerApi:
@@ -149,6 +165,12 @@ class MutationCtx(BaseCtx):
         super().__init__(runner, auth, now_ms, seed)
         self.db: DatabaseWriter = DatabaseWriter(txn)
         self.scheduler: SchedulerApi = scheduler
+        self._txn = txn
+
+    @property
+    def storage(self) -> StorageWriter:
+        """File storage: ``generate_upload_url``, ``get_url``, ``delete``."""
+        return StorageWriter(self._file_storage(), self._txn)
 
     def run_mutation(self, fn: object, args: object = None) -> Result[Any, Problem]:
         """Run a mutation inside this one, as a sub-transaction (its writes roll back alone on Failure)."""
@@ -202,6 +224,11 @@ class ActionCtx(BaseCtx):
             {"_id": doc_id, "_score": score}
             for doc_id, score in self._backend.vector_search(scan)
         ]
+
+    @property
+    def storage(self) -> StorageActions:
+        """File storage: ``store``, ``get``, ``get_url``, ``delete``, ``generate_upload_url``."""
+        return StorageActions(self._file_storage())
 
     @property
     def db(self) -> Any:

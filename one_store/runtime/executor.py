@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .context import SchedulerApi
+    from .files import Files
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -107,6 +108,7 @@ class _Shared:
         self.instruments: tuple[Instrumentation, ...] = ()
         self.listeners: tuple[Callable[[Transaction], None], ...] = ()
         self.scheduler: SchedulerPort | None = None
+        self.files: Files | None = None  # ctx.storage (runtime/files.py)
         self.closed = False
 
 
@@ -165,6 +167,10 @@ class Executor:
     def use_scheduler(self, scheduler: SchedulerPort) -> None:
         """Give contexts their ``ctx.scheduler`` (the store's scheduler)."""
         self._shared.scheduler = scheduler
+
+    def use_files(self, files: Files) -> None:
+        """Give contexts their ``ctx.storage`` (the store's file storage)."""
+        self._shared.files = files
 
     def close(self) -> None:
         """Refuse further calls (the store closes the backend)."""
@@ -382,17 +388,15 @@ class Executor:
     def _ctx(self, writable: bool, txn: Transaction) -> BaseCtx:
         shared = self._shared
         rng = self._next_seed()
+        ctx: BaseCtx
         if writable:
             assert shared.scheduler is not None
-            return MutationCtx(
-                self.call,
-                self._auth,
-                txn.now_ms,
-                rng,
-                txn,
-                shared.scheduler.for_transaction(txn),
-            )
-        return QueryCtx(self.call, self._auth, txn.now_ms, rng, txn)
+            scheduler = shared.scheduler.for_transaction(txn)
+            ctx = MutationCtx(self.call, self._auth, txn.now_ms, rng, txn, scheduler)
+        else:
+            ctx = QueryCtx(self.call, self._auth, txn.now_ms, rng, txn)
+        ctx._files = shared.files
+        return ctx
 
     # ------------------------------------------------------------ the primitive
 
@@ -545,7 +549,7 @@ class Executor:
         shared = self._shared
         assert shared.scheduler is not None
         rng = self._next_seed()
-        return ActionCtx(
+        ctx = ActionCtx(
             self.call,
             self._auth,
             float(shared.clock()),
@@ -554,6 +558,8 @@ class Executor:
             shared.http,
             shared.backend,
         )
+        ctx._files = shared.files
+        return ctx
 
     def run_action(
         self, spec: FunctionSpec[Any], args: dict[str, Any]

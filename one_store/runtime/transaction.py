@@ -240,9 +240,11 @@ class Transaction:
         return size
 
     def resolve(self, number: int) -> str | None:
-        """Table number -> user table name (for ``v.id`` checks)."""
+        """Table number -> user table name, or ``_storage`` (for ``v.id`` checks)."""
         name = self.storage.table_of(number)
-        return name if name is not None and not name.startswith("_") else None
+        if name is None or (name.startswith("_") and name != "_storage"):
+            return None
+        return name
 
 
 def _same(value: object, expected: object) -> bool:

@@ -58,7 +58,7 @@ from ..model.values import Value, b64, from_convex_json, to_convex_json
 from ..runtime.functions import FunctionSpec, action, normalize_path
 from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
-from . import logs
+from . import files, logs
 
 T = TypeVar("T")
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
@@ -335,6 +335,14 @@ class Api:
         result, lines = await run_in_thread(self.run, spec, args)
         return ConvexJSONResponse(envelope(result, fmt, lines))
 
+    async def upload(self, request: Request) -> Response:
+        """``POST /api/storage/upload``: see :mod:`one_store.server.files`."""
+        return await files.upload(self.store, request)
+
+    async def serve_file(self, request: Request) -> Response:
+        """``GET /api/storage/<uuid>``: see :mod:`one_store.server.files`."""
+        return await files.serve_file(self.store, request)
+
     async def http_action(self, request: Request) -> Response:
         """Any path outside ``/api/``: the app's ``http.py`` router."""
         router = self.store.app.http if self.store.app else None
@@ -501,6 +509,9 @@ def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
         Route(
             "/api/run/{identifier:path}", _guarded(run_endpoint, True), methods=every
         ),
+        # File storage (server/files.py): upload URLs and file URLs.
+        Route("/api/storage/upload", _guarded(api.upload, True), methods=every),
+        Route("/api/storage/{key}", _guarded(api.serve_file, True), methods=every),
         Route("/api/{rest:path}", _guarded(_unknown_api, True), methods=every),
         Route("/{rest:path}", _guarded(api.http_action, False), methods=every),
     ]
@@ -558,6 +569,7 @@ def serve(
             super().handle_exit(sig, frame)
 
     sock = bind(host, port)
+    files.configure(store, url_of(sock))  # file URLs point here; the upload cap
     asgi: Any = logs.AccessLog(create_app(store)) if access_log else create_app(store)
     config = uvicorn.Config(asgi, log_level=log_level, access_log=False, lifespan="off")
     server = Server(config)

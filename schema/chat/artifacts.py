@@ -7,15 +7,27 @@ from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 from ._rules import by_thread, now_ms, require_text, require_thread
 
 
-@mutation(args={"threadId": v.id("threads"), "type": v.string(), "content": v.string()})
+@mutation(
+    args={
+        "threadId": v.id("threads"),
+        "type": v.string(),
+        "content": v.string(),
+        "fileId": v.optional(v.id("_storage")),
+    }
+)
 def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Record an artifact as a draft; returns its ID.
 
     This is the call the spec's backend makes fire-and-forget through
-    ``POST /api/mutation {"path": "artifacts:create", ...}``.
+    ``POST /api/mutation {"path": "artifacts:create", ...}``. ``fileId`` is a
+    stored file (uploaded to ``artifacts:generateUploadUrl``'s URL) that goes
+    with the artifact.
     """
     require_thread(ctx, args["threadId"])
     now = now_ms(ctx)
+    file = {"fileId": args["fileId"]} if "fileId" in args else {}
+    if file and ctx.db.system.get(args["fileId"]) is None:
+        raise ConvexError("File not found")
     return ctx.db.insert(
         "artifacts",
         {
@@ -25,8 +37,24 @@ def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
             "status": "draft",
             "createdAt": now,
             "updatedAt": now,
+            **file,
         },
     )
+
+
+@mutation(args={}, name="generateUploadUrl")
+def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """A URL to POST an artifact's file to; it answers ``{"storageId": id}``."""
+    return ctx.storage.generate_upload_url()
+
+
+@query(args={"artifactId": v.id("artifacts")}, name="fileUrl")
+def file_url(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
+    """The URL serving the artifact's file (null without one, or once deleted)."""
+    artifact = ctx.db.get(args["artifactId"])
+    if artifact is None or "fileId" not in artifact:
+        return None
+    return ctx.storage.get_url(artifact["fileId"])
 
 
 @query(args={"artifactId": v.id("artifacts")})

@@ -122,6 +122,9 @@ schema = define_schema(
                 "content": v.string(),
                 # created "draft"; "superseded" is final (artifacts:update)
                 "status": v.string(),
+                # a stored file (a PDF, an image) that goes with the artifact;
+                # deleted with the thread (threads:remove)
+                "fileId": v.optional(v.id("_storage")),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
             }

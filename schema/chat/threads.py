@@ -85,6 +85,9 @@ def unarchive(ctx: MutationCtx, args: dict[str, Any]) -> None:
 def remove(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Delete a thread and everything recorded in it, in one transaction.
 
+    The stored files of its artifacts are deleted too (with the transaction: if
+    it fails, every file is still there).
+
     Returns:
         How many documents were deleted, the thread included.
     """
@@ -94,5 +97,8 @@ def remove(ctx: MutationCtx, args: dict[str, Any]) -> int:
         for doc in by_thread(ctx, table, args["threadId"]).collect():
             ctx.db.delete(str(doc["_id"]))
             deleted += 1
+            # An artifact's stored file goes with it (unless already deleted).
+            if "fileId" in doc and ctx.db.system.get(doc["fileId"]) is not None:
+                ctx.storage.delete(doc["fileId"])
     ctx.db.delete(args["threadId"])
     return deleted + 1

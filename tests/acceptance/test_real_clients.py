@@ -195,3 +195,22 @@ def test_python_client_internal_function_refused(py_client):
 def test_python_client_handler_error(py_client):
     with pytest.raises(ConvexExecutionError, match="Uncaught RuntimeError: boom"):
         py_client.mutation("notes:crash", {"text": "never"})
+
+
+# --------------------------------------------------------------------------- files
+
+FILES_APP = Path(__file__).resolve().parent / "apps" / "files_app"
+
+
+def test_npm_upload_flow_works_unmodified(node_client, tmp_path):
+    """Convex's documented upload flow: generateUploadUrl, fetch POST, save the ID."""
+    with live_server(FILES_APP, tmp_path / "files.db") as (url, _process):
+        out = run_node(node_client, "upload", url)
+    assert out["status"] == 200
+    assert out["saved"] == [[out["storageId"], "Ada", "image"]]
+    assert (out["servedStatus"], out["servedType"]) == (200, "image/png")
+    assert out["bytes"] == [137, 80, 78, 71, 13, 10, 26, 10, 1, 2]
+    meta = out["plainMeta"]
+    assert isinstance(meta, dict)
+    assert (meta["size"], meta["contentType"]) == (5, "text/plain;charset=UTF-8")
+    assert out["goneStatus"] == 404

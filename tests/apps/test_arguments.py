@@ -204,6 +204,8 @@ CHAT_CALLS: Calls = {
         "content": "c",
     },
     "artifacts:get": lambda w: {"artifactId": w["artifact"]},
+    "artifacts:generateUploadUrl": lambda w: {},
+    "artifacts:fileUrl": lambda w: {"artifactId": w["artifact"]},
     "artifacts:listByThread": lambda w: {"threadId": w["thread"]},
     "artifacts:update": lambda w: {
         "artifactId": w["artifact"],

@@ -8,7 +8,7 @@ added here, as everywhere a user matches on the union).
 
 from __future__ import annotations
 
-from typing import Any, assert_never, assert_type
+from typing import Any, BinaryIO, assert_never, assert_type
 
 from returns.result import Failure, Result, Success
 
@@ -157,3 +157,16 @@ def filter_operators(q: FilterBuilder) -> None:
     assert_type(2 * a + 1, Expr)
     assert_type(-a / 2 % 3, Expr)
     assert_type((a == 1) & (a > 0) | ~(a == 2), Expr)
+
+
+def file_storage(store: Store, ctx: MutationCtx, query_ctx: QueryCtx) -> None:
+    """store.files returns Results; ctx.storage returns plain values (issue 18)."""
+    sid = store.files.store(b"x", content_type="text/plain")
+    assert_type(sid, Result[str, Problem])
+    assert_type(store.files.get("s"), Result[bytes | None, Problem])
+    assert_type(store.files.open("s"), Result[BinaryIO, Problem])
+    assert_type(store.files.delete("s"), Result[None, Problem])
+    assert_type(store.files.get_url("s"), Result[str | None, Problem])
+    assert_type(ctx.storage.generate_upload_url(), str)
+    assert_type(ctx.storage.get_url("s"), str | None)
+    assert_type(query_ctx.storage.get_url("s"), str | None)

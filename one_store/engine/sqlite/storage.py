@@ -41,7 +41,7 @@ from ..backend import (
     TableInfo,
     VectorScan,
 )
-from . import changes, connection, ddl, scans, vectors
+from . import blobs, changes, connection, ddl, scans, vectors
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -105,6 +105,7 @@ class Storage:
         self.lock = threading.RLock()
         self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
         self.vectors = vectors.VectorCaches()  # vector indexes, in memory
+        self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
         except sqlite3.Error as e:
@@ -465,8 +466,6 @@ class Storage:
             self.clock.deleted(created)
         return True
 
-    # ------------------------------------------------------------------ change log
-
     def enable_change_log(self) -> int:
         """Keep a change log from now on (every process); the newest ``seq``."""
         if not changes.exists(self.connection):
@@ -489,8 +488,6 @@ class Storage:
     def data_version(self) -> int:
         """``PRAGMA data_version``: moves when another connection commits."""
         return changes.data_version(self.connection)
-
-    # ------------------------------------------------------------------ scans
 
     def index_rows(self, scan: IndexScan) -> Rows:
         """The rows of an index range scan (the cursor itself: no wrapper)."""
@@ -587,6 +584,7 @@ class Storage:
                 if self.path != ":memory:" and not self.readonly:
                     self.connection.execute("PRAGMA optimize")
             self.connection.close()
+            self.blobs.close()
 
 
 def _any() -> Any:

@@ -95,6 +95,41 @@ async function chat() {
   };
 }
 
-const scenarios = { notes, chat };
+async function upload() {
+  // Convex's "Uploading files" tutorial, step by step: the mutation that makes
+  // an upload URL, fetch POSTing the file, the mutation that saves its ID.
+  const postUrl = await client.mutation(anyApi.images.generateUploadUrl, {});
+  const image = new Blob([new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10, 1, 2])], {
+    type: "image/png",
+  });
+  const result = await fetch(postUrl, {
+    method: "POST",
+    headers: { "Content-Type": image.type },
+    body: image,
+  });
+  const { storageId } = await result.json();
+  await client.mutation(anyApi.images.sendImage, { storageId, author: "Ada" });
+  // The shortest form: fetch(url, {method: "POST", body}).
+  const plain = await fetch(postUrl, { method: "POST", body: "hello" });
+  const plainId = (await plain.json()).storageId;
+  const messages = await client.query(anyApi.images.list, {});
+  const served = await fetch(messages[0].url);
+  const bytes = [...new Uint8Array(await served.arrayBuffer())];
+  const meta = await client.query(anyApi.images.metadata, { storageId: plainId });
+  await client.mutation(anyApi.images.remove, { messageId: messages[0]._id });
+  const gone = await fetch(messages[0].url);
+  return {
+    status: result.status,
+    storageId,
+    saved: messages.map((m) => [m.body, m.author, m.format]),
+    servedStatus: served.status,
+    servedType: served.headers.get("content-type"),
+    bytes,
+    plainMeta: describe(meta),
+    goneStatus: gone.status,
+  };
+}
+
+const scenarios = { notes, chat, upload };
 const result = await scenarios[scenario]();
 process.stdout.write(JSON.stringify(result) + "\n");
