@@ -28,6 +28,7 @@ from ..app import bundled_app
 from ..engine.sqlite.storage import StorageFailure
 from ..model.errors import OneStoreError, Problem
 from ..store import Store
+from .demo_auth import auth_scenario
 from .demo_lessons import related_lessons_table
 
 ONE_NAME = "the ONE agent/human system"
@@ -534,6 +535,7 @@ def run_demo(db_path: Path, console: Console) -> int:
             )
         with _open(chat_db, chat_app) as chat:
             failures += _chat_scenario(chat, console)
+            failures += auth_scenario(chat, console, _ok, _expect_failure, _table)
             chat_counts = _counts(
                 chat,
                 {

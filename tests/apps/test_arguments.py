@@ -183,6 +183,11 @@ CHAT_CALLS: Calls = {
     "auth:getUser": lambda w: {"userId": w["user"]},
     "auth:getUserByEmail": lambda w: {"email": "eve@example.com"},
     "auth:currentUser": lambda w: {},
+    # A refresh token of no session: {"tokens": None}, no signing key needed.
+    "auth:signIn": lambda w: {"refreshToken": f"{w['user']}|{w['user']}"},
+    "auth:signOut": lambda w: {},
+    "auth:store": lambda w: {"args": {"type": "signOut"}},
+    "auth:isAuthenticated": lambda w: {},
     "threads:create": lambda w: {"userId": w["user"], "title": "t2"},
     "threads:get": lambda w: {"threadId": w["thread"]},
     "threads:list": lambda w: {"userId": w["user"], "status": "active"},

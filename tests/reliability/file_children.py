@@ -48,7 +48,7 @@ class Killer:
     def range_read(self, *args: object) -> Callable[[str], None] | None:
         return None
 
-    def scanned(self, table: str, index: str, low: bytes, high: bytes | None) -> None:
+    def scanned(self, *args: object) -> None:
         return None
 
     def searched(self, scan: object) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ...model.errors import StorageError, StorageFailure
@@ -45,11 +47,34 @@ if TYPE_CHECKING:
 
 def utils(connection: sqlite3.Connection) -> sqlite_utils.Database:
     """A sqlite-utils view of ``connection`` (no plugins, no pragmas of its own)."""
-    import sqlite_utils  # here, not at the top: ~75 ms, paid only when DDL runs
-
-    return sqlite_utils.Database(
+    db: sqlite_utils.Database = _sqlite_utils().Database(
         connection, recursive_triggers=False, execute_plugins=False
     )
+    return db
+
+
+def _sqlite_utils() -> ModuleType:
+    """sqlite-utils, imported here rather than at the top: paid only when DDL runs.
+
+    Its import also imports pandas and numpy when they are installed, to map
+    their values on insert (sqlite_utils/db.py), which one_store never does
+    through it: with the ``data`` extra installed that took the import from ~75
+    ms to over a second, in every process that creates a table. Unless a
+    program already loaded them, they are hidden while sqlite-utils loads
+    (``sys.modules`` entries of None make its ``import`` fail as if absent).
+    """
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hidden = [m for m in ("pandas", "numpy") if m not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # typeshed: no None, but the import system documents it
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return sqlite_utils
 
 
 def has_bookkeeping(connection: sqlite3.Connection) -> bool:

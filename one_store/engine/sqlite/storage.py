@@ -41,7 +41,7 @@ from ..backend import (
     TableInfo,
     VectorScan,
 )
-from . import blobs, changes, connection, ddl, scans, vectors
+from . import blobs, changes, connection, ddl, scans, vectors, views
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
@@ -104,8 +104,8 @@ class Storage:
         self.readonly = readonly
         self.lock = threading.RLock()
         self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
-        self.vectors = vectors.VectorCaches()  # vector indexes, in memory
         self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
+        self.vectors = vectors.VectorCaches()  # vector indexes, in memory
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
         except sqlite3.Error as e:
@@ -289,6 +289,8 @@ class Storage:
             else:
                 ddl.record_spec(self.connection, name, definition, documents.get(name))
         ddl.forget_checked(self.connection, set(schema.tables))
+        if self.path != ":memory:":  # no other tool can open a memory database
+            views.sync(self.connection, schema, self.layouts)  # <table>_view per table
         self.set_meta("schema", schema.fingerprint())
         self.reload_layouts()
 
