@@ -148,7 +148,14 @@ def _writer(kind: str, path: str, seed: int, out: Any) -> None:
     docs = make_docs(PER_WRITER, seed)
     out.put(time.perf_counter())
     for doc in docs:
-        peer.insert(doc)
+        for attempt in range(100):
+            try:
+                peer.insert(doc)
+                break
+            except Exception as exc:  # a lock not obtained in time is retryable
+                text = str(exc)
+                if attempt == 99 or ("Busy" not in text and "locked" not in text):
+                    raise
     out.put(time.perf_counter())
     peer.close()
 
@@ -165,11 +172,11 @@ def writers(kind: str, workdir: Path, rep: int) -> float:
     ]
     for p in procs:
         p.start()
-    stamps = [queue.get() for _ in range(2 * WRITERS)]
-    for p in procs:
+    for p in procs:  # first: a writer that failed must not leave us waiting
         p.join()
         if p.exitcode != 0:
             raise RuntimeError(f"a {kind} writer failed ({p.exitcode})")
+    stamps = [queue.get(timeout=10) for _ in range(2 * WRITERS)]
     return WRITERS * PER_WRITER / (max(stamps) - min(stamps))
 
 
