@@ -18,6 +18,7 @@ Example:
 import typing as _typing
 
 from .app import bundled_app
+from .data import TableView, to_arrow, to_pandas, to_polars
 from .model.errors import (
     ArgsInvalid,
     Busy,
@@ -41,6 +42,7 @@ from .model.errors import (
     SchemaMismatchError,
     StorageError,
     StoreOpenError,
+    Unauthenticated,
     UnwrapError,
     ValueInvalid,
 )
@@ -65,6 +67,7 @@ from .runtime.functions import (
     mutation,
     query,
 )
+from .runtime.identity import get_auth_user_id
 from .runtime.router import HttpRequest, HttpResponse, HttpRouter
 from .runtime.watch import Watch
 from .store import Store
@@ -128,6 +131,8 @@ __all__ = [
     "Store",
     "StoreOpenError",
     "TableDefinition",
+    "TableView",
+    "Unauthenticated",
     "UnwrapError",
     "Validator",
     "Value",
@@ -137,11 +142,15 @@ __all__ = [
     "bundled_app",
     "define_schema",
     "define_table",
+    "get_auth_user_id",
     "http_action",
     "internal_action",
     "internal_mutation",
     "internal_query",
     "mutation",
     "query",
+    "to_arrow",
+    "to_pandas",
+    "to_polars",
     "v",
 ]

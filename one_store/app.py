@@ -3,7 +3,9 @@
 An app is a folder: ``schema.py`` holds ``schema = define_schema(...)``; every other
 ``.py`` file holds functions, addressed ``"file:name"`` (``"dir/file:name"`` in a
 subfolder), where ``name`` is the decorator's ``name=`` or the Python name;
-``http.py`` may hold ``http = HttpRouter()`` and ``crons.py`` ``crons = Crons()``.
+``http.py`` may hold ``http = HttpRouter()``, ``crons.py`` ``crons = Crons()`` and
+``auth_config.py`` ``providers = [...]`` (Convex's ``auth.config.ts``, see
+:mod:`one_store.runtime.auth`).
 
 Each load imports the folder as a fresh, uniquely named package
 (``one_store_apps.app<N>``), so loading the same folder twice, or two apps in one
@@ -27,6 +29,7 @@ from attrs import frozen
 
 from .model.errors import DefinitionError
 from .model.schema import Schema
+from .runtime.auth import Provider, parse_providers
 from .runtime.functions import FunctionSpec
 
 _counter = itertools.count(1)
@@ -75,13 +78,14 @@ def bundled_app(name: Literal["one", "chat"]) -> Path:
 
 @frozen
 class App:
-    """A loaded app: schema, functions by path, and the optional router and crons."""
+    """A loaded app: schema, functions by path, the optional router, crons and auth providers."""
 
     schema: Schema | None
     functions: Mapping[str, FunctionSpec[Any]]
     http: Any
     crons: Any
     root: Path
+    auth_providers: tuple[Provider, ...] = ()
 
     def paths(self, kind: str | None = None) -> list[str]:
         """Sorted function paths, optionally only those of one kind."""
@@ -158,6 +162,7 @@ def load_app(ref: str | os.PathLike[str]) -> App:
     schema: Schema | None = None
     http: Any = None
     crons: Any = None
+    providers: tuple[Provider, ...] = ()
     functions: dict[str, FunctionSpec[Any]] = {}
     files = sorted(
         p
@@ -180,6 +185,8 @@ def load_app(ref: str | os.PathLike[str]) -> App:
             http = getattr(module, "http", None)
         if rel == "crons":
             crons = getattr(module, "crons", None)
+        if rel == "auth_config":
+            providers = parse_providers(getattr(module, "providers", []), str(file))
         for attr, value in vars(module).items():
             if not isinstance(value, FunctionSpec) or value.kind == "http_action":
                 continue
@@ -191,4 +198,4 @@ def load_app(ref: str | os.PathLike[str]) -> App:
                     f"Function path {path!r} is defined twice in {file}"
                 )
             functions[path] = value
-    return App(schema, functions, http, crons, folder)
+    return App(schema, functions, http, crons, folder, providers)

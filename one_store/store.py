@@ -19,12 +19,21 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from returns.result import Result
 
+from . import data
 from .engine import migration
 from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage, StorageFailure
-from .model.errors import FunctionNotFound, Problem, StoreOpenError
+from .model.display import html_table, text_table
+from .model.errors import (
+    FunctionNotFound,
+    Problem,
+    StoreOpenError,
+    Unauthenticated,
+    as_user_result,
+)
 from .model.schema import Schema
 from .model.values import Value
-from .runtime.context import MutationCtx
+from .runtime.auth import Authenticator
+from .runtime.context import MutationCtx, QueryCtx
 from .runtime.executor import Executor
 from .runtime.file_store import FileStore
 from .runtime.files import DEFAULT_SITE_URL, Files
@@ -93,6 +102,14 @@ class Store:
         crons = app.crons if app is not None and not storage.readonly else None
         self.scheduler = StoreScheduler(self.executor, crons)
         self.executor.use_scheduler(self.scheduler)
+        data.show_results_in_notebooks()  # a dict lookup outside IPython
+        # Verifies tokens (with_token, serve) against the app's auth_config.py.
+        self.authenticator = Authenticator(
+            app.auth_providers if app is not None else (),
+            self.executor.clock,
+            root=app.root if app is not None else None,
+            http=http,
+        )
         # Shared with with_identity views (copied by reference); idle until a watch.
         self._watches = Watches(self.executor, follow=storage.path != ":memory:")
         # File storage (docs/file-storage.md): ctx.storage and store.files.
@@ -225,6 +242,7 @@ class Store:
             return
         self._watches.close()
         self.executor.close()
+        self.authenticator.close()
         self.scheduler.stop()
         self.storage.close()
 
@@ -255,6 +273,28 @@ class Store:
         view = copy.copy(self)
         view.executor = self.executor.with_identity(identity)
         return view
+
+    def with_token(self, token: str) -> Result[Store, Problem]:
+        """A view of this store whose calls run as the signed-in user of ``token``.
+
+        The JWT is verified as ``one-store serve`` verifies ``Authorization:
+        Bearer``: against the providers of the app's ``auth_config.py``, with
+        Convex's rules per provider kind and times read from this store's clock
+        (see :mod:`one_store.runtime.auth`).
+
+        Returns:
+            ``Success(view)``, or ``Failure(Unauthenticated)`` saying why (expired,
+            not yet valid, signature, issuer, audience, malformed, ...).
+
+        Example:
+            >>> with Store.memory() as store:  # no auth_config.py: no provider
+            ...     store.with_token("a.b.c").failure().reason
+            'malformed'
+        """
+        verified: Result[dict[str, Any], Unauthenticated] = self.authenticator.verify(
+            token
+        )
+        return as_user_result(verified.map(self.with_identity))
 
     # ------------------------------------------------------------------ functions
 
@@ -323,6 +363,36 @@ class Store:
         return self.executor.call(
             "mutation", mutation(lambda ctx, _args: fn(ctx)), None
         )
+
+    def read(self, fn: Callable[[QueryCtx], T]) -> Result[T, Problem]:
+        """Run ``fn(ctx)`` as an ad-hoc query: one snapshot, never the write lock.
+
+        ``ctx`` is a query's (``ctx.db`` reads; a write raises ``ContextError``)
+        and what ``fn`` returns is checked as a query's return value.
+
+        Example:
+            >>> from one_store import Store, define_schema, define_table, v
+            >>> store = Store.memory(define_schema({"n": define_table({"x": v.int64()})}))
+            >>> store.read(lambda ctx: ctx.db.query("n").collect())
+            <Success: []>
+        """
+        from .runtime.functions import query
+
+        return self.executor.call("query", query(lambda ctx, _args: fn(ctx)), None)
+
+    def table(self, name: str) -> data.TableView:
+        """A live, read-only view of table ``name`` for notebooks and DataFrames.
+
+        Raises:
+            ContextError: no such table (neither in the schema nor in the file).
+        """
+        return data.TableView(self.executor, self.schema, name)
+
+    def __repr__(self) -> str:
+        return text_table(*data.store_summary(self.executor, self.storage.path))
+
+    def _repr_html_(self) -> str:
+        return html_table(*data.store_summary(self.executor, self.storage.path))
 
     def watch(
         self,

@@ -152,6 +152,52 @@ def test_schema_check_benchmark_writes_its_block(tmp_path: Path) -> None:
         assert f"| {step} |" in text
 
 
+def test_vector_benchmark_writes_its_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    run_script(
+        "vectors.py", "--small", "--out", str(tmp_path), "--workdir", str(tmp_path)
+    )
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- vectors:start") == 1
+    for row in ("| 2,000 x 32 |", "| 2,000 x 32, filter keeps 10% |", "| 5,000 x 8 |"):
+        assert row in text
+    # The floor and one_store returned the same top 10 for every query.
+    assert text.count("| 20/20 |") == 4
+    assert "paired ratio" in text
+
+
+def test_data_benchmark_writes_its_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    options = ["--docs", "300", "--rounds", "1", "--out", str(tmp_path)]
+    run_script("data.py", *options, "--workdir", str(tmp_path))
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- data:start") == 1
+    assert "| store.table(...).to_arrow() |" in text
+    assert "x raw sqlite3 -> Arrow (" in text
+
+
+def test_sync_benchmark_writes_its_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    run_script(
+        "sync.py", "--sockets", "1", "3", "--writes", "3", "--out", str(tmp_path)
+    )
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- sync:start") == 1
+    for name in (
+        "commit → update frame, 1 subscribed socket(s)",
+        "commit → update frame, 3 subscribed socket(s)",
+        "mutation round trip, HTTP API (`POST /api/mutation`)",
+        "mutation round trip, sync socket (to its Transition)",
+    ):
+        assert f"| {name} |" in text
+
+
 def test_extra_workloads_write_their_block(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\nkept before\n")

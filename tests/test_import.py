@@ -14,8 +14,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The server (starlette, uvicorn), the CLI (typer, rich), the actions' HTTP client
-# (httpx) and sqlite-utils (~75 ms, for DDL and introspection only).
-HEAVY = ("starlette", "uvicorn", "typer", "rich", "httpx", "sqlite_utils")
+# (httpx), sqlite-utils (~75 ms, for DDL and introspection only) and the `data`
+# extra's DataFrame libraries (loaded by the first conversion).
+HEAVY = (
+    *("starlette", "uvicorn", "typer", "rich", "httpx", "sqlite_utils"),
+    *("pyarrow", "pandas", "polars", "IPython"),
+)
 
 
 def imported_by(code: str) -> set[str]:
@@ -78,3 +82,37 @@ def test_running_functions_loads_httpx_only_when_an_action_uses_ctx_http():
     assert sorted(without & (set(HEAVY) - {"sqlite_utils"})) == []
     using = imported_by(store + "assert store.action(online).unwrap() == 'httpx'\n")
     assert "httpx" in using
+
+
+def test_numpy_loads_at_the_first_vector_search_not_at_open(tmp_path: Path):
+    # Vector search's matrix (one_store/engine/vector_matrix.py) is NumPy's.
+    # (Creating tables may load it anyway: sqlite-utils, which runs the DDL,
+    # imports NumPy when it is installed; reopening a file runs no DDL.)
+    setup = (
+        "from one_store import Store, action, define_schema, define_table, v\n"
+        "schema = define_schema({'t': define_table().vector_index("
+        "'i', vector_field='e', dimensions=2)})\n"
+        f"store = Store.open({str(tmp_path / 'v.db')!r}, schema=schema)\n"
+    )
+    imported_by(setup + "store.run(lambda ctx: ctx.db.insert('t', {'e': [1.0, 0.0]}))")
+    assert "numpy" not in imported_by(setup + "store.close()")
+    searched = imported_by(
+        setup + "search = action(args={})(lambda ctx, args: "
+        "ctx.vector_search('t', 'i', {'vector': [1.0, 0.0]}))\n"
+        "assert len(store.action(search, {}).unwrap()) == 1\n"
+    )
+    assert "numpy" in searched
+
+
+def test_a_table_view_loads_no_dataframe_library_until_a_conversion():
+    code = (
+        "from one_store import Store, define_schema, define_table, v\n"
+        "store = Store.memory(define_schema({'t': define_table({'n': v.int64()})}))\n"
+        "store.run(lambda ctx: ctx.db.insert('t', {'n': 1})).unwrap()\n"
+        "view = store.table('t')\n"
+        "assert len(view) == 1 and view.head()[0]['n'] == 1\n"
+        "repr(view), view._repr_html_(), repr(store)\n"
+    )
+    assert sorted(imported_by(code) & {"pyarrow", "pandas", "polars"}) == []
+    converted = imported_by(code + "view.to_pandas()\n")
+    assert {"pyarrow", "pandas"} <= converted

@@ -9,7 +9,8 @@ or stay inside its own package):
 1. ``one_store.model``: values, IDs, errors, validators, schema (pure, no I/O)
 2. ``one_store.engine``: the data layer, the only place that speaks SQL
 3. ``one_store.runtime``: running functions (contexts, scheduler, crons, ...)
-4. ``one_store.app``: loading an app folder
+4. ``one_store.app``: loading an app folder; ``one_store.data``: table views and
+   DataFrames, below the store because ``store.table()`` hands out its views
 5. ``one_store.store``: ``Store``, the façade
 6. ``one_store.snapshot``, ``one_store.testing`` and the package's ``__init__``
    (the public names): each may use the store, none another
@@ -23,7 +24,8 @@ bound is tested: a lower bound would push people to pad a module or merge unrela
 code. Accepted under 150 lines: the package markers (``cli/__init__.py``,
 ``engine/__init__.py``, ``engine/sqlite/__init__.py``, ``model/__init__.py``,
 ``runtime/__init__.py``, ``server/__init__.py``, all empty), ``__init__.py`` (the
-curated public names) and ``server/logs.py`` (the per-request log lines).
+curated public names), ``server/logs.py`` (the per-request log lines) and
+``server/cors.py`` (the HTTP API's CORS answers).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("one_store.model",),
     ("one_store.engine",),
     ("one_store.runtime",),
-    ("one_store.app",),
+    ("one_store.app", "one_store.data"),
     ("one_store.store",),
     ("one_store.snapshot", "one_store.testing", "one_store"),
     ("one_store.server",),

@@ -28,6 +28,8 @@ from ..app import bundled_app
 from ..engine.sqlite.storage import StorageFailure
 from ..model.errors import OneStoreError, Problem
 from ..store import Store
+from .demo_auth import auth_scenario
+from .demo_lessons import related_lessons_table
 
 ONE_NAME = "the ONE agent/human system"
 CHAT_NAME = "the agent chat app"
@@ -184,6 +186,7 @@ def _one_scenario(store: Store, console: Console) -> list[tuple[str, Problem]]:
         "create lesson",
     )
     _ok(store.mutation("lessons:deleteLesson", {"lessonId": outdated}), "delete lesson")
+    console.print(related_lessons_table(store, agents, _ok))
 
     agents_table = _table("Agents", "name", "description", "prompt", "updated")
     for agent in _ok(store.query("agents:listAgents", {}), "list agents"):
@@ -532,6 +535,7 @@ def run_demo(db_path: Path, console: Console) -> int:
             )
         with _open(chat_db, chat_app) as chat:
             failures += _chat_scenario(chat, console)
+            failures += auth_scenario(chat, console, _ok, _expect_failure, _table)
             chat_counts = _counts(
                 chat,
                 {

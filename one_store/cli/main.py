@@ -191,21 +191,23 @@ def serve(
         ),
     ] = True,
 ) -> None:
-    """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes).
+    """Serve the app over Convex's HTTP API (/api/query, /api/mutation, /api/action, http.py routes) and its sync protocol (/api/sync: live queries for useQuery and ConvexClient).
 
     Ctrl-C stops at once; SIGTERM lets requests in progress finish.
     """
+    from ..server.auth import serving_admin_key
     from ..server.http_api import serve as run_server
 
     if access_log:
         _print_access_log()
+    shown = serving_admin_key()  # the key serve reads from ONE_STORE_ADMIN_KEY
     with open_store(app_dir, db) as store:
         if scheduler:
             store.scheduler.start()  # stopped by store.close() on the way out
 
         def ready(url: str) -> None:
             out.print(
-                f"one-store serving {app_dir} ({db}) at {url}",
+                f"one-store serving {app_dir} ({db}) at {url} (admin key: {shown})",
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
@@ -307,10 +309,8 @@ def run(
 class _Command(TyperCommand):
     """A command whose usage line leaves out hidden arguments (an older form's)."""
 
-    # ctx is click's Context, which newer typer vendors as typer._click.Context;
-    # Any fits both.
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        """``[OPTIONS]`` and the visible arguments."""
+        """``[OPTIONS]`` and the visible arguments (``ctx``: click's or typer's Context)."""
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if not getattr(param, "hidden", False):
@@ -336,36 +336,45 @@ def data(
     ] = None,
     app_opt: AppOpt = None,
     limit: Annotated[int, typer.Option(help="Documents to show at most.", min=1)] = 50,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            metavar="FIELD=VALUE",
+            help="Only documents whose indexed FIELD equals VALUE (JSON, or a "
+            "plain word as a string); repeat for an index's next fields.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line (JSON Lines).")
+    ] = False,
 ) -> None:
     """List the tables with their document counts, or the documents of one table.
 
     Opens the file read-only: it is never changed, and it needs no app folder.
     With --app, the listing also says which tables the app's schema declares.
     """
+    from . import data as show
+
     words = [w for w in (first, second) if w is not None]
     app_dir, table = _app_and_table(words, app_opt)
     with open_store(app_dir, db, readonly=True) as store:
-        storage = store.storage
-        with storage.read():
-            tables = storage.tables()
-            if table is None:
-                out.print(_listing(store, db, tables, app_dir))
-                return
-            if table not in tables:
-                fail(
-                    f"no table {table!r} in {db} (tables: {', '.join(tables) or 'none'})"
-                )
-            docs = [d for _, d in zip(range(limit), storage.scan(table), strict=False)]
-            total = storage.count(table)
-        columns = [
-            "_id",
-            *sorted({k for d in docs for k in d} - {"_id", "_creationTime"}),
-            "_creationTime",
-        ]
-        grid = Table(*columns, title=f"{table} ({len(docs)} of {total})")
-        for doc in docs:
-            grid.add_row(*(_cell(doc, c) for c in columns))
-        out.print(grid)
+        if table is None:
+            if where:
+                fail("--where needs a TABLE")
+            show.print_listing(out, store, db, app_dir, as_json)
+            return
+        tables = store.storage.tables()
+        if table not in tables:
+            fail(f"no table {table!r} in {db} (tables: {', '.join(tables) or 'none'})")
+        try:
+            docs, total = show.documents(
+                store, table, show.parse_where(where or []), limit
+            )
+        except show.DataError as e:
+            fail(str(e))
+        show.print_documents(out, table, docs, total, as_json)
 
 
 def _app_and_table(
@@ -390,31 +399,6 @@ def _app_and_table(
 def _names_a_folder(word: str) -> bool:
     """An app folder of the older form: a folder, or a path (table names have no /)."""
     return Path(word).is_dir() or "/" in word or os.sep in word or word.startswith(".")
-
-
-def _listing(store: Store, db: Path, tables: list[str], app_dir: Path | None) -> Table:
-    storage = store.storage
-    declared = set(store.schema.tables) if store.schema is not None else None
-    if app_dir is None or declared is None:
-        listing = Table("table", "documents", title=str(db))
-        for name in tables:
-            listing.add_row(name, str(storage.count(name)))
-        return listing
-    listing = Table("table", "documents", f"in {app_dir}", title=str(db))
-    for name in tables:
-        listing.add_row(
-            name, str(storage.count(name)), "yes" if name in declared else "no"
-        )
-    for name in sorted(declared - set(tables)):
-        listing.add_row(name, "0", "yes (not in the file yet)")
-    return listing
-
-
-def _cell(doc: dict[str, Any], column: str) -> str:
-    if column not in doc:
-        return ""
-    value = doc[column]
-    return value if isinstance(value, str) else _show(value).replace("\n", "")
 
 
 class _Bars:

@@ -1,7 +1,8 @@
 """The seams between the engine and the code that runs functions.
 
 - :class:`Backend`: what an engine offers the runtime (transactions, rows, index
-  scans, text search, the tables and their indexes, creation-time bookkeeping).
+  scans, text search, vector search, the tables and their indexes, creation-time
+  bookkeeping).
   :class:`~one_store.engine.sqlite.storage.Storage` is the SQLite engine; a
   second engine (PostgreSQL) implements the same protocol. Nothing in it names
   an engine's types: tables are :class:`TableInfo`, a scan is asked for with an
@@ -30,7 +31,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, NamedTuple, Protocol
 from attrs import define, frozen
 
 if TYPE_CHECKING:
-    from ..model.schema import Index, Schema, SearchIndex, TableDefinition
+    from ..model.schema import (
+        Index,
+        Schema,
+        SearchIndex,
+        TableDefinition,
+        VectorIndex,
+    )
     from ..model.values import Document, Value
     from .ranges import Order
 
@@ -126,6 +133,26 @@ class SearchScan:
     filters: tuple[tuple[int, bytes], ...] = ()
 
 
+@frozen
+class VectorScan:
+    """One vector search, as ``ctx.vector_search`` asks the engine for it.
+
+    Attributes:
+        table: the table.
+        index: the vector index.
+        vector: the query vector (finite numbers; its length is checked
+            against the index by :func:`one_store.engine.vectors.plan`).
+        limit: how many results at most (checked by ``plan``: 1..256).
+        conditions: ``(filter field, value)`` pairs, OR-ed (none: no filter).
+    """
+
+    table: str
+    index: str
+    vector: tuple[float, ...]
+    limit: int
+    conditions: tuple[tuple[str, object], ...] = ()
+
+
 class Rows(Protocol):
     """The rows of a scan, stepped one at a time; close it when done early."""
 
@@ -172,6 +199,10 @@ class TableInfo(Protocol):
     @property
     def search_indexes(self) -> Mapping[str, SearchIndex]:
         """Its search indexes by name."""
+
+    @property
+    def vector_indexes(self) -> Mapping[str, VectorIndex]:
+        """Its vector indexes by name."""
 
 
 class CallObserver(Protocol):
@@ -259,6 +290,18 @@ class Scanner(Protocol):
         None when this cannot be answered without reading more than
         ``max_results`` matches: :meth:`search_rows` then applies. Asked only of
         an engine whose :attr:`Features.ranked_search_top` says it can.
+        """
+
+    def vector_search(self, scan: VectorScan) -> list[tuple[str, float]]:
+        """``(_id, score)`` of the best ``scan.limit`` matches, best first.
+
+        Exact: the cosine similarity against every indexed vector of the
+        latest committed state (other processes' writes included), ties by
+        internal ID, highest first. Runs outside any transaction (actions).
+
+        Raises:
+            ProblemError: an unknown index, or a scan that breaks Convex's rules
+                (:func:`one_store.engine.vectors.plan`).
         """
 
 

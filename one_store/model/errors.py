@@ -18,7 +18,8 @@ Problem values, each a frozen attrs class with a stable ``code`` and a human
     ├── HandlerError(exception)                 an unexpected exception in user code
     ├── FunctionNotFound(path, suggestions)
     ├── Busy(message)                           write lock not obtained in busy_timeout
-    └── StorageError(message)                   disk full, corrupt file, I/O error
+    ├── StorageError(message)                   disk full, corrupt file, I/O error
+    └── Unauthenticated(reason, message)        a token or admin key was refused
 
 Exceptions (library misuse, raised at once, never turned into a Failure)::
 
@@ -54,6 +55,7 @@ from attrs import frozen
 from returns.primitives.exceptions import UnwrapFailedError
 from returns.result import Failure, Result
 
+from .display import problem_html
 from .values import Value
 
 
@@ -298,6 +300,30 @@ class StorageError:
         return self.message
 
 
+@frozen
+class Unauthenticated:
+    """A token (or an admin key) was refused; the caller is not signed in.
+
+    ``reason`` says why in one word: ``"malformed"``,
+    ``"kid"``, ``"signature"``, ``"expired"``, ``"not_yet_valid"``,
+    ``"issued_in_future"``, ``"issuer"``, ``"audience"``, ``"claims"``,
+    ``"jwks"``, ``"discovery"`` or ``"admin_key"``. ``convex_code`` and
+    ``status`` are what Convex's HTTP API answers (``{"code", "message"}`` with
+    that status): ``InvalidAuthHeader``, ``NoAuthProvider``, ``Unauthenticated``
+    and ``BadAdminKey`` are 401; ``AuthProviderDiscoveryFailed`` is 400 or the
+    identity provider's own status.
+    """
+
+    reason: str
+    message: str
+    convex_code: str = "Unauthenticated"
+    status: int = 401
+    code = "Unauthenticated"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 Problem: TypeAlias = (
     ArgsInvalid
     | ValueInvalid
@@ -314,6 +340,7 @@ Problem: TypeAlias = (
     | FunctionNotFound
     | Busy
     | StorageError
+    | Unauthenticated
 )
 """The closed union of everything a ``Failure`` from one_store can hold."""
 
@@ -333,7 +360,14 @@ PROBLEM_TYPES: tuple[type, ...] = (
     FunctionNotFound,
     Busy,
     StorageError,
+    Unauthenticated,
 )
+
+
+# Every Problem shows in a notebook as its code, message and fields (attrs'
+# repr already reads well in a terminal). Set once here rather than in 15 classes.
+for _problem_type in PROBLEM_TYPES:
+    setattr(_problem_type, "_repr_html_", problem_html)  # noqa: B010 - not declared
 
 
 def is_problem(value: object) -> bool:
@@ -529,6 +563,9 @@ class ProblemFailure(Failure[_P_co]):  # type: ignore[misc]  # returns marks Fai
 
     def __repr__(self) -> str:
         return repr(Failure(self._inner_value))
+
+    def _repr_html_(self) -> str:
+        return f"Failure: {problem_html(self._inner_value)}"
 
 
 _T = TypeVar("_T")

@@ -52,7 +52,7 @@ class SearchIndex:
 
 @frozen
 class VectorIndex:
-    """A vector index declaration (stored in the schema; searching is not built yet)."""
+    """A vector index: ``dimensions`` floats at ``vector_field``, with equality filter fields."""
 
     name: str
     vector_field: str
@@ -105,6 +105,10 @@ class TableDefinition:
             + tuple(s.name for s in self.search_indexes)
             + tuple(x.name for x in self.vector_indexes)
         )
+
+    def side_indexes(self) -> tuple[SearchIndex | VectorIndex, ...]:
+        """The search and vector indexes (what is kept beside the document rows)."""
+        return (*self.search_indexes, *self.vector_indexes)
 
     def index(self, name: str, fields: Iterable[str]) -> TableDefinition:
         """Add a database index over ``fields`` (in order).
@@ -181,7 +185,19 @@ class TableDefinition:
         dimensions: int,
         filter_fields: Iterable[str] = (),
     ) -> TableDefinition:
-        """Declare a vector index (kept in the schema and its JSON)."""
+        """Declare a vector index, searched with ``ctx.vector_search`` in actions.
+
+        Documents whose ``vector_field`` holds exactly ``dimensions`` floats are
+        indexed; others (a missing field, another length) are silently not.
+
+        Example:
+            >>> from one_store import v, define_table
+            >>> t = define_table({"embedding": v.array(v.float64())}).vector_index(
+            ...     "by_embedding", vector_field="embedding", dimensions=3
+            ... )
+            >>> t.vector_indexes[0].dimensions
+            3
+        """
         _check_index_name(self, name)
         filters = tuple(filter_fields)
         for f in (vector_field, *filters):
@@ -192,6 +208,12 @@ class TableDefinition:
             )
         if len(filters) > MAX_SEARCH_FILTER_FIELDS:
             raise SchemaError("Vector indexes may have up to 16 filter fields.")
+        for other in self.vector_indexes:
+            if (other.vector_field, other.dimensions) == (vector_field, dimensions):
+                raise SchemaError(
+                    f"Vector index {name!r} duplicates {other.name!r}: the same field "
+                    "and dimensions (VectorIndexFieldNotUnique)."
+                )
         new = VectorIndex(name, vector_field, dimensions, filters)
         return evolve(self, vector_indexes=(*self.vector_indexes, new))
 
@@ -356,3 +378,33 @@ def _check_index_references(name: str, table: TableDefinition) -> None:
                 f'In table "{name}" the index "{index}" is invalid because it '
                 f"references the field {path} that does not exist."
             )
+    for x in table.vector_indexes:
+        found = table.document.field_validator(tuple(x.vector_field.split(".")))
+        if found is not None and not _may_hold_vector(found):
+            # Convex's check_index_references: the field's validator must
+            # overlap v.array(v.float64()).
+            raise SchemaError(
+                f'In table "{name}" the vector index "{x.name}" is invalid because '
+                f'it references the field "{x.vector_field}" that is neither an '
+                "array of float64 or optional array of float64."
+            )
+
+
+def _may_hold_vector(validator: Validator) -> bool:
+    """Whether a field with ``validator`` can hold a list of float64 numbers."""
+    if validator.kind == "any":
+        return True
+    if validator.kind == "union":
+        return any(_may_hold_vector(m) for m in validator.members)
+    element = validator.element
+    return (
+        validator.kind == "array"
+        and element is not None
+        and (
+            element.kind in ("number", "any")
+            or (
+                element.kind == "union"
+                and any(m.kind in ("number", "any") for m in element.members)
+            )
+        )
+    )

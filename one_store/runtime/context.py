@@ -7,7 +7,7 @@
   (a sub-transaction), ``storage`` (in the mutation's transaction).
 - :class:`ActionCtx`: ``run_query`` / ``run_mutation`` / ``run_action`` (each its own
   transaction, each returning a ``Result``), ``scheduler``, ``auth``, ``http``,
-  ``storage`` (:mod:`one_store.runtime.files`); no ``db``.
+  ``storage`` (:mod:`one_store.runtime.files`), ``vector_search``; no ``db``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from returns.result import Result
 
+from ..engine.vectors import vector_scan
 from ..model.errors import ContextError, Problem
 from .ctx_storage import StorageActions, StorageReader, StorageWriter
 from .database import DatabaseReader, DatabaseWriter
@@ -28,6 +29,8 @@ from .transaction import Transaction
 
 if TYPE_CHECKING:
     import httpx
+
+    from ..engine.backend import Backend
 
 
 class Auth:
@@ -109,6 +112,15 @@ class BaseCtx:
         """Run a query (function or ``"file:name"`` path); returns a Result."""
         return self._runner("query", fn, args)
 
+    def vector_search(
+        self, table: str, index: str, request: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Vector search runs in actions only, as Convex's ``ctx.vectorSearch``."""
+        raise ContextError(
+            "ctx.vector_search is only available in actions: call it from an action "
+            "(and read the documents with ctx.run_query)."
+        )
+
 
 class QueryCtx(BaseCtx):
     """The context of a query: a read-only ``db`` at one snapshot."""
@@ -176,11 +188,42 @@ class ActionCtx(BaseCtx):
         seed: int,
         scheduler: SchedulerApi,
         http: httpx.Client | None,
+        backend: Backend | None = None,
     ) -> None:
         super().__init__(runner, auth, now_ms, seed)
         self.scheduler: SchedulerApi = scheduler
         self._http = http
         self._own_http: httpx.Client | None = None
+        self._backend = backend
+
+    def vector_search(
+        self, table: str, index: str, request: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The documents nearest ``request["vector"]`` in vector index ``index``.
+
+        ``request`` is ``{"vector": [...], "limit": 10, "filter": lambda q: ...}``
+        (``limit`` 1..256, default 10; ``filter`` of ``q.eq(field, value)`` and
+        ``q.or_(...)`` on the index's filter fields, all OR-ed). Exact cosine
+        similarity over the latest committed data; ties by internal ID.
+
+        Returns:
+            ``[{"_id": id, "_score": cosine similarity}]``, best first.
+
+        Raises:
+            ProblemError: a bad request (the action then fails with its Problem:
+                ``ArgsInvalid`` or ``InvalidIndexRange``).
+
+        Example:
+            >>> # inside an action:
+            >>> # ctx.vector_search("docs", "by_embedding", {"vector": v, "limit": 5})
+        """
+        scan = vector_scan(table, index, request)
+        if self._backend is None:
+            raise ContextError("This action context has no database to search.")
+        return [
+            {"_id": doc_id, "_score": score}
+            for doc_id, score in self._backend.vector_search(scan)
+        ]
 
     @property
     def storage(self) -> StorageActions:

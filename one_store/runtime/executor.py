@@ -556,6 +556,7 @@ class Executor:
             rng,
             shared.scheduler.for_action(),
             shared.http,
+            shared.backend,
         )
         ctx._files = shared.files
         return ctx

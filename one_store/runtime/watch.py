@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from returns.result import Failure, Result, Success
 
+from ..model.display import result_html
 from ..model.errors import (
     ContextError,
     HandlerError,
@@ -209,6 +210,12 @@ class Watch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _repr_html_(self) -> str:
+        # In a notebook: the latest result as a table (documents) or its Problem.
+        name = self._spec.display_name if self._spec is not None else "?"
+        state = "closed" if self._closed else f"version {self.version}"
+        return result_html(self._result, f"Watch {name} ({state})")
 
     def __repr__(self) -> str:
         name = self._spec.display_name if self._spec is not None else "?"

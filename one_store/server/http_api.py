@@ -18,7 +18,9 @@ A function that ran answers HTTP 200 ``{"status": "success", "value",
 or logged, see :mod:`one_store.server.logs`). A malformed request answers 4xx ``{"code", "message"}``.
 An unknown path, and an ``internal_*`` function's path, answer 404
 ``FunctionNotFound`` alike, so a client cannot tell that an internal function
-exists. No answer ever carries a traceback, and bad input never writes.
+exists; only an admin (``Authorization: Convex <key>``) may call internal ones.
+``Authorization: Bearer <jwt>`` runs the call as that user, and a refused token
+is a 401 (:mod:`one_store.server.auth`). No answer ever carries a traceback, and bad input never writes.
 
 Concurrency: handlers run on Starlette's worker threads over one shared
 :class:`Store`. Its storage lock serialises transactions on the single SQLite
@@ -31,9 +33,9 @@ connections only add SQLite lock waits between writers.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
+import os
 import signal
 import socket
 import threading
@@ -45,7 +47,7 @@ from returns.result import Failure, Result, Success
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from ..model.errors import (
     FunctionNotFound,
@@ -55,10 +57,15 @@ from ..model.errors import (
     Rejected,
 )
 from ..model.values import Value, b64, from_convex_json, to_convex_json
-from ..runtime.functions import FunctionSpec, action, normalize_path
+from ..runtime.functions import FunctionSpec, normalize_path
 from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
 from . import files, logs
+from .auth import ADMIN_KEY_ENV, Caller, Gate
+from .cors import cors_headers, preflight
+from .http_actions import run_http_action
+from .sync import WEBSOCKETS, SyncHub
+from .sync import routes as sync_routes
 
 T = TypeVar("T")
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
@@ -70,7 +77,6 @@ FORMATS: Final[dict[str, Format]] = {
     "convex_json": "convex_encoded_json",
     "export_json": "export_json",
 }
-CORS_METHODS: Final = "GET,POST,OPTIONS,PATCH,DELETE,PUT"
 
 
 class RequestError(Exception):
@@ -263,12 +269,25 @@ def _not_found(path: str) -> RequestError:
 class Api:
     """The request handlers, bound to one store."""
 
-    def __init__(self, store: Store, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self, store: Store, max_body: int = MAX_BODY, admin_key: str | None = None
+    ) -> None:
         self.store = store
         self.max_body = max_body
+        self.gate = Gate(store, admin_key)
 
-    def lookup(self, path: str) -> FunctionSpec[Any]:
-        """The public function at ``path``; internal ones are reported as missing."""
+    def caller(self, request: Request) -> Caller:
+        """Who the request runs as (its ``Authorization``); a refusal is a 4xx."""
+        found = self.gate.from_header(
+            request.headers.get("authorization"), request.query_params.get("adminKey")
+        )
+        if isinstance(found, Failure):
+            refused = found.failure()
+            raise RequestError(refused.status, refused.convex_code, refused.message)
+        return found.unwrap()
+
+    def lookup(self, path: str, admin: bool = False) -> FunctionSpec[Any]:
+        """The function at ``path``; internal ones are missing except to an admin."""
         if normalize_path(path) is None:
             raise RequestError(
                 400,
@@ -276,12 +295,14 @@ class Api:
                 f"{path} is not a valid path to a Convex function.",
             )
         found = self.store.function(path)
-        if isinstance(found, Failure) or found.unwrap().visibility != "public":
+        if isinstance(found, Failure) or (
+            found.unwrap().visibility != "public" and not admin
+        ):
             raise _not_found(path)
         return found.unwrap()
 
     def run(
-        self, spec: FunctionSpec[Any], args: Value
+        self, spec: FunctionSpec[Any], args: Value, store: Store | None = None
     ) -> tuple[Result[Any, Problem], list[str]]:
         """Run a function by its kind (on a worker thread); its result and log lines.
 
@@ -291,31 +312,33 @@ class Api:
         """
         arguments: Any = args
         result: Result[Any, Problem]
+        store = store or self.store
         with logs.capture() as lines:
             try:
                 if spec.kind == "query":
-                    result = self.store.query(spec, arguments)
+                    result = store.query(spec, arguments)
                 elif spec.kind == "mutation":
-                    result = self.store.mutation(spec, arguments)
+                    result = store.mutation(spec, arguments)
                 else:
-                    result = self.store.action(spec, arguments)
+                    result = store.action(spec, arguments)
             except OneStoreError as e:
                 result = Failure(HandlerError(e, self.store.path_of(spec)))
         return result, lines
 
     async def call(self, request: Request, kind: str) -> Response:
         """``POST /api/query|mutation|action``."""
+        caller = self.caller(request)
         path, args, fmt = parse_call(
             await read_body(request, self.max_body), need_path=True
         )
-        spec = self.lookup(path)
+        spec = self.lookup(path, caller.admin)
         if spec.kind != kind:
             message = (
                 f"Trying to execute {path} as {kind.capitalize()}, "
                 f"but it is defined as {spec.kind.capitalize()}."
             )
             return ConvexJSONResponse({"status": "error", "errorMessage": message})
-        result, lines = await run_in_thread(self.run, spec, args)
+        result, lines = await run_in_thread(self.run, spec, args, caller.store)
         return ConvexJSONResponse(envelope(result, fmt, lines))
 
     async def run_by_url(self, request: Request) -> Response:
@@ -328,11 +351,12 @@ class Api:
                 "Expected /api/run/<module path>/<function name>",
             )
         path = "/".join(parts[:-1]) + ":" + parts[-1]
+        caller = self.caller(request)
         _, args, fmt = parse_call(
             await read_body(request, self.max_body), need_path=False
         )
-        spec = self.lookup(path)
-        result, lines = await run_in_thread(self.run, spec, args)
+        spec = self.lookup(path, caller.admin)
+        result, lines = await run_in_thread(self.run, spec, args, caller.store)
         return ConvexJSONResponse(envelope(result, fmt, lines))
 
     async def upload(self, request: Request) -> Response:
@@ -357,50 +381,18 @@ class Api:
             list(request.headers.items()),
             body,
         )
-        answer = await run_in_thread(self.run_http, route.handler, incoming)
+        # A refused token is answered 401 before the action runs (never anonymous).
+        caller = self.caller(request)
+        answer = await run_in_thread(
+            run_http_action, caller.store, route.handler, incoming, to_clean_json
+        )
         if request.method == "HEAD":
             return Response(b"", answer.status, headers=answer.headers)
         return Response(answer.content, answer.status, headers=answer.headers)
 
     def run_http(self, spec: FunctionSpec[Any], request: HttpRequest) -> HttpResponse:
-        """Run an HTTP action as an action (an ActionCtx); errors become a 500 JSON."""
-        box: list[object] = []
-        handler = spec.handler
-        wrapper: Callable[[Any, Any], Any]
-        if inspect.iscoroutinefunction(handler):
-
-            async def run_async(ctx: Any, _args: Any) -> None:
-                box.append(await handler(ctx, request))
-
-            wrapper = run_async
-        else:
-
-            def run_sync(ctx: Any, _args: Any) -> None:
-                box.append(handler(ctx, request))
-
-            wrapper = run_sync
-        try:
-            result = self.store.action(action(wrapper), {})
-        except OneStoreError as e:  # misuse inside the handler: its own 500
-            result = Failure(HandlerError(e, spec.display_name))
-        if isinstance(result, Failure):
-            return _server_error(result.failure())
-        if not box or not isinstance(box[0], HttpResponse):
-            got = type(box[0]).__name__ if box else "nothing"
-            return HttpResponse(
-                {
-                    "code": f"Server Error: an HTTP action must return HttpResponse, got {got}"
-                },
-                status=500,
-            )
-        return box[0]
-
-
-def _server_error(problem: Problem) -> HttpResponse:
-    body: dict[str, Any] = {"code": f"Server Error: {problem}"}
-    if isinstance(problem, Rejected):
-        body["data"] = to_clean_json(problem.data)
-    return HttpResponse(body, status=500)
+        """Run an HTTP action anonymously (:func:`.http_actions.run_http_action`)."""
+        return run_http_action(self.store, spec, request, to_clean_json)
 
 
 def _public_url(request: Request) -> str:
@@ -408,31 +400,6 @@ def _public_url(request: Request) -> str:
     host = request.headers.get("host", request.url.netloc)
     query = f"?{request.url.query}" if request.url.query else ""
     return f"{proto}://{host}{request.url.path}{query}"
-
-
-# --------------------------------------------------------------------------- CORS
-
-
-def _cors_headers(request: Request) -> dict[str, str]:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return {}
-    return {
-        "access-control-allow-origin": origin,
-        "access-control-allow-credentials": "true",
-        "vary": "origin, access-control-request-method, access-control-request-headers",
-    }
-
-
-def _preflight(request: Request) -> Response:
-    headers = _cors_headers(request)
-    if headers:
-        headers["access-control-allow-methods"] = CORS_METHODS
-        headers["access-control-max-age"] = "86400"
-        requested = request.headers.get("access-control-request-headers")
-        if requested:
-            headers["access-control-allow-headers"] = requested
-    return Response(b"", status_code=200, headers=headers)
 
 
 # --------------------------------------------------------------------------- app
@@ -445,13 +412,13 @@ def _guarded(endpoint: Endpoint, cors: bool) -> Endpoint:
 
     async def handle(request: Request) -> Response:
         if cors and request.method == "OPTIONS":
-            return _preflight(request)
+            return preflight(request)
         try:
             response = await endpoint(request)
         except RequestError as e:
             response = e.response()
         if cors:
-            response.headers.update(_cors_headers(request))
+            response.headers.update(cors_headers(request))
         return response
 
     return handle
@@ -476,15 +443,26 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
+def create_app(
+    store: Store,
+    *,
+    max_body: int = MAX_BODY,
+    admin_key: str | None = None,
+    sync: SyncHub | None = None,
+) -> Starlette:
     """The ASGI app serving ``store``'s app over Convex's HTTP API.
+
+    ``admin_key`` is what ``Authorization: Convex <key>`` must carry (None: no
+    admin). ``app.state.gate`` is the :class:`~one_store.server.auth.Gate` that
+    checks credentials (the sync protocol's ``Authenticate`` uses it too).
+    ``/api/sync`` speaks Convex's sync protocol (live queries) through ``sync``.
 
     Example:
         >>> from starlette.testclient import TestClient  # doctest: +SKIP
         >>> client = TestClient(create_app(Store.open("app.db", app="schema/chat")))  # doctest: +SKIP
         >>> client.post("/api/query", json={"path": "threads:list", "args": {}}).json()  # doctest: +SKIP
     """
-    api = Api(store, max_body)
+    api = Api(store, max_body, admin_key)
     logs.install()  # print/logging in handlers -> the replies' logLines
     every = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
 
@@ -501,7 +479,10 @@ def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
             _method_not_allowed()
         return await api.run_by_url(request)
 
-    routes = [
+    hub = sync or SyncHub(store)
+    hub.gate = api.gate  # Authenticate verifies tokens as the HTTP API does
+    routes: list[BaseRoute] = sync_routes(hub)
+    routes += [
         Route(f"/api/{kind}", _guarded(kind_endpoint(kind), True), methods=every)
         for kind in ("query", "mutation", "action")
     ]
@@ -515,7 +496,9 @@ def create_app(store: Store, *, max_body: int = MAX_BODY) -> Starlette:
         Route("/api/{rest:path}", _guarded(_unknown_api, True), methods=every),
         Route("/{rest:path}", _guarded(api.http_action, False), methods=every),
     ]
-    return Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    app = Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    app.state.gate = api.gate
+    return app
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -546,6 +529,7 @@ def serve(
     on_ready: Callable[[str], None] = print,
     log_level: str = "warning",
     access_log: bool = False,
+    admin_key: str | None = None,  # None: ONE_STORE_ADMIN_KEY, if set
 ) -> None:
     """Serve ``store`` until interrupted; calls ``on_ready(url)`` once listening.
 
@@ -570,8 +554,11 @@ def serve(
 
     sock = bind(host, port)
     files.configure(store, url_of(sock))  # file URLs point here; the upload cap
-    asgi: Any = logs.AccessLog(create_app(store)) if access_log else create_app(store)
-    config = uvicorn.Config(asgi, log_level=log_level, access_log=False, lifespan="off")
+    served = create_app(store, admin_key=admin_key or os.environ.get(ADMIN_KEY_ENV))
+    asgi: Any = logs.AccessLog(served) if access_log else served
+    config = uvicorn.Config(
+        asgi, log_level=log_level, access_log=False, lifespan="off", **WEBSOCKETS
+    )
     server = Server(config)
     on_ready(url_of(sock))
     # uvicorn stops gracefully on SIGTERM and then re-raises the signal with the

@@ -15,6 +15,8 @@
 - :func:`scheduled_jobs`: the ``_scheduled_functions`` documents, filtered.
 - :func:`wait_for`: block until a watch's result satisfies a predicate (writes
   from other processes or background threads), with a timeout.
+- :func:`convex_auth_keys`: ``JWT_PRIVATE_KEY`` and ``JWKS`` for an app that signs
+  users in as ``@convex-dev/auth`` does (the chat app).
 
 Example:
     >>> clock = FakeClock(1_000.0)
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from .clock import DEFAULT_START_MS, FakeClock, scheduled_jobs
 from .faults import Faults, inject_faults
+from .keys import convex_auth_keys
 
 if TYPE_CHECKING:
     from .strategies import any_value, from_validator
@@ -60,6 +63,7 @@ __all__ = [
     "IndexRangeRead",
     "Trace",
     "any_value",
+    "convex_auth_keys",
     "from_validator",
     "inject_faults",
     "scheduled_jobs",

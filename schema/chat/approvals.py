@@ -11,7 +11,14 @@ from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, now_ms, require_text, require_thread
+from ._rules import (
+    by_thread,
+    now_ms,
+    require_text,
+    require_thread,
+    visible_child,
+    visible_thread,
+)
 
 
 def _pending(ctx: QueryCtx | MutationCtx, thread_id: str) -> dict[str, Any] | None:
@@ -58,7 +65,7 @@ def request(ctx: MutationCtx, args: dict[str, Any]) -> str:
 
 
 def _decide(ctx: MutationCtx, args: dict[str, Any], status: str) -> None:
-    found: dict[str, Any] | None = ctx.db.get(args["requestId"])
+    found = visible_child(ctx, ctx.db.get(args["requestId"]))
     if found is None:
         raise ConvexError("Approval request not found")
     if found["status"] != "pending":
@@ -98,16 +105,20 @@ def reject(ctx: MutationCtx, args: dict[str, Any]) -> None:
 
 @query(args={"requestId": v.id("approvalRequests")})
 def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
-    return ctx.db.get(args["requestId"])
+    return visible_child(ctx, ctx.db.get(args["requestId"]))
 
 
 @query(args={"threadId": v.id("threads")}, name="listByThread")
 def list_by_thread(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The thread's requests, oldest first."""
+    if visible_thread(ctx, args["threadId"]) is None:
+        return []
     return by_thread(ctx, "approvalRequests", args["threadId"]).collect()
 
 
 @query(args={"threadId": v.id("threads")})
 def pending(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The thread's pending request, or None."""
+    if visible_thread(ctx, args["threadId"]) is None:
+        return None
     return _pending(ctx, args["threadId"])

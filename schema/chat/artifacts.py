@@ -4,7 +4,14 @@ from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, now_ms, require_text, require_thread
+from ._rules import (
+    by_thread,
+    now_ms,
+    require_text,
+    require_thread,
+    visible_child,
+    visible_thread,
+)
 
 
 @mutation(
@@ -51,7 +58,7 @@ def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
 @query(args={"artifactId": v.id("artifacts")}, name="fileUrl")
 def file_url(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
     """The URL serving the artifact's file (null without one, or once deleted)."""
-    artifact = ctx.db.get(args["artifactId"])
+    artifact = visible_child(ctx, ctx.db.get(args["artifactId"]))
     if artifact is None or "fileId" not in artifact:
         return None
     return ctx.storage.get_url(artifact["fileId"])
@@ -59,12 +66,14 @@ def file_url(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
 
 @query(args={"artifactId": v.id("artifacts")})
 def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
-    return ctx.db.get(args["artifactId"])
+    return visible_child(ctx, ctx.db.get(args["artifactId"]))
 
 
 @query(args={"threadId": v.id("threads")}, name="listByThread")
 def list_by_thread(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The thread's artifacts, oldest first."""
+    if visible_thread(ctx, args["threadId"]) is None:
+        return []
     return by_thread(ctx, "artifacts", args["threadId"]).collect()
 
 
@@ -81,7 +90,7 @@ def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
     The status is any non-blank text (the spec does not list them); the app
     creates artifacts as ``"draft"`` and treats ``"superseded"`` as final.
     """
-    artifact = ctx.db.get(args["artifactId"])
+    artifact = visible_child(ctx, ctx.db.get(args["artifactId"]))
     if artifact is None:
         raise ConvexError("Artifact not found")
     if artifact["status"] == "superseded":

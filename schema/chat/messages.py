@@ -4,7 +4,7 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, now_ms, require_text, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread, visible_thread
 from .schema import role
 
 
@@ -33,7 +33,9 @@ def send(ctx: MutationCtx, args: dict[str, Any]) -> str:
 
 @query(args={"threadId": v.id("threads")}, name="list")
 def list_messages(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every message of the thread, oldest first (empty for an unknown thread)."""
+    """Every message of the thread, oldest first (empty for an unknown or another user's thread)."""
+    if visible_thread(ctx, args["threadId"]) is None:
+        return []
     return by_thread(ctx, "messages", args["threadId"]).collect()
 
 
@@ -48,6 +50,7 @@ def list_messages(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
 )
 def list_page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """One page of the thread's messages, oldest first, for long histories."""
+    require_thread(ctx, args["threadId"], active=False)
     return by_thread(ctx, "messages", args["threadId"]).paginate(args["paginationOpts"])
 
 
@@ -55,6 +58,8 @@ def list_page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
 def search(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Messages of the thread matching ``query`` (full text), most relevant first."""
     thread_id, text = args["threadId"], args["query"]
+    if visible_thread(ctx, thread_id) is None:
+        return []
     return (
         ctx.db.query("messages")
         .with_search_index(

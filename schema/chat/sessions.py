@@ -4,7 +4,7 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, now_ms, require_text, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread, visible_thread
 from .schema import phase
 
 
@@ -40,4 +40,6 @@ def upsert(ctx: MutationCtx, args: dict[str, Any]) -> str:
 @query(args={"threadId": v.id("threads")}, name="getByThread")
 def get_by_thread(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The thread's session, or None."""
+    if visible_thread(ctx, args["threadId"]) is None:
+        return None
     return by_thread(ctx, "sessions", args["threadId"]).unique()

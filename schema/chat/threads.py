@@ -4,7 +4,14 @@ from typing import Any
 
 from one_store import ConvexError, MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, now_ms, require_text, require_thread
+from ._rules import (
+    by_thread,
+    caller_owns,
+    now_ms,
+    require_text,
+    require_thread,
+    visible_thread,
+)
 
 # Tables whose rows belong to one thread; `remove` deletes them with it.
 CHILD_TABLES = ("messages", "artifacts", "sessions", "toolCalls", "approvalRequests")
@@ -12,8 +19,11 @@ CHILD_TABLES = ("messages", "artifacts", "sessions", "toolCalls", "approvalReque
 
 @mutation(args={"userId": v.id("users"), "title": v.string()})
 def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """A new thread of ``userId``; a signed-in caller creates only their own."""
     if ctx.db.get(args["userId"]) is None:
         raise ConvexError("User not found")
+    if not caller_owns(ctx, args["userId"]):
+        raise ConvexError("A signed-in user can only create their own threads")
     now = now_ms(ctx)
     return ctx.db.insert(
         "threads",
@@ -29,14 +39,19 @@ def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
 
 @query(args={"threadId": v.id("threads")})
 def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
-    """The thread, or None when there is none (as the spec's frontend expects)."""
-    return ctx.db.get(args["threadId"])
+    """The thread, or None when there is none or it is another user's."""
+    return visible_thread(ctx, args["threadId"])
 
 
 @query(args={"userId": v.id("users"), "status": v.optional(v.string())}, name="list")
 def list_threads(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
-    """A user's threads, newest first; only those with ``status`` when given."""
+    """A user's threads, newest first; only those with ``status`` when given.
+
+    A signed-in caller asking for another user's threads gets an empty list.
+    """
     user_id = args["userId"]
+    if not caller_owns(ctx, user_id):
+        return []
     if "status" in args:
         status = args["status"]
         index = ctx.db.query("threads").with_index(

@@ -5,7 +5,7 @@ from typing import Any
 
 from one_store import MutationCtx, QueryCtx, mutation, query, v
 
-from ._rules import by_thread, now_ms, require_text, require_thread
+from ._rules import by_thread, now_ms, require_text, require_thread, visible_thread
 
 
 @mutation(
@@ -37,6 +37,8 @@ def record(ctx: MutationCtx, args: dict[str, Any]) -> str:
 def list_calls(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The thread's tool calls, oldest first; only ``toolName``'s when given."""
     thread_id = args["threadId"]
+    if visible_thread(ctx, thread_id) is None:
+        return []
     if "toolName" not in args:
         return by_thread(ctx, "toolCalls", thread_id).collect()
     tool = args["toolName"]

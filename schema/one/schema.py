@@ -71,11 +71,21 @@ schema = define_schema(
                 "content": v.string(),
                 "agentId": v.optional(v.id("agents")),
                 "tags": tags,
+                # The lesson's embedding (see lessons.py, `learn`): a lesson
+                # without one is simply not in the vector index.
+                "embedding": v.optional(v.array(v.float64())),
                 "createdAt": v.number(),
                 "updatedAt": v.optional(v.number()),
                 "meta": meta,
             }
-        ).index("by_agent", ["agentId"]),
+        )
+        .index("by_agent", ["agentId"])
+        .vector_index(
+            "by_embedding",
+            vector_field="embedding",
+            dimensions=64,  # _embedding.DIMENSIONS: the model's vector length
+            filter_fields=["agentId"],
+        ),
         "flows": define_table(
             {
                 "name": v.string(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 import subprocess
@@ -20,12 +21,17 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+")
 
 @contextmanager
 def live_server(
-    app: Path, db: Path, *extra: str, stderr: list[str] | None = None
+    app: Path,
+    db: Path,
+    *extra: str,
+    stderr: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Start ``one-store serve APP --db DB --port 0``; yield (url, process).
 
     Its stderr (the access log, one line per request) is read as it comes, so
     the pipe never fills; pass a list as ``stderr`` to collect the lines.
+    ``env`` adds environment variables (``ONE_STORE_ADMIN_KEY``, ``JWKS``, ...).
     """
     command = [
         sys.executable,
@@ -41,6 +47,7 @@ def live_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
     found: list[str] = []
     errors: list[str] = [] if stderr is None else stderr

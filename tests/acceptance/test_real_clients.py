@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,25 +17,13 @@ from convex import ConvexError, ConvexInt64
 from convex.http_client import ConvexExecutionError, ConvexHttpClient
 
 from .live_server import CHAT_APP, HTTP_APP, live_server
-
-JS = Path(__file__).resolve().parent / "js"
+from .npm import ensure_packages
 
 
 @pytest.fixture(scope="module")
 def node_client() -> Path:
     """The Node script, with the npm ``convex`` package installed beside it."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node is not None, "node is needed for the npm ConvexHttpClient tests"
-    assert npm is not None, "npm is needed to install the npm convex package"
-    if not (JS / "node_modules" / "convex" / "package.json").is_file():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-            cwd=JS,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    return JS / "client.mjs"
+    return ensure_packages() / "client.mjs"
 
 
 def run_node(script: Path, scenario: str, url: str) -> dict[str, object]:

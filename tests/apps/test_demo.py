@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,13 @@ def test_demo_runs_and_runs_again_on_the_same_files(tmp_path: Path):
     assert "Approval request is already approved" in first
     assert "Path: .kind" in first
     assert "Path: .role" in first
+    # The retrieval step: the lesson sharing the question's words comes first.
+    retrieval = first.split("lessons:relatedLessons", 1)[1]
+    assert retrieval.index("Link every source") < retrieval.index("Trust primary")
+    # Two users signed in; the second sees nothing of the first one's thread.
+    assert re.search(r"threads:get\(Ada's thread\)\s*│ None", first)
+    assert "messages:send to another user's thread" in first
+    assert "Thread not found" in first
     code, second = record(db)
     assert code == 0, second
     assert "run #2" in second
@@ -40,8 +48,10 @@ def test_demo_runs_and_runs_again_on_the_same_files(tmp_path: Path):
         assert [f["status"] for f in flows] == ["completed", "completed"]
         assert len(one.query("agents:listAgents", {}).unwrap()) == 3  # reused
         assert len(one.query("users:listUsers", {}).unwrap()) == 1
+        lessons = one.query("lessons:listLessons", {}).unwrap()
+        assert [x["title"] for x in lessons].count("Link every source") == 1
     with Store.open(chat_path(db), app=CHAT_APP) as chat:
-        [user] = list(chat.documents("users"))
+        [user] = [u for u in chat.documents("users") if u.get("name") == "Grace"]
         threads = chat.query("threads:list", {"userId": user["_id"]}).unwrap()
         assert [t["title"] for t in threads] == ["Trip to Japan #2", "Trip to Japan #1"]
         for thread in threads:

@@ -3,18 +3,21 @@
 They read the SQLite file directly (layout described in one_store/engine/sqlite/layout.py) so
 that they do not trust the Store that wrote it: the key of every index is rebuilt
 from the stored JSON body with the core's key function and compared byte for byte
-with the BLOB column SQLite indexes; search rows are compared with the bodies.
+with the BLOB column SQLite indexes; search rows and the live rows of vector
+indexes are compared with the bodies.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
+import struct
 from pathlib import Path
 from typing import Any
 
 from one_store.engine.sqlite.layout import TABLES, key_column, quote, search_table
-from one_store.model.keys import key_function
+from one_store.model.keys import key_function, sort_key
 from one_store.model.values import get_path, loads
 
 BUILT_IN_KEYS = {"by_creation_time": ("_creationTime", "_id")}
@@ -34,6 +37,8 @@ def index_problems(connection: sqlite3.Connection) -> list[str]:
         problems += _table_index_problems(connection, name, spec)
         for search in spec.get("search", []):
             problems += _search_problems(connection, name, search)
+        for vector in spec.get("vector", []):
+            problems += _vector_problems(connection, name, vector)
     return problems
 
 
@@ -79,6 +84,44 @@ def _search_problems(
     actual = dict(connection.execute(f"SELECT rowid, text FROM {fts}"))
     if actual != expected:
         return [f"{table}: search index {search['name']} differs from the bodies"]
+    return []
+
+
+def _float32(vector: object, dimensions: int) -> bytes | None:
+    """The stored bytes of an indexable vector (Convex's rule), or None."""
+    if not isinstance(vector, list) or len(vector) != dimensions:
+        return None
+    if not all(type(x) is float and math.isfinite(x) for x in vector):
+        return None
+    try:
+        packed = struct.pack(f"<{dimensions}f", *vector)
+    except OverflowError:  # beyond float32
+        return None
+    return packed
+
+
+def _vector_problems(
+    connection: sqlite3.Connection, table: str, vector: dict[str, Any]
+) -> list[str]:
+    path = tuple(vector["vectorField"].split("."))
+    filters = [tuple(f.split(".")) for f in vector["filterFields"]]
+    expected = {}
+    for rowid, body in connection.execute(f"SELECT rowid, _body FROM {quote(table)}"):
+        doc = loads(body)
+        packed = _float32(get_path(doc, path), vector["dimensions"])
+        if packed is not None:
+            keys = tuple(sort_key(get_path(doc, f)) for f in filters)
+            expected[rowid] = (doc["_id"], packed, *keys)
+    columns = "".join(f", f{i}" for i in range(len(filters)))
+    name = quote(f"{table}$vector${vector['name']}")
+    actual = {
+        row[0]: tuple(row[1:])
+        for row in connection.execute(
+            f"SELECT doc, id, vector{columns} FROM {name} WHERE vector IS NOT NULL"
+        )
+    }
+    if actual != expected:
+        return [f"{table}: vector index {vector['name']} differs from the bodies"]
     return []
 
 

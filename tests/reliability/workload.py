@@ -32,11 +32,15 @@ crash_schema = define_schema(
                 "tag": v.string(),
                 "score": v.float64(),
                 "payload": v.string(),
+                "vec": v.optional(v.array(v.float64())),
             }
         )
         .index("by_seq", ["seq"])
         .index("by_tag_score", ["tag", "score"])
-        .search_index("search_payload", search_field="payload", filter_fields=["tag"]),
+        .search_index("search_payload", search_field="payload", filter_fields=["tag"])
+        .vector_index(
+            "by_vec", vector_field="vec", dimensions=2, filter_fields=["tag"]
+        ),
         "counters": define_table({"name": v.string(), "value": v.int64()}).index(
             "by_name", ["name"]
         ),
@@ -73,6 +77,7 @@ def add_doc(ctx: Any, args: dict[str, Any]) -> str:
             "tag": args["tag"],
             "score": args["score"],
             "payload": args["payload"],
+            "vec": [args["score"], args["retag"]],
         },
     )
     if counter is None:
@@ -88,7 +93,14 @@ def add_doc(ctx: Any, args: dict[str, Any]) -> str:
             .unique()
         )
         if old is not None:
-            ctx.db.patch(old["_id"], {"tag": args["tag"], "score": args["score"]})
+            ctx.db.patch(
+                old["_id"],
+                {
+                    "tag": args["tag"],
+                    "score": args["score"],
+                    "vec": [args["retag"], args["score"]],
+                },
+            )
     return doc_id
 
 

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, assert_never, assert_type
 from returns.result import Failure, Result, Success
 
 from one_store import (
+    ActionCtx,
     ArgsInvalid,
     Busy,
     DocumentInvalid,
@@ -32,11 +33,14 @@ from one_store import (
     ReturnsInvalid,
     StorageError,
     Store,
+    TableView,
+    Unauthenticated,
     Validator,
     Value,
     ValueInvalid,
     Watch,
     action,
+    get_auth_user_id,
     internal_mutation,
     mutation,
     query,
@@ -85,6 +89,9 @@ def pinned(store: Store) -> None:
     assert_type(store.action(flow), Result[list[str], Problem])
     assert_type(store.mutation("agents:create", {}), Result[Any, Problem])
     assert_type(store.run(lambda ctx: None), Result[Any, Problem])
+    assert_type(store.read(lambda ctx: 1), Result[int, Problem])
+    assert_type(store.table("agents"), TableView)
+    assert_type(store.table("agents").head(), list[dict[str, Any]])
     assert_type(
         store.function("agents:create"), Result[FunctionSpec[Any], FunctionNotFound]
     )
@@ -97,6 +104,13 @@ def pinned(store: Store) -> None:
     assert_type(watch.result, Result[Any, Problem])
     assert_type(watch.version, int)
     assert_type(next(watch.updates(timeout=1.0)), Result[Any, Problem])
+    assert_type(store.with_token("a.b.c"), Result[Store, Problem])
+    assert_type(store.with_identity({"subject": "u"}), Store)
+
+
+def who(ctx: QueryCtx, actx: ActionCtx) -> None:
+    assert_type(get_auth_user_id(ctx), str | None)
+    assert_type(get_auth_user_id(actx), str | None)
 
 
 def describe(problem: Problem) -> str:
@@ -133,6 +147,8 @@ def describe(problem: Problem) -> str:
             return "retry"
         case StorageError(message=message):
             return message
+        case Unauthenticated(reason=reason):
+            return reason
         case _:
             assert_never(problem)
 

@@ -120,11 +120,14 @@ def test_the_access_log_has_one_line_per_request_with_status_and_time(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             await c.get("/ok?x=1")
             await c.post("/fail")
+            await c.get("/ok?adminKey=secret&x=2")
 
     with caplog.at_level(logging.INFO, logger="one_store.access"):
         asyncio.run(requests())
     lines = [r.getMessage() for r in caplog.records if r.name == "one_store.access"]
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith('127.0.0.1:50000 "GET /ok?x=1" 201 ')
     assert lines[1].startswith('127.0.0.1:50000 "POST /fail" 500 ')
+    # An admin key in the URL never reaches the log.
+    assert lines[2].startswith('127.0.0.1:50000 "GET /ok?adminKey=[redacted]&x=2" 201')
     assert all(line.endswith(" ms") for line in lines)

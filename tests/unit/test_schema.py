@@ -221,3 +221,35 @@ def test_fingerprint_changes_with_the_schema_and_only_then():
     assert (
         one.fingerprint() != define_schema({"t": BASE.index("i", ["a"])}).fingerprint()
     )
+
+
+@pytest.mark.parametrize(
+    ("validator", "allowed"),
+    [
+        (v.array(v.float64()), True),
+        (v.optional(v.array(v.float64())), True),
+        (v.array(v.any()), True),
+        (v.any(), True),
+        (v.union(v.string(), v.array(v.float64())), True),
+        (v.array(v.union(v.float64(), v.null())), True),
+        (v.array(v.string()), False),
+        (v.array(v.int64()), False),
+        (v.string(), False),
+    ],
+)
+def test_a_vector_field_must_be_able_to_hold_float64_arrays(validator, allowed):
+    # Convex's check_index_references: the field's validator overlaps
+    # v.array(v.float64()), else SchemaDefinitionError with this text.
+    table = define_table({"e": validator}).vector_index(
+        "by_e", vector_field="e", dimensions=3
+    )
+    if allowed:
+        define_schema({"t": table})
+        return
+    with pytest.raises(SchemaError) as raised:
+        define_schema({"t": table})
+    assert str(raised.value) == (
+        'In table "t" the vector index "by_e" is invalid because it references the '
+        'field "e" that is neither an array of float64 or optional array of float64.'
+    )
+    define_schema({"t": table}, schema_validation=False)  # not checked then

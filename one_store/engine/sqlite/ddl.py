@@ -10,24 +10,30 @@ opening a file whose tables already match do not pay its ~75 ms import.
 
 Three statements stay hand-written, each for a reason given where it runs: the
 FTS5 tables, dropping a column, and the check at open that the bookkeeping
-tables exist.
+tables exist. The tables of vector indexes are made by
+:mod:`one_store.engine.sqlite.vectors` (through sqlite-utils too).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ...model.errors import StorageError, StorageFailure
-from ...model.schema import Index, SearchIndex, TableDefinition
+from ...model.schema import Index, SearchIndex, TableDefinition, VectorIndex
 from ...model.values import loads
+from . import vectors
 from .layout import (
     LAYOUT_VERSION,
     META,
     TABLES,
+    SideIndex,
     TableLayout,
+    VectorLayout,
     index_name,
     key_column,
     quote,
@@ -41,11 +47,34 @@ if TYPE_CHECKING:
 
 def utils(connection: sqlite3.Connection) -> sqlite_utils.Database:
     """A sqlite-utils view of ``connection`` (no plugins, no pragmas of its own)."""
-    import sqlite_utils  # here, not at the top: ~75 ms, paid only when DDL runs
-
-    return sqlite_utils.Database(
+    db: sqlite_utils.Database = _sqlite_utils().Database(
         connection, recursive_triggers=False, execute_plugins=False
     )
+    return db
+
+
+def _sqlite_utils() -> ModuleType:
+    """sqlite-utils, imported here rather than at the top: paid only when DDL runs.
+
+    Its import also imports pandas and numpy when they are installed, to map
+    their values on insert (sqlite_utils/db.py), which one_store never does
+    through it: with the ``data`` extra installed that took the import from ~75
+    ms to over a second, in every process that creates a table. Unless a
+    program already loaded them, they are hidden while sqlite-utils loads
+    (``sys.modules`` entries of None make its ``import`` fail as if absent).
+    """
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hidden = [m for m in ("pandas", "numpy") if m not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # typeshed: no None, but the import system documents it
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return sqlite_utils
 
 
 def has_bookkeeping(connection: sqlite3.Connection) -> bool:
@@ -78,10 +107,10 @@ def create_table(
     name: str,
     number: int,
     indexes: tuple[Index, ...],
-    search: tuple[SearchIndex, ...],
+    search: tuple[SideIndex, ...],
     document: str | None = None,
 ) -> None:
-    """Create an empty table with its key columns, indexes and search tables."""
+    """Create an empty table with its key columns, indexes, search and vector tables."""
     db = utils(connection)
     db.table(name).create(
         {"_id": str, "_creationTime": float, "_body": str},
@@ -97,7 +126,10 @@ def create_table(
             db.table(name).add_column(key_column(index.name), "BLOB")
             _create_index(db, name, index)
     for s in search:
-        _create_search(connection, name, s)
+        if isinstance(s, SearchIndex):
+            _create_search(connection, name, s)
+        else:
+            vectors.create(db, VectorLayout.build(name, s))
 
 
 def _create_index(db: sqlite_utils.Database, table: str, index: Index) -> None:
@@ -155,9 +187,10 @@ def migrate(
         for n, wanted_index in wanted_search.items()
         if n not in layout.search or layout.search[n].index != wanted_index
     ]
+    new_vectors = _migrate_vectors(db, layout, definition.vector_indexes)
     record_spec(connection, name, definition, document)
     fresh = TableLayout.build(
-        name, layout.number, definition.all_indexes(), definition.search_indexes
+        name, layout.number, definition.all_indexes(), definition.side_indexes()
     )
     key_fns = dict(fresh.key_fns)
     for index in new_indexes:
@@ -166,6 +199,24 @@ def migrate(
         _create_search(connection, name, search_index)
     if new_search:
         _backfill_search(connection, fresh, {i.name for i in new_search})
+    if new_vectors:
+        vectors.backfill(connection, fresh, new_vectors)
+
+
+def _migrate_vectors(
+    db: sqlite_utils.Database, layout: TableLayout, wanted: tuple[VectorIndex, ...]
+) -> set[str]:
+    """Drop removed or changed vector indexes, create new ones; the new names."""
+    by_name = {x.name: x for x in wanted}
+    for old_name, old in layout.vectors.items():
+        if by_name.get(old_name) != old.index:
+            vectors.drop(db, old.table)
+    created = set()
+    for index in wanted:
+        if layout.vector_indexes.get(index.name) != index:
+            vectors.create(db, VectorLayout.build(layout.name, index))
+            created.add(index.name)
+    return created
 
 
 def _backfill_index(
@@ -209,7 +260,7 @@ def record_spec(
     document: str | None,
 ) -> None:
     """Record ``definition``'s indexes and the checked ``document`` validator."""
-    spec = spec_text(definition.all_indexes(), definition.search_indexes, document)
+    spec = spec_text(definition.all_indexes(), definition.side_indexes(), document)
     connection.execute(f"UPDATE {TABLES} SET indexes=? WHERE name=?", (spec, name))
 
 
@@ -246,7 +297,9 @@ def check_layout_version(version: str | None) -> None:
 
 def needs_migration(layout: TableLayout, definition: TableDefinition) -> bool:
     """Whether ``definition``'s indexes differ from the table's (so DDL must run)."""
-    return layout.indexes != {i.name: i for i in definition.all_indexes()} or (
-        {n: s.index for n, s in layout.search.items()}
+    return (
+        layout.indexes != {i.name: i for i in definition.all_indexes()}
+        or {n: s.index for n, s in layout.search.items()}
         != {s.name: s for s in definition.search_indexes}
+        or layout.vector_indexes != {x.name: x for x in definition.vector_indexes}
     )

@@ -16,6 +16,9 @@ Layout (version 1), readable by any SQLite tool:
   ``by_id`` uses the primary key.
 - one FTS5 table ``<table>$search$<index>`` per search index: the text, and the
   filter fields' sort keys as UNINDEXED columns; its rowid is the document's rowid.
+- one table ``<table>$vector$<index>`` per vector index: the vector as float32
+  bytes, the document's ``_id``, the filter fields' sort keys and a ``seq`` that
+  grows with every change (see :mod:`one_store.engine.sqlite.vectors`).
 
 A :class:`TableLayout` holds one table's row SQL (fixed text, so sqlite3's
 statement cache prepares each once) and its key functions; it is the SQLite
@@ -25,16 +28,22 @@ engine's :class:`~one_store.engine.backend.TableInfo`.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
+import sys
+from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import define, field
 
 from ...model.keys import key_function, sort_key
-from ...model.schema import Index, SearchIndex
+from ...model.schema import Index, SearchIndex, VectorIndex
 from ...model.values import Document, dumps, get_path
 from ..search import search_tokens
+
+# What sits beside a table's key columns, kept in step by every write.
+SideIndex = SearchIndex | VectorIndex
 
 LAYOUT_VERSION = 1
 META = "_one_store_meta"
@@ -78,7 +87,7 @@ def write_meta(connection: sqlite3.Connection, key: str, value: str) -> None:
 
 def spec_text(
     indexes: tuple[Index, ...],
-    search: tuple[SearchIndex, ...],
+    search: tuple[SideIndex, ...],
     document: str | None = None,
 ) -> str:
     """A table's indexes as ``_one_store_tables.indexes`` keeps them (JSON).
@@ -95,22 +104,67 @@ def spec_text(
                 "filterFields": list(s.filter_fields),
             }
             for s in search
+            if isinstance(s, SearchIndex)
         ],
     }
+    vectors = [x for x in search if isinstance(x, VectorIndex)]
+    if vectors:  # absent when there are none: files without vectors keep their text
+        spec["vector"] = [
+            {
+                "name": x.name,
+                "vectorField": x.vector_field,
+                "dimensions": x.dimensions,
+                "filterFields": list(x.filter_fields),
+            }
+            for x in vectors
+        ]
     if document is not None:
         spec["document"] = document
     return json.dumps(spec)
 
 
-def parse_spec(text: str) -> tuple[tuple[Index, ...], tuple[SearchIndex, ...]]:
-    """The indexes and search indexes of a ``_one_store_tables.indexes`` text."""
+def parse_spec(text: str) -> tuple[tuple[Index, ...], tuple[SideIndex, ...]]:
+    """The indexes, then the search and vector indexes, of a ``_one_store_tables`` text."""
     data = json.loads(text)
     indexes = tuple(Index(i["name"], tuple(i["fields"])) for i in data["indexes"])
-    search = tuple(
+    search: tuple[SideIndex, ...] = tuple(
         SearchIndex(s["name"], s["searchField"], tuple(s["filterFields"]))
         for s in data.get("search", [])
     )
+    search += tuple(
+        VectorIndex(
+            x["name"], x["vectorField"], int(x["dimensions"]), tuple(x["filterFields"])
+        )
+        for x in data.get("vector", [])
+    )
     return indexes, search
+
+
+class SideLayout(Protocol):
+    """A search or vector index's entries, kept by rowid beside the document rows.
+
+    Every insert writes :meth:`row` (when not None) with ``insert_sql``; a
+    delete runs ``delete_sql``; an update rewrites the entry unless
+    :meth:`same_entry`; emptying the table runs ``clear_sql``.
+    """
+
+    @property
+    def insert_sql(self) -> str:
+        """Add one entry: ``(rowid, *row)``."""
+
+    @property
+    def delete_sql(self) -> str:
+        """Remove one document's entry: ``(rowid,)``."""
+
+    @property
+    def clear_sql(self) -> str:
+        """Remove every entry."""
+
+    def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The entry of ``doc`` (None: not indexed)."""
+
+    def same_entry(self, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether ``old`` and ``new`` have the same entry."""
 
 
 @define
@@ -133,6 +187,11 @@ class SearchLayout:
     def delete_sql(self) -> str:
         """Remove one document's entry (by its row's rowid)."""
         return f"DELETE FROM {quote(self.fts)} WHERE rowid=?"
+
+    @property
+    def clear_sql(self) -> str:
+        """Remove every entry (the table is being emptied)."""
+        return f"DELETE FROM {quote(self.fts)}"
 
     def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
         """The FTS row for ``doc``, or None when its search field is not a string."""
@@ -164,6 +223,106 @@ class SearchLayout:
         )
 
 
+# array('f') packs native floats; the cache reads them as little-endian float32.
+_SWAP = sys.byteorder != "little"
+
+
+def vector_table(table: str, index: str) -> str:
+    """The table behind a vector index."""
+    return f"{table}$vector${index}"
+
+
+def pack(value: object, dimensions: int) -> bytes | None:
+    """The float32 bytes of an indexable vector, or None when it is not indexed.
+
+    Indexed: a list of exactly ``dimensions`` floats (not ints, not bools), each
+    finite and within float32's range.
+    """
+    if type(value) is not list or len(value) != dimensions:
+        return None
+    if not all(type(x) is float for x in value):
+        return None
+    packed = array("f", value)
+    # A float beyond float32 packs to an infinity; the sum of finite float32
+    # values cannot overflow a float64, so it is finite exactly when all are.
+    if not math.isfinite(sum(packed)):
+        return None
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+@define
+class VectorLayout:
+    """How one vector index is stored, and the SQL that keeps it in step."""
+
+    index: VectorIndex
+    table: str
+    vector_path: tuple[str, ...]
+    filter_paths: tuple[tuple[str, ...], ...]
+    insert_sql: str = field(init=False)
+    delete_sql: str = field(init=False)
+    clear_sql: str = field(init=False)
+    changes_sql: str = field(init=False)
+    load_sql: str = field(init=False)
+
+    @classmethod
+    def build(cls, table: str, index: VectorIndex) -> VectorLayout:
+        """The layout of ``index`` on ``table``."""
+        return cls(
+            index,
+            vector_table(table, index.name),
+            tuple(index.vector_field.split(".")),
+            tuple(tuple(f.split(".")) for f in index.filter_fields),
+        )
+
+    def __attrs_post_init__(self) -> None:
+        t = quote(self.table)
+        n = len(self.filter_paths)
+        filters = "".join(f", f{i}" for i in range(n))
+        marks = ", ?" * n
+        next_seq = f"(SELECT coalesce(max(seq), 0) + 1 FROM {t})"
+        # INSERT OR REPLACE: a patch that re-indexes the document writes over
+        # the tombstone its own delete_sql left a moment before.
+        self.insert_sql = (
+            f"INSERT OR REPLACE INTO {t}(doc, seq, id, vector{filters}) "
+            f"VALUES (?, {next_seq}, ?, ?{marks})"
+        )
+        self.delete_sql = (
+            f"UPDATE {t} SET vector=NULL, seq={next_seq} "
+            "WHERE doc=? AND vector IS NOT NULL"
+        )
+        self.clear_sql = (
+            f"UPDATE {t} SET vector=NULL, seq={next_seq} WHERE vector IS NOT NULL"
+        )
+        # Each document has one row (its latest state), so no order is needed.
+        self.changes_sql = f"SELECT doc, id, vector{filters} FROM {t} WHERE seq > ?"
+        # A first load reads the table in rowid order (sequential pages), not
+        # through the seq index (a page per row).
+        self.load_sql = (
+            f"SELECT doc, id, vector{filters} FROM {t} NOT INDEXED "
+            "WHERE vector IS NOT NULL"
+        )
+
+    def row(self, doc: dict[str, Any]) -> tuple[Any, ...] | None:
+        """``(_id, vector bytes, *filter keys)`` for ``doc``, or None: not indexed."""
+        packed = pack(get_path(doc, self.vector_path), self.index.dimensions)
+        if packed is None:
+            return None
+        return (
+            doc["_id"],
+            packed,
+            *(sort_key(get_path(doc, p)) for p in self.filter_paths),
+        )
+
+    def same_entry(self, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Whether ``old`` and ``new`` have the same entry (so it can stay)."""
+        a, b = get_path(old, self.vector_path), get_path(new, self.vector_path)
+        if a is not b and a != b:
+            return False
+        return self.row(old) == self.row(new)
+
+
 @define
 class TableLayout:
     """Prepared SQL and key functions for one table (the engine's ``TableInfo``)."""
@@ -173,6 +332,10 @@ class TableLayout:
     indexes: dict[str, Index]
     search: dict[str, SearchLayout]
     search_indexes: dict[str, SearchIndex]
+    vectors: dict[str, VectorLayout]
+    vector_indexes: dict[str, VectorIndex]
+    # Search and vector entries: what insert/update/delete keep in step by rowid.
+    side: tuple[SideLayout, ...]
     key_fns: list[tuple[str, Callable[[dict[str, Any]], bytes]]]
     # Per key column (as key_fns): the key of the index's user fields (None for
     # by_creation_time); row() appends the _creationTime/_id part, computed once.
@@ -191,9 +354,12 @@ class TableLayout:
         name: str,
         number: int,
         indexes: tuple[Index, ...],
-        search: tuple[SearchIndex, ...] = (),
+        side: tuple[SideIndex, ...] = (),
     ) -> TableLayout:
         """Compute SQL text and key functions for a table and its indexes."""
+        search = [s for s in side if isinstance(s, SearchIndex)]
+        vector_indexes = {x.name: x for x in side if isinstance(x, VectorIndex)}
+        vectors = {x.name: VectorLayout.build(name, x) for x in vector_indexes.values()}
         keyed = [i for i in indexes if i.name != "by_id"]
         key_fns = [
             (i.name, key_function(tuple(tuple(f.split(".")) for f in i.key_fields)))
@@ -224,6 +390,9 @@ class TableLayout:
             indexes={i.name: i for i in indexes},
             search=searches,
             search_indexes={s.name: s for s in search},
+            vectors=vectors,
+            vector_indexes=vector_indexes,
+            side=(*searches.values(), *vectors.values()),
             key_fns=key_fns,
             prefix_fns=prefix_fns,
             insert_sql=f"INSERT INTO {t} ({','.join(map(quote, cols))}) VALUES ({marks})",

@@ -26,9 +26,7 @@ from typing import Any
 
 from ...model import ids
 from ...model.errors import ContextError, StorageError
-from ...model.errors import (
-    StorageFailure as StorageFailure,
-)  # re-exported: callers catch it here
+from ...model.errors import StorageFailure as StorageFailure  # callers catch it here
 from ...model.keys import sort_key
 from ...model.schema import Schema, TableDefinition
 from ...model.values import Document, dumps, load_parser, loads
@@ -41,12 +39,13 @@ from ..backend import (
     Rows,
     SearchScan,
     TableInfo,
+    VectorScan,
 )
-from . import blobs, changes, connection, ddl, scans
+from . import blobs, changes, connection, ddl, scans, vectors, views
 from .layout import (
     LAYOUT_VERSION,
     TABLES,
-    SearchLayout,
+    SideLayout,
     TableLayout,
     parse_spec,
     quote,
@@ -59,11 +58,7 @@ from .transactions import classify as classify  # re-exported: callers map error
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_CACHE_MIB = 64
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
-FEATURES = Features(
-    vendor="sqlite",
-    equality_prefilter=True,
-    ranked_search_top=True,
-)
+FEATURES = Features(vendor="sqlite", equality_prefilter=True, ranked_search_top=True)
 
 
 class Storage:
@@ -110,6 +105,7 @@ class Storage:
         self.lock = threading.RLock()
         self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
         self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
+        self.vectors = vectors.VectorCaches()  # vector indexes, in memory
         try:
             self.connection = connection.connect(self.path, busy_timeout, readonly)
         except sqlite3.Error as e:
@@ -255,7 +251,7 @@ class Storage:
             used = f"table number {number} is already used by {self._numbers[number]!r}"
             raise StorageFailure(StorageError(used))
         indexes = (definition or TableDefinition(_any())).all_indexes()
-        search = definition.search_indexes if definition else ()
+        search = definition.side_indexes() if definition else ()
         ddl.create_table(self.connection, table, number, indexes, search, document)
         layout = TableLayout.build(table, number, indexes, search)
         self.layouts[table] = layout
@@ -293,6 +289,8 @@ class Storage:
             else:
                 ddl.record_spec(self.connection, name, definition, documents.get(name))
         ddl.forget_checked(self.connection, set(schema.tables))
+        if self.path != ":memory:":  # no other tool can open a memory database
+            views.sync(self.connection, schema, self.layouts)  # <table>_view per table
         self.set_meta("schema", schema.fingerprint())
         self.reload_layouts()
 
@@ -393,7 +391,7 @@ class Storage:
         """Insert a document (system fields set) and its index keys."""
         layout = self._own(table)
         cursor = self.connection.execute(layout.insert_sql, layout.row(doc, text))
-        for s in layout.search.values():
+        for s in layout.side:
             self._search_insert(s, cursor.lastrowid or 0, doc)
         self._log.inserted(layout, doc)
 
@@ -436,11 +434,11 @@ class Storage:
                 layout.partial_update_sql(tuple(columns)),
                 (dumps(doc) if text is None else text, *values, doc["_id"]),
             )
-        if not layout.search:
+        if not layout.side:
             return
         stale = [
             s
-            for s in layout.search.values()
+            for s in layout.side
             if previous is None or not s.same_entry(previous, doc)
         ]
         if not stale:
@@ -450,9 +448,9 @@ class Storage:
             self.connection.execute(s.delete_sql, (rowid,))
             self._search_insert(s, rowid, doc)
 
-    def _search_insert(self, s: SearchLayout, rowid: int, doc: dict[str, Any]) -> None:
+    def _search_insert(self, s: SideLayout, rowid: int, doc: dict[str, Any]) -> None:
         row = s.row(doc)
-        if row is None:  # the search field is not a string: not indexed, as Convex
+        if row is None:  # not a string (search), not a vector (vectors): as Convex
             return
         self.connection.execute(s.insert_sql, (rowid, *row))
 
@@ -464,7 +462,7 @@ class Storage:
         if row is None:
             return False
         created, rowid = float(row[0]), row[1]
-        for s in layout.search.values():
+        for s in layout.side:
             self.connection.execute(s.delete_sql, (rowid,))
         if created >= self.clock.last:
             self.clock.deleted(created)
@@ -508,6 +506,10 @@ class Storage:
     ) -> list[Row] | None:
         """The first ``n`` matches of a search, ranked on its FTS5 table alone."""
         return scans.search_top(self.connection, scan, n, max_results)
+
+    def vector_search(self, scan: VectorScan) -> list[tuple[str, float]]:
+        """The best matches of a vector search (see :mod:`.vectors`), best first."""
+        return self.vectors.search(self, scan)
 
     def first_in_range(
         self, table: str, index: str, low: bytes, high: bytes | None
@@ -567,8 +569,8 @@ class Storage:
         if created is not None:
             self.clock.deleted(float(created))
         self.connection.execute(f"DELETE FROM {quote(table)}")
-        for s in layout.search.values():
-            self.connection.execute(f"DELETE FROM {quote(s.fts)}")
+        for s in layout.side:
+            self.connection.execute(s.clear_sql)
 
     def count(self, table: str) -> int:
         """Number of documents in ``table``."""

@@ -95,6 +95,68 @@ async function chat() {
   };
 }
 
+// The chat app's sign-in through the HTTP API, as @convex-dev/auth's client calls
+// it (auth:signIn with the password provider; refresh with a fresh, anonymous client).
+async function signin() {
+  const out = {};
+  const signIn = (c, flow, email, password) =>
+    c.action(anyApi.auth.signIn, { provider: "password", params: { flow, email, password } });
+  const ada = new ConvexHttpClient(url, { logger: false });
+  const up = await signIn(ada, "signUp", "ada@example.com", "ada-password");
+  out.tokenKeys = Object.keys(up.tokens).sort();
+  ada.setAuth(up.tokens.token);
+  out.authenticated = await ada.query(anyApi.auth.isAuthenticated, {});
+  out.anonymous = await client.query(anyApi.auth.isAuthenticated, {});
+  const me = await ada.query(anyApi.auth.currentUser, {});
+  out.email = me.email;
+  const threadId = await ada.mutation(anyApi.threads.create, { userId: me._id, title: "Ada's" });
+  const bob = new ConvexHttpClient(url, { logger: false });
+  const bobUp = await signIn(bob, "signUp", "bob@example.com", "bob-password");
+  bob.setAuth(bobUp.tokens.token);
+  out.bobSees = await bob.query(anyApi.threads.get, { threadId });
+  out.bobSend = await failure(
+    bob.mutation(anyApi.messages.send, { threadId, role: "user", content: "x" }),
+  );
+  out.adaSees = (await ada.query(anyApi.threads.get, { threadId })).title;
+  const again = await signIn(client, "signIn", "ada@example.com", "ada-password");
+  // @convex-dev/auth/react refreshes with a fresh client and no Authorization.
+  const fresh = new ConvexHttpClient(url, { logger: false });
+  const refreshed = await fresh.action(anyApi.auth.signIn, {
+    refreshToken: again.tokens.refreshToken,
+  });
+  out.refreshedNew = refreshed.tokens.refreshToken !== again.tokens.refreshToken;
+  ada.setAuth(refreshed.tokens.token);
+  out.afterRefresh = await ada.query(anyApi.auth.isAuthenticated, {});
+  out.signOut = await ada.action(anyApi.auth.signOut, {});
+  out.refreshAfterSignOut = await fresh.action(anyApi.auth.signIn, {
+    refreshToken: refreshed.tokens.refreshToken,
+  });
+  out.wrongPassword = await failure(signIn(client, "signIn", "ada@example.com", "nope-nope"));
+  for (let i = 0; i < 9; i++) await failure(signIn(client, "signIn", "ada@example.com", "nope"));
+  out.limited = await failure(signIn(client, "signIn", "ada@example.com", "ada-password"));
+  const forged = new ConvexHttpClient(url, { logger: false });
+  forged.setAuth(up.tokens.token.slice(0, -4) + "AAAA");
+  out.badToken = await failure(forged.query(anyApi.auth.isAuthenticated, {}));
+  // Internal functions: an admin may call them, a user may not.
+  const admin = new ConvexHttpClient(url, { logger: false });
+  admin.setAdminAuth(process.env.ADMIN_KEY);
+  out.adminInternal = await failure(
+    admin.mutation(anyApi.auth.store, { args: { type: "signOut" } }),
+  );
+  admin.setAdminAuth(process.env.ADMIN_KEY, {
+    subject: `${me._id}|none`,
+    issuer: "https://admin.example",
+  });
+  out.adminActing = (await admin.query(anyApi.auth.currentUser, {}))?.email ?? null;
+  out.userInternal = await failure(
+    bob.mutation(anyApi.auth.store, { args: { type: "signOut" } }),
+  );
+  const wrongAdmin = new ConvexHttpClient(url, { logger: false });
+  wrongAdmin.setAdminAuth("not-the-key");
+  out.wrongAdmin = await failure(wrongAdmin.query(anyApi.auth.isAuthenticated, {}));
+  return out;
+}
+
 async function upload() {
   // Convex's "Uploading files" tutorial, step by step: the mutation that makes
   // an upload URL, fetch POSTing the file, the mutation that saves its ID.
@@ -130,6 +192,6 @@ async function upload() {
   };
 }
 
-const scenarios = { notes, chat, upload };
+const scenarios = { notes, chat, upload, signin };
 const result = await scenarios[scenario]();
 process.stdout.write(JSON.stringify(result) + "\n");
