@@ -44,13 +44,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.peers.base import decode
+from benchmarks.peers.base import Peer, decode
 from benchmarks.peers.one_store_peer import OneStorePeer
 from benchmarks.peers.raw_sqlite import RawSqlite
 from benchmarks.report import DASH, TIMES, environment, fmt, replace_block
@@ -143,12 +144,26 @@ def paired_measure(
     return samples
 
 
+def _retried(call: Callable[[], Any]) -> Any:
+    """``call()``, again while it fails for a lock not obtained in time (Busy)."""
+    for attempt in range(100):
+        try:
+            return call()
+        except Exception as exc:
+            text = str(exc)
+            if attempt == 99 or ("Busy" not in text and "locked" not in text):
+                raise
+    return None
+
+
 def _writer(kind: str, path: str, seed: int, out: Any) -> None:
-    peer = (RawSqlite if kind == "raw" else OneStorePeer).create(Path(path))
+    # Opening takes the write lock too (one_store checks its schema in a write).
+    cls = RawSqlite if kind == "raw" else OneStorePeer
+    peer: Peer = _retried(lambda: cls.create(Path(path)))
     docs = make_docs(PER_WRITER, seed)
     out.put(time.perf_counter())
     for doc in docs:
-        peer.insert(doc)
+        _retried(partial(peer.insert, doc))
     out.put(time.perf_counter())
     peer.close()
 
@@ -165,11 +180,11 @@ def writers(kind: str, workdir: Path, rep: int) -> float:
     ]
     for p in procs:
         p.start()
-    stamps = [queue.get() for _ in range(2 * WRITERS)]
-    for p in procs:
+    for p in procs:  # first: a writer that failed must not leave us waiting
         p.join()
         if p.exitcode != 0:
             raise RuntimeError(f"a {kind} writer failed ({p.exitcode})")
+    stamps: list[float] = [queue.get(timeout=10) for _ in range(2 * WRITERS)]
     return WRITERS * PER_WRITER / (max(stamps) - min(stamps))
 
 
@@ -303,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(f"| open a {args.docs:,}-doc file, read one " + _ratio_cell(found))
     log(f"open: {rows[-1]}")
 
-    imports = {"raw sqlite3": [], "one_store": []}
+    imports: dict[str, list[float]] = {"raw sqlite3": [], "one_store": []}
     for _ in range(args.reps):
         imports["raw sqlite3"].append(import_time("sqlite3"))
         imports["one_store"].append(import_time("one_store"))
