@@ -58,10 +58,11 @@ from ..model.errors import (
 )
 from ..model.values import Value, b64, from_convex_json, to_convex_json
 from ..runtime.functions import FunctionSpec, normalize_path
-from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
+from ..runtime.router import NO_ROUTE, HttpRequest
 from ..store import Store
 from . import files, logs
 from .auth import ADMIN_KEY_ENV, Caller, Gate
+from .cors import cors_headers, preflight
 from .http_actions import run_http_action
 from .sync import WEBSOCKETS, SyncHub
 from .sync import routes as sync_routes
@@ -76,7 +77,6 @@ FORMATS: Final[dict[str, Format]] = {
     "convex_json": "convex_encoded_json",
     "export_json": "export_json",
 }
-CORS_METHODS: Final = "GET,POST,OPTIONS,PATCH,DELETE,PUT"
 
 
 class RequestError(Exception):
@@ -390,41 +390,12 @@ class Api:
             return Response(b"", answer.status, headers=answer.headers)
         return Response(answer.content, answer.status, headers=answer.headers)
 
-    def run_http(self, spec: FunctionSpec[Any], request: HttpRequest) -> HttpResponse:
-        """Run an HTTP action anonymously (:func:`.http_actions.run_http_action`)."""
-        return run_http_action(self.store, spec, request, to_clean_json)
-
 
 def _public_url(request: Request) -> str:
     proto = request.headers.get("x-forwarded-proto", request.url.scheme)
     host = request.headers.get("host", request.url.netloc)
     query = f"?{request.url.query}" if request.url.query else ""
     return f"{proto}://{host}{request.url.path}{query}"
-
-
-# --------------------------------------------------------------------------- CORS
-
-
-def _cors_headers(request: Request) -> dict[str, str]:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return {}
-    return {
-        "access-control-allow-origin": origin,
-        "access-control-allow-credentials": "true",
-        "vary": "origin, access-control-request-method, access-control-request-headers",
-    }
-
-
-def _preflight(request: Request) -> Response:
-    headers = _cors_headers(request)
-    if headers:
-        headers["access-control-allow-methods"] = CORS_METHODS
-        headers["access-control-max-age"] = "86400"
-        requested = request.headers.get("access-control-request-headers")
-        if requested:
-            headers["access-control-allow-headers"] = requested
-    return Response(b"", status_code=200, headers=headers)
 
 
 # --------------------------------------------------------------------------- app
@@ -437,13 +408,13 @@ def _guarded(endpoint: Endpoint, cors: bool) -> Endpoint:
 
     async def handle(request: Request) -> Response:
         if cors and request.method == "OPTIONS":
-            return _preflight(request)
+            return preflight(request)
         try:
             response = await endpoint(request)
         except RequestError as e:
             response = e.response()
         if cors:
-            response.headers.update(_cors_headers(request))
+            response.headers.update(cors_headers(request))
         return response
 
     return handle
