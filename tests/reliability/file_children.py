@@ -48,6 +48,12 @@ class Killer:
     def range_read(self, *args: object) -> Callable[[str], None] | None:
         return None
 
+    def scanned(self, *args: object) -> None:
+        return None
+
+    def searched(self, scan: object) -> None:
+        return None
+
     def document_written(self, op: str, table: str, doc_id: str) -> None:
         if self.on_write:
             die()
