@@ -7,11 +7,16 @@ Every operation is measured the same way for every store:
    loop only calls the store.
 2. A calibration call per store picks how many calls fill one time slice
    (slow stores get fewer calls, never fewer than one).
-3. For each repetition the stores take turns (the order rotates every
-   repetition) so a drift in machine speed lands on all of them alike.
-4. Inside a slice the garbage collector is disabled; long-lived data is frozen
-   (``gc.freeze``) once after loading, so the collection between slices is cheap
-   and no full collection lands inside one store's slice.
+3. One untimed warm-up slice per store (caches, prepared statements, the
+   allocator's pools: a whole slice, not one call).
+4. For each repetition the stores take turns (the order rotates every
+   repetition) so a drift in machine speed lands on all of them alike; a
+   store's ratio to raw sqlite3 is taken per repetition (paired) and reported
+   with a bootstrap interval (``benchmarks/stats.py``).
+5. Inside a slice the garbage collector is disabled (unless ``TIMING.gc``: the
+   ``--gc`` run); long-lived data is frozen (``gc.freeze``) once after loading,
+   so the collection between slices is cheap and no full collection lands
+   inside one store's slice.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from benchmarks.peers.base import Peer
 from benchmarks.workload import (
     N_THREADS,
+    SETTINGS,
     WALK_DOCS,
     make_docs,
     patch_fields,
@@ -36,6 +42,16 @@ from benchmarks.workload import (
 )
 
 RAW = "raw sqlite3"
+
+
+@dataclass
+class Timing:
+    """How slices are timed; ``gc=True`` leaves the garbage collector on (``--gc``)."""
+
+    gc: bool = False
+
+
+TIMING = Timing()
 
 
 @dataclass(frozen=True)
@@ -232,7 +248,15 @@ Progress = Callable[[str], None]
 def timed(
     call: Callable[[Peer, Any], Any], peer: Peer, args: Sequence[Any]
 ) -> tuple[float, list[Any]]:
-    """Run ``call`` over ``args`` with the GC off; return (µs per call, results)."""
+    """Run ``call`` over ``args`` with the GC off; return (µs per call, results).
+
+    With ``TIMING.gc`` the collector stays on and collects when it would.
+    """
+    if TIMING.gc:
+        start = time.perf_counter_ns()
+        out = [call(peer, a) for a in args]
+        elapsed = time.perf_counter_ns() - start
+        return elapsed / 1000 / max(1, len(args)), out
     gc.collect()
     gc.disable()
     try:
@@ -257,7 +281,8 @@ def _calibrate(op: Op, state: StoreState, sizes: Sizes, table_size: int) -> int:
         probe = op.bind(state, [None])
         per_call, _ = timed(op.call, state.peer, probe)
         want = max(1, int(sizes.slice_s * 1e6 / max(per_call, 1e-3)))
-        return max(1, min(want, sizes.max_iters, available // sizes.reps))
+        # A slice per repetition and one for the warm-up.
+        return max(1, min(want, sizes.max_iters, available // (sizes.reps + 1)))
     warm = op.bind(state, op.make(rng, 1, table_size))
     per_call, out = timed(op.call, state.peer, warm)  # warm-up: caches, statements
     if op.key == "insert":
@@ -296,6 +321,20 @@ def measure_ops(
                 m.error = _error_text(exc)
                 continue
             m.iters = iters[name]
+        warm = op.make(
+            random.Random(f"warm-{op.key}"), max(iters.values(), default=1), table_size
+        )
+        for name in names:  # one untimed slice each: caches, statements, allocator
+            if name not in iters or found[name].error is not None:
+                continue
+            state = states[name]
+            try:
+                _, out = timed(op.call, state.peer, op.bind(state, warm[: iters[name]]))
+            except Exception as exc:
+                found[name].error = _error_text(exc)
+                continue
+            if op.key == "insert":
+                state.inserted.extend(out)
         for rep in range(sizes.reps):
             rng = random.Random(f"{op.key}-{rep}")
             args = op.make(rng, max(iters.values(), default=1), table_size)
@@ -386,9 +425,7 @@ def measure_open(
                 raise key
             if cls.open_ten(path, key) is None:
                 raise RuntimeError("open_ten did not find its document")
-            per_call, _ = timed(
-                lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, [(path, key)]
-            )
+            per_call, _ = timed(_open_ten(cls), _NO_PEER, [(path, key)])
         except Exception as exc:  # one broken store must not sink the run
             found[name].error = _error_text(exc)
             continue
@@ -400,10 +437,15 @@ def measure_open(
                 continue
             cls, path, key = paths[name]
             args = [(path, key)] * iters[name]
-            per_call, _ = timed(lambda _p, a, c=cls: c.open_ten(*a), _NO_PEER, args)
+            per_call, _ = timed(_open_ten(cls), _NO_PEER, args)
             found[name].samples.append(per_call)
     progress(_summary("open store (10 tables)", found))
     return list(found.values())
+
+
+def _open_ten(cls: type[Peer]) -> Callable[[Peer, Any], Any]:
+    """The timed call of a cold start: ``cls.open_ten(path, key)``."""
+    return lambda _peer, args: cls.open_ten(*args)
 
 
 class _NoPeer:
@@ -425,7 +467,9 @@ def _answers(peer: Peer, keys: list[Any], table_size: int) -> dict[str, Any]:
     ranges = [token_range(rng, table_size) for _ in range(3)]
     picks = [rng.random() for _ in range(5)]
     texts = [search_text(rng) for _ in range(3)]
-    na = peer.not_comparable
+    na = dict(peer.not_comparable)
+    if not SETTINGS.search:
+        na["search"] = "no search index in this workload"
     questions: dict[str, Callable[[], Any]] = {
         "get": lambda: [_fields(peer.get(keys[int(x * len(keys))])) for x in picks],
         "by_thread": lambda: [[_fields(d) for d in peer.by_thread(t)] for t in threads],
@@ -463,7 +507,7 @@ def verify(states: dict[str, StoreState], table_size: int) -> list[str]:
     notes: list[str] = []
     for name, a in answers.items():
         for op, value in a.items():
-            ref = reference.get(op)
+            ref: Any = reference.get(op)
             if isinstance(value, _Failed):
                 notes.append(f"**MISMATCH** {op}, {name}: failed ({value.error})")
             elif isinstance(ref, _Failed) or name == RAW:

@@ -12,11 +12,16 @@ one document by ID), from 1 client and from 8 concurrent clients. The same two
 functions are called in process (``store.mutation`` / ``store.query``) on a file
 of its own with the same settings, interleaved with the HTTP rounds. The medians
 go into ``RESULTS.md`` between the ``http`` markers (the rest of the file is kept).
+
+The server's own share of a request is measured too: the CPU time the server
+process used during a round (``/proc/<pid>/stat``: user + system), divided by
+the requests it answered, beside the wall time per request the clients saw.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -45,9 +50,15 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+")
 CLIENTS = 8
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def server(db: Path) -> Iterator[str]:
-    """A live ``one-store serve`` on a free port; yields its URL."""
+def server(db: Path) -> Iterator[tuple[str, int]]:
+    """A live ``one-store serve`` on a free port; yields its URL and process id."""
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "one_store.cli.main", "serve", str(APP)),
@@ -71,7 +82,7 @@ def server(db: Path) -> Iterator[str]:
                 break
         if url is None:
             raise RuntimeError(f"one-store serve did not start: {process.stderr}")
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -119,7 +130,7 @@ def measure(seconds: float, rounds: int, workdir: Path) -> dict[str, list[float]
 
     with (
         Store.open(workdir / "inprocess.db", app=APP) as store,
-        server(workdir / "http.db") as url,
+        server(workdir / "http.db") as (url, pid),
     ):
         note = store.mutation("notes:add", {"text": "seed"}).unwrap()
         clients: list[httpx.Client] = []
@@ -132,18 +143,29 @@ def measure(seconds: float, rounds: int, workdir: Path) -> dict[str, list[float]
         first = new_client()
         remote = http_call(first, "mutation", "notes:add", {"text": "seed"})()
         add_args = {"text": "hello from the benchmark"}
+
+        def served(name: str, measure_rate: Callable[[], float]) -> None:
+            # Calls per second, and the server's CPU µs per request meanwhile.
+            before = cpu_seconds(pid)
+            per_second = measure_rate()
+            used = cpu_seconds(pid) - before
+            add(name, per_second)
+            add(f"{name}: server CPU µs/request", 1e6 * used / (per_second * seconds))
+
         for _ in range(rounds):
             add(
                 "mutation in process",
                 rate(lambda: store.mutation("notes:add", add_args).unwrap(), seconds),
             )
-            add(
+            served(
                 "mutation HTTP, 1 client",
-                rate(http_call(first, "mutation", "notes:add", add_args), seconds),
+                lambda: rate(
+                    http_call(first, "mutation", "notes:add", add_args), seconds
+                ),
             )
-            add(
+            served(
                 f"mutation HTTP, {CLIENTS} clients",
-                concurrent_rate(
+                lambda: concurrent_rate(
                     lambda: http_call(new_client(), "mutation", "notes:add", add_args),
                     seconds,
                 ),
@@ -152,13 +174,15 @@ def measure(seconds: float, rounds: int, workdir: Path) -> dict[str, list[float]
                 "query in process",
                 rate(lambda: store.query("notes:get", {"id": note}).unwrap(), seconds),
             )
-            add(
+            served(
                 "query HTTP, 1 client",
-                rate(http_call(first, "query", "notes:get", {"id": remote}), seconds),
+                lambda: rate(
+                    http_call(first, "query", "notes:get", {"id": remote}), seconds
+                ),
             )
-            add(
+            served(
                 f"query HTTP, {CLIENTS} clients",
-                concurrent_rate(
+                lambda: concurrent_rate(
                     lambda: http_call(
                         new_client(), "query", "notes:get", {"id": remote}
                     ),
@@ -175,7 +199,18 @@ def render(samples: dict[str, list[float]], seconds: float, rounds: int) -> str:
         "| call | median calls/s | min | max | ratio to in-process |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
+    shares = [
+        "| call | server CPU µs per request (median) | wall µs per request seen "
+        "by the clients | server share |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for name, values in samples.items():
+        if name.endswith("µs/request"):
+            call = name.split(":")[0]
+            cpu = statistics.median(values)
+            wall = 1e6 / statistics.median(samples[call])
+            shares.append(f"| {call} | {cpu:,.0f} | {wall:,.0f} | {cpu / wall:.0%} |")
+            continue
         kind = name.split()[0]
         base = statistics.median(samples[f"{kind} in process"])
         median = statistics.median(values)
@@ -194,6 +229,12 @@ def render(samples: dict[str, list[float]], seconds: float, rounds: int) -> str:
             "`notes:get` = one document by ID; httpx keep-alive clients).",
             "",
             *rows,
+            "",
+            "The server's own CPU per request (`/proc/<pid>/stat` of the server "
+            "process over each round; with 8 clients the wall time is per request "
+            "over all clients):",
+            "",
+            *shares,
             "",
             END,
         ]

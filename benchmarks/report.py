@@ -15,7 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import RAW, Measurement
+from benchmarks.harness import RAW, TIMING, Measurement
+from benchmarks.stats import Ratio, paired_ratio
 
 DASH = "\u2013"
 TIMES = "\u00d7"
@@ -108,6 +109,8 @@ def environment() -> dict[str, str]:
         "peewee": _version("peewee"),
         "tinydb": _version("tinydb"),
         "matplotlib": _version("matplotlib"),
+        # The machine is shared: how busy it was when the run ended.
+        "load average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -118,11 +121,18 @@ def _find(data: Sequence[Measurement], op: str, store: str) -> Measurement | Non
     return None
 
 
-def ratio(data: Sequence[Measurement], op: str, store: str) -> float | None:
+def paired(data: Sequence[Measurement], op: str, store: str) -> Ratio | None:
+    """The paired per-repetition ratio of ``store`` to raw sqlite3, with its interval."""
     m, raw = _find(data, op, store), _find(data, op, RAW)
     if m is None or raw is None or not m.samples or not raw.samples:
         return None
-    return m.median / raw.median
+    return paired_ratio(m.samples, raw.samples, seed=f"{op}-{store}")
+
+
+def ratio(data: Sequence[Measurement], op: str, store: str) -> float | None:
+    """The median paired ratio of ``store`` to raw sqlite3 (None: not measured)."""
+    r = paired(data, op, store)
+    return None if r is None else r.median
 
 
 def fmt(x: float) -> str:
@@ -144,9 +154,14 @@ def _cell(data: Sequence[Measurement], op: str, store: str) -> str:
         return "**error**"
     if m.na is not None or not m.samples:
         return "n/a"
-    r = ratio(data, op, store)
-    rs = f" **{r:.2f}{TIMES}**" if r is not None else ""
-    return f"{fmt(m.median)} [{fmt(min(m.samples))}{DASH}{fmt(max(m.samples))}]{rs}"
+    r = paired(data, op, store)
+    if r is None:
+        rs = ""
+    elif store == RAW:
+        rs = f" **1.00{TIMES}**"
+    else:
+        rs = f" **{r.median:.2f}{TIMES}** [{r.low:.2f}{DASH}{r.high:.2f}]"
+    return f"{fmt(m.median)}{rs}"
 
 
 def section_markdown(s: Section) -> str:
@@ -155,13 +170,13 @@ def section_markdown(s: Section) -> str:
     lines.append("|" + "---|" * len(head))
     for key, label, target in s.rows:
         cells = [_cell(s.data, key, store) for store in s.stores]
-        r = ratio(s.data, key, "one_store")
+        r = paired(s.data, key, "one_store")
         if target is None:
             verdict = DASH
         elif r is None:
             verdict = f"≤ {target}{TIMES}"
         else:
-            verdict = f"≤ {target}{TIMES} {'met' if r <= target else '**missed**'}"
+            verdict = f"≤ {target}{TIMES} {r.verdict(target)}"
         lines.append("| " + " | ".join([label, *cells, verdict]) + " |")
     na = [f"- {m.store}, {m.op}: n/a — {m.na}" for m in s.data if m.na is not None]
     errors = [
@@ -173,45 +188,62 @@ def section_markdown(s: Section) -> str:
 
 
 def scale_markdown(rows: list[dict[str, Any]], stores: list[str]) -> str:
+    """The scale table: µs per call per size, warm and cold, growth against raw's."""
+    from benchmarks.scale import growth
+
     if not rows:
         return ""
     sizes = sorted({r["size"] for r in rows})
+    present = [s for s in stores if any(r["store"] == s for r in rows)]
     lines = [
         "### Scale: lookup cost against table size",
         "",
-        f"Median µs per call [min{DASH}max]; in parentheses the cost relative to the same "
-        f"store at {sizes[0]:,} documents (flat = 1.0). one_store target: within 1.2{TIMES} "
-        "of the smallest size.",
+        "One process per size (`benchmarks/scale.py`). **warm**: timed slices after a "
+        "warm-up slice in the process that built the files; **cold**: a fresh "
+        f"process per store and repetition timing its first calls (SQLite's page "
+        "cache empty; the OS file cache is not). Cells: median µs per call; in "
+        f"parentheses the growth against {sizes[0]:,} documents, then that growth "
+        "divided by raw sqlite3's own growth (1.00 = scales as the floor does). "
+        f"one_store target: within 1.2{TIMES} of the smallest size, judged relative to "
+        "raw's growth.",
         "",
     ]
-    head = ["operation", "documents", *stores]
+    head = ["operation", "mode", "documents", *present]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for op, label in (
-        ("get", "get by id"),
-        ("by_thread", "indexed eq query, 100 docs"),
-    ):
-        for size in sizes:
-            cells = []
-            for store in stores:
-                here = [
-                    r
-                    for r in rows
-                    if r["size"] == size and r["store"] == store and r["op"] == op
-                ]
-                base = [
-                    r
-                    for r in rows
-                    if r["size"] == sizes[0] and r["store"] == store and r["op"] == op
-                ]
-                if not here or not here[0]["samples"]:
-                    cells.append("n/a")
-                    continue
-                s = here[0]["samples"]
-                med = statistics.median(s)
-                b = base[0]["median"] if base and base[0]["samples"] else None
-                rel = f" ({med / b:.2f})" if b else ""
-                cells.append(f"{fmt(med)} [{fmt(min(s))}{DASH}{fmt(max(s))}]{rel}")
-            lines.append("| " + " | ".join([label, f"{size:,}", *cells]) + " |")
+    labels = {
+        "get": "get by random id",
+        "latest": "newest 10 of a thread",
+        "by_thread": "first 100 of a thread",
+    }
+    for op, label in labels.items():
+        for mode in ("warm", "cold"):
+            for size in sizes:
+                cells = []
+                for store in present:
+                    here = [
+                        r
+                        for r in rows
+                        if (r["size"], r["store"], r["op"], r.get("mode", "warm"))
+                        == (size, store, op, mode)
+                    ]
+                    if not here or not here[0]["samples"]:
+                        cells.append("n/a")
+                        continue
+                    med = statistics.median(here[0]["samples"])
+                    g = (
+                        growth(rows, op, store, mode, size)
+                        if size != sizes[0]
+                        else None
+                    )
+                    if g is None:
+                        cells.append(fmt(med))
+                    elif store == RAW:
+                        cells.append(f"{fmt(med)} ({g[0]:.2f})")
+                    else:
+                        cells.append(f"{fmt(med)} ({g[0]:.2f}; **{g[1]:.2f}** vs raw)")
+                lines.append(
+                    "| " + " | ".join([label, mode, f"{size:,}", *cells]) + " |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -226,9 +258,12 @@ def render(report: Report, env: dict[str, str], plot_name: str | None) -> str:
         *(f"| {k} | {v} |" for k, v in env.items() if k != "date"),
         f"| sizes | {', '.join(f'{k}={v}' for k, v in report.sizes.items())} |",
         "",
-        f"Cells: median µs per operation [min{DASH}max over repetitions] and, in bold, the "
-        f"ratio to raw sqlite3 measured in the same run (1.00{TIMES} = the floor). "
-        "Lower is better.",
+        f"Cells: median µs per operation and, in bold, the ratio to raw sqlite3 "
+        f"measured in the same run (1.00{TIMES} = the floor): the median of the "
+        "per-repetition ratios (each repetition runs every store, interleaved) with "
+        f"its 95% bootstrap interval [low{DASH}high]. A target is met only when the "
+        "whole interval is at or below it. Lower is better. The garbage collector "
+        + ("was **on** (`--gc`)." if TIMING.gc else "was off inside each timed slice."),
         "",
     ]
     for s in report.sections:
@@ -280,11 +315,18 @@ def write_json(path: Path, report: Report, env: dict[str, str]) -> None:
         "command": report.command,
         "mode": report.mode,
         "sizes": report.sizes,
+        "gc": TIMING.gc,
         "sections": [
             {
                 "title": s.title,
                 "unit": s.unit,
                 "measurements": [asdict(m) for m in s.data],
+                "ratios": [
+                    {"op": key, "store": store, **asdict(r)}
+                    for key, _label, _t in s.rows
+                    for store in s.stores
+                    if (r := paired(s.data, key, store)) is not None
+                ],
             }
             for s in report.sections
         ],
@@ -294,7 +336,11 @@ def write_json(path: Path, report: Report, env: dict[str, str]) -> None:
 
 
 def plot(path: Path, report: Report) -> None:
-    """Grouped horizontal bars: ratio to raw sqlite3 per operation (log scale)."""
+    """Grouped horizontal bars: ratio to raw sqlite3 per operation, linear scale.
+
+    TinyDB is left out (its ratios in the thousands would flatten the rest);
+    each bar carries its bootstrap interval as a whisker.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -305,7 +351,7 @@ def plot(path: Path, report: Report) -> None:
         for s in report.sections
         for key, label, target in s.rows
     ]
-    stores = [n for n in report.sections[0].stores if n != RAW]
+    stores = [n for n in report.sections[0].stores if n not in (RAW, "TinyDB")]
     colors = {
         "one_store": "#1f77b4",
         "sqlite-utils": "#2ca02c",
@@ -315,22 +361,32 @@ def plot(path: Path, report: Report) -> None:
     height = 0.8 / max(1, len(stores))
     fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.5))
     for i, store in enumerate(stores):
-        ys, xs = [], []
+        ys, xs, errs = [], [], []
         for j, (_label, s, key, _t) in enumerate(rows):
-            r = ratio(s.data, key, store)
+            r = paired(s.data, key, store)
             if r is not None:
                 ys.append(j + (i - (len(stores) - 1) / 2) * height)
-                xs.append(r)
-        ax.barh(ys, xs, height=height, label=store, color=colors.get(store))
+                xs.append(r.median)
+                errs.append((r.median - r.low, r.high - r.median))
+        ax.barh(
+            ys,
+            xs,
+            height=height,
+            label=store,
+            color=colors.get(store),
+            xerr=[[e[0] for e in errs], [e[1] for e in errs]] if errs else None,
+            error_kw={"elinewidth": 0.8, "capsize": 2},
+        )
     for j, (_label, _s, _key, target) in enumerate(rows):
         if target is not None:
             ax.plot([target, target], [j - 0.45, j + 0.45], color="black", linewidth=1)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
+    ax.set_xlim(left=0)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel(
-        "ratio to raw sqlite3 (log scale; dashed = 1.0, black tick = one_store target)"
+        "ratio to raw sqlite3 (dashed = 1.0, black tick = one_store target, "
+        "whisker = 95% interval)"
     )
     ax.set_title(f"one_store benchmark ({report.mode}): cost relative to raw sqlite3")
     ax.legend(loc="lower right")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import dataclasses
 import gc
 import io
 import pstats
@@ -31,10 +32,12 @@ if __package__ in (None, ""):
     # Run as a script: make `benchmarks` importable as a package.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import scale
 from benchmarks.harness import (
     OPS,
     PROFILES,
     RAW,
+    TIMING,
     Op,
     Sizes,
     StoreState,
@@ -58,11 +61,11 @@ from benchmarks.report import (
     write_json,
     write_results,
 )
-from benchmarks.workload import Doc, make_docs
+from benchmarks.workload import SETTINGS, Doc, make_docs
 
 HERE = Path(__file__).resolve().parent
 LOAD_CHUNK = 48_000  # documents generated at a time while loading (bounded memory)
-SCALE_STORES = (RAW, "one_store", "sqlite-utils", "peewee")
+SCALE_STORES = (RAW, "one_store", "sqlite-utils")
 
 
 def peer_classes(only: set[str] | None) -> dict[str, type[Peer]]:
@@ -148,52 +151,6 @@ def _drop(
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
-
-
-def run_scale(
-    classes: dict[str, type[Peer]],
-    main: dict[str, StoreState],
-    sizes: Sizes,
-    scale_sizes: Sequence[int],
-    workdir: Path,
-    notes: list[str],
-) -> list[dict[str, Any]]:
-    """get and indexed query at each table size, for the SQL stores.
-
-    The stores of every size stay open and are measured in one interleaved
-    round (``"raw sqlite3@10000"`` next to ``"raw sqlite3@100000"``), so the
-    size-to-size comparison is as immune to machine drift as the store-to-store
-    one.
-    """
-    ops = [op for op in OPS if op.key in ("get", "by_thread")]
-    chosen = {n: c for n, c in classes.items() if n in SCALE_STORES}
-    combined: dict[str, StoreState] = {}
-    owned: list[StoreState] = []
-    for size in scale_sizes:
-        if size == sizes.main:
-            states = {n: s for n, s in main.items() if n in chosen}
-        else:
-            states = load(chosen, size, workdir, f"scale{size}", notes)
-            owned.extend(states.values())
-        for name, state in states.items():
-            combined[f"{name}@{size}"] = state
-    log(f"scale: {', '.join(f'{s:,}' for s in scale_sizes)} documents, interleaved")
-    rows: list[dict[str, Any]] = []
-    for m in measure_ops(combined, ops, sizes, max(scale_sizes), log):
-        name, size = m.store.rsplit("@", 1)
-        rows.append(
-            {
-                "size": int(size),
-                "op": m.op,
-                "store": name,
-                "samples": m.samples,
-                "median": m.median if m.samples else None,
-                "error": m.error,
-            }
-        )
-    for state in owned:
-        state.peer.close()
-    return rows
 
 
 def profile_one_store(
@@ -328,11 +285,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, help="where store files go (default: a temp dir)"
     )
+    parser.add_argument(
+        "--gc", action="store_true", help="leave the garbage collector on in slices"
+    )
+    parser.add_argument(
+        "--no-search",
+        action="store_true",
+        help="the table has no search index (no FTS5 table; no text search)",
+    )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="documents carry 10-100 KB of notes (smaller tables, see --help)",
+    )
+    parser.add_argument(
+        "--synchronous",
+        choices=("NORMAL", "FULL"),
+        default="NORMAL",
+        help="the SQLite synchronous setting of every store",
+    )
+    parser.add_argument(
+        "--no-scale", action="store_true", help="skip the scale section"
+    )
     args = parser.parse_args(argv)
+    TIMING.gc = args.gc
+    SETTINGS.search = not args.no_search
+    SETTINGS.synchronous = args.synchronous
+    if args.large:
+        SETTINGS.notes_kb = (10, 100)
 
     mode_name = "quick" if args.quick else "smoke" if args.smoke else "default"
     sizes = PROFILES[mode_name]
-    scale_sizes = [*sizes.scale, *([1_000_000] if args.scale else [])]
+    if args.large:
+        # 10-100 KB documents: a 100,000-document table would be ~5.5 GB per
+        # store; a tenth of the documents (and of the bulk load) is the same
+        # shape at a size this machine's disk and time allow.
+        sizes = dataclasses.replace(sizes, main=sizes.main // 10, bulk=sizes.bulk // 10)
+    scale_sizes = (
+        []
+        if args.no_scale or args.large
+        else [*sizes.scale, *([1_000_000] if args.scale else [])]
+    )
     only = set(args.stores.split(",")) if args.stores else None
     classes = peer_classes(only)
     given = list(sys.argv[1:] if argv is None else argv)
@@ -387,7 +380,17 @@ def run_all(
             "repetitions": sizes.reps,
             "slice": f"{sizes.slice_s}s",
             "bulk": sizes.bulk,
-            "scale": "/".join(f"{s:,}" for s in scale_sizes),
+            "scale": "/".join(f"{s:,}" for s in scale_sizes) or "skipped",
+            "workload": (
+                f"search index {'yes' if SETTINGS.search else 'no'}, "
+                f"synchronous={SETTINGS.synchronous}, "
+                + (
+                    f"notes {SETTINGS.notes_kb[0]}-{SETTINGS.notes_kb[1]} KB"
+                    if SETTINGS.notes_kb
+                    else "~350 B documents"
+                )
+                + f", {SETTINGS.cache_mib} MiB page cache"
+            ),
         },
     )
     states = load(classes, sizes.main, workdir, "main", report.notes)
@@ -395,14 +398,15 @@ def run_all(
         log(f"verify: {note}")
         report.notes.append(note)
     log(f"operations on a table of {sizes.main:,} documents")
-    op_data = measure_ops(states, OPS, sizes, sizes.main, log)
+    ops = [op for op in OPS if SETTINGS.search or op.key != "search"]
+    op_data = measure_ops(states, ops, sizes, sizes.main, log)
     report.sections.append(
         Section(
             title=f"Operations on a table of {sizes.main:,} messages",
             note="µs per operation. Each write is its own transaction; reads return "
             "documents as dicts.",
             unit="µs/op",
-            rows=[(op.key, op.label, op.target) for op in OPS],
+            rows=[(op.key, op.label, op.target) for op in ops],
             data=op_data,
             stores=names,
         )
@@ -415,6 +419,7 @@ def run_all(
 
     bulk_data = measure_bulk({n: fresh(c) for n, c in classes.items()}, sizes, log)
     seed_doc = make_docs(1, seed=5)[0]
+    seed_doc.pop("notes", None)  # the 10-table schema is the plain message's
     ten = {
         n: _prepare_ten(c, workdir / f"ten-{_slug(n)}.db", seed_doc)
         for n, c in classes.items()
@@ -440,11 +445,21 @@ def run_all(
     for m in bulk_data:
         if m.samples:
             report.notes.append(f"bulk insert, {m.store}: {1e6 / m.median:,.0f} docs/s")
-    report.scale = run_scale(classes, states, sizes, scale_sizes, workdir, report.notes)
     if profile:
         report.profile = profile_one_store(report.sections, states, sizes, workdir)
     for state in states.values():
         state.peer.close()
+    if scale_sizes:
+        chosen = [n for n in SCALE_STORES if n in classes]
+        report.scale = scale.measure(
+            scale_sizes,
+            chosen,
+            workdir,
+            sizes.reps,
+            sizes.slice_s,
+            cold_reps=max(1, sizes.reps // 2),
+            log=log,
+        )
     return report
 
 

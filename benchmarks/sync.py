@@ -216,7 +216,7 @@ async def measure(sockets: list[int], writes: int, db: Path) -> list[str]:
         "| measurement | samples | median ms | p99 ms | ratio |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    with server(db) as url:
+    with server(db) as (url, _pid):
         for n in sockets:
             samples = await latency(url, n, writes if n < 1000 else max(5, writes // 4))
             rows.append(

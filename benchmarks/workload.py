@@ -76,6 +76,36 @@ def _vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
 VOCABULARY = _vocabulary(random.Random(1234))
 
 
+@dataclass
+class Settings:
+    """What one run's workload is: set once from the command line, read by every peer.
+
+    ``search``: the table has a search index on ``content`` (an FTS5 table every
+    write keeps); without it every store drops its FTS5 table and the text
+    search operation. ``notes_kb``: each document also carries a ``notes``
+    string of this many KB (a ``(low, high)`` range, drawn per document; the
+    10-100 KB documents of the "large" workload). ``synchronous``: the SQLite
+    setting every store runs with. ``cache_mib``: every store's page cache
+    (one_store opens with 64 MiB, so every store gets it).
+    """
+
+    search: bool = True
+    notes_kb: tuple[int, int] | None = None
+    synchronous: str = "NORMAL"
+    cache_mib: int = 64
+
+    def pragmas(self) -> dict[str, str]:
+        """The pragmas every SQL store sets (as peewee's ``pragmas=`` takes them)."""
+        return {
+            "journal_mode": "wal",
+            "synchronous": self.synchronous.lower(),
+            "cache_size": str(-self.cache_mib * 1024),
+        }
+
+
+SETTINGS = Settings()
+
+
 def thread_id(i: int) -> str:
     return f"thread-{i:03d}"
 
@@ -89,13 +119,29 @@ def make_doc(rng: random.Random) -> Doc:
         word = rng.choice(VOCABULARY)
         words.append(word)
         length += len(word) + 1
-    return {
+    doc: Doc = {
         "threadId": thread_id(rng.randrange(N_THREADS)),
         "role": rng.choice(ROLES),
         "content": " ".join(words),
         "tags": [f"tag{rng.randrange(100)}" for _ in range(3)],
         "meta": {"tokens": rng.randrange(MAX_TOKENS), "model": rng.choice(MODELS)},
     }
+    if SETTINGS.notes_kb is not None:
+        low, high = SETTINGS.notes_kb
+        doc["notes"] = _notes(rng, rng.randint(low * 1024, high * 1024))
+    return doc
+
+
+def _notes(rng: random.Random, size: int) -> str:
+    """``size`` characters of vocabulary words (a long tool output, say)."""
+    # Whole runs of 64 words, picked per run: cheap to make at 100 KB.
+    runs = []
+    length = 0
+    while length < size:
+        run = " ".join(rng.choices(VOCABULARY, k=64))
+        runs.append(run)
+        length += len(run) + 1
+    return " ".join(runs)[:size]
 
 
 def make_docs(n: int, seed: int) -> list[Doc]:

@@ -84,11 +84,22 @@ def test_smoke_run_writes_results_table_plot_and_json(tmp_path: Path) -> None:
     assert {(m["op"], m["store"]) for m in bulk_open if m["samples"]} == {
         (op, s) for op in ("bulk", "open") for s in STORES
     }
+    # Every ratio of every measured store comes with a bootstrap interval.
+    ratios = {(r["op"], r["store"]): r for r in payload["sections"][0]["ratios"]}
+    assert set(ratios) == measured
+    assert all(r["low"] <= r["median"] <= r["high"] for r in ratios.values())
     scaled = {
-        (r["size"], r["op"], r["store"]) for r in payload["scale"] if r["samples"]
+        (r["size"], r["op"], r["store"], r["mode"])
+        for r in payload["scale"]
+        if r["samples"]
     }
-    assert {store for _size, _op, store in scaled} == STORES - {"TinyDB"}
-    assert len({size for size, _op, _store in scaled}) == 2
+    assert {store for _size, _op, store, _m in scaled} == {
+        "raw sqlite3",
+        "one_store",
+        "sqlite-utils",
+    }
+    assert len({size for size, _op, _store, _m in scaled}) == 2
+    assert {mode for *_rest, mode in scaled} == {"warm", "cold"}
 
 
 def test_http_benchmark_writes_its_block_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -185,6 +196,34 @@ def test_sync_benchmark_writes_its_block(tmp_path: Path) -> None:
         "mutation round trip, sync socket (to its Transition)",
     ):
         assert f"| {name} |" in text
+
+
+def test_extra_workloads_write_their_block(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    options = ["--docs", "200", "--search-docs", "300", "--reps", "1"]
+    out = ["--out", str(tmp_path), "--workdir", str(tmp_path)]
+    run_script("extra.py", *options, *out, "--json", str(tmp_path / "extra.json"))
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- extra:start") == 1
+    for row in (
+        "`.filter(...).take(10)`",
+        "full scan",
+        "4 writer processes",
+        "file size",
+    ):
+        assert row in text
+    data = json.loads((tmp_path / "extra.json").read_text())["data"]
+    assert set(data) == {
+        "filter",
+        "scan",
+        "open",
+        "import",
+        "writers",
+        "memory",
+        "search",
+    }
 
 
 def test_watch_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:

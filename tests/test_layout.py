@@ -24,7 +24,8 @@ bound is tested: a lower bound would push people to pad a module or merge unrela
 code. Accepted under 150 lines: the package markers (``cli/__init__.py``,
 ``engine/__init__.py``, ``engine/sqlite/__init__.py``, ``model/__init__.py``,
 ``runtime/__init__.py``, ``server/__init__.py``, all empty), ``__init__.py`` (the
-curated public names) and ``server/logs.py`` (the per-request log lines).
+curated public names), ``server/logs.py`` (the per-request log lines) and
+``server/cors.py`` (the HTTP API's CORS answers).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each operation is what a user of one_store writes: a validated mutation per
 write (``store.mutation(fn, args)``), a query function per read
 (``store.query(fn, args)``), an action that runs three mutations, and the bulk
-load as ad-hoc mutations (``store.run``) of ``BULK_CHUNK`` documents, because a
+load as ad-hoc mutations (``store.run``) of ``bulk_chunk()`` documents, because a
 Convex transaction may write at most 16,000 documents.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.peers.base import BULK_CHUNK, TEN_TABLES, Peer
+from benchmarks.peers.base import TEN_TABLES, Peer, bulk_chunk
 from benchmarks.workload import (
     EQ_LIMIT,
     LATEST_LIMIT,
@@ -21,6 +21,7 @@ from benchmarks.workload import (
     PAGE_SIZE,
     ROLES,
     SEARCH_LIMIT,
+    SETTINGS,
     Doc,
     TokenRange,
 )
@@ -37,22 +38,38 @@ MESSAGE = {
     "tags": v.array(v.string()),
     "meta": META,
 }
+# The "large" workload's documents also carry 10-100 KB of notes.
+WITH_NOTES = {**MESSAGE, "notes": v.optional(v.string())}
 
 
-def message_table() -> Any:
-    return (
-        define_table(MESSAGE)
+def message_table(search: bool = True, fields: Any = None) -> Any:
+    table = (
+        define_table(fields or MESSAGE)
         .index("by_thread", ["threadId"])
         .index("by_role_tokens", ["role", "meta.tokens"])
-        .search_index("search_content", search_field="content")
+    )
+    return (
+        table.search_index("search_content", search_field="content")
+        if search
+        else table
     )
 
 
 SCHEMA = define_schema({"messages": message_table()})
+
+
+def schema() -> Any:
+    """The messages schema of this run's workload (search index, notes or not)."""
+    if SETTINGS.search and SETTINGS.notes_kb is None:
+        return SCHEMA
+    fields = MESSAGE if SETTINGS.notes_kb is None else WITH_NOTES
+    return define_schema({"messages": message_table(SETTINGS.search, fields)})
+
+
 TEN_SCHEMA = define_schema({name: message_table() for name in TEN_TABLES})
 
 
-@mutation(args=MESSAGE)
+@mutation(args=WITH_NOTES)
 def send(ctx: Any, args: Doc) -> Any:
     return ctx.db.insert("messages", args)
 
@@ -126,7 +143,7 @@ def search_messages(ctx: Any, args: Doc) -> Any:
     )
 
 
-@action(args={"doc": v.object(MESSAGE), "role": ROLE, "meta": META})
+@action(args={"doc": v.object(WITH_NOTES), "role": ROLE, "meta": META})
 def three(ctx: Any, args: Doc) -> None:
     key = ctx.run_mutation(send, args["doc"]).unwrap()
     ctx.run_mutation(
@@ -148,12 +165,19 @@ class OneStorePeer(Peer):
 
     @classmethod
     def create(cls, path: Path) -> OneStorePeer:
-        return cls(Store.open(path, schema=SCHEMA))
+        return cls(
+            Store.open(
+                path,
+                schema=schema(),
+                synchronous=SETTINGS.synchronous,  # type: ignore[arg-type]
+                cache_mib=SETTINGS.cache_mib,
+            )
+        )
 
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            chunk = docs[start : start + BULK_CHUNK]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            chunk = docs[start : start + size]
 
             def load(ctx: Any, chunk: Sequence[Doc] = chunk) -> list[Any]:
                 return [ctx.db.insert("messages", d) for d in chunk]

@@ -16,9 +16,9 @@ import peewee as pw
 from playhouse.sqlite_ext import FTS5Model, RowIDField, SearchField
 
 from benchmarks.peers.base import (
-    BULK_CHUNK,
     TEN_TABLES,
     Peer,
+    bulk_chunk,
     decode,
     encode,
     fts_query,
@@ -28,15 +28,15 @@ from benchmarks.workload import (
     LATEST_LIMIT,
     PAGE_SIZE,
     SEARCH_LIMIT,
+    SETTINGS,
     Doc,
     TokenRange,
 )
 
 
 def _database(path: Path) -> pw.SqliteDatabase:
-    return pw.SqliteDatabase(
-        str(path), pragmas={"journal_mode": "wal", "synchronous": "normal"}
-    )
+    # The same pragmas (WAL, synchronous, 64 MiB page cache) as every store.
+    return pw.SqliteDatabase(str(path), pragmas=SETTINGS.pragmas())
 
 
 def _models(db: pw.Database | pw.DatabaseProxy, table: str) -> tuple[Any, Any]:
@@ -52,6 +52,9 @@ def _models(db: pw.Database | pw.DatabaseProxy, table: str) -> tuple[Any, Any]:
         class Meta:
             database = db
             table_name = table
+            # save() writes only the fields that were set, as peewee's docs
+            # recommend for updates of a few fields.
+            only_save_dirty = True
             indexes = (
                 (("thread_id", "creation_time"), False),
                 (("role", "tokens", "creation_time"), False),
@@ -87,7 +90,9 @@ class PeeweePeer(Peer):
         db = _database(path)
         db.connect()
         peer = cls(db)
-        db.create_tables([peer.Message, peer.Index])
+        db.create_tables(
+            [peer.Message, peer.Index] if SETTINGS.search else [peer.Message]
+        )
         return peer
 
     def _now(self) -> float:
@@ -110,8 +115,8 @@ class PeeweePeer(Peer):
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         message, index = self.Message, self.Index
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            chunk = docs[start : start + BULK_CHUNK]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            chunk = docs[start : start + size]
             with self.db.atomic("IMMEDIATE"):
                 first = (message.select(pw.fn.MAX(message.rowid)).scalar() or 0) + 1
                 rows = [
@@ -119,6 +124,9 @@ class PeeweePeer(Peer):
                 ]
                 for batch in pw.chunked(rows, 1000):
                     message.insert_many(batch).execute()
+                if not SETTINGS.search:
+                    keys.extend(r["id"] for r in rows)
+                    continue
                 texts = [
                     {"rowid": first + i, "content": d["content"]}
                     for i, d in enumerate(chunk)
@@ -132,7 +140,8 @@ class PeeweePeer(Peer):
         fields = self._fields(doc)
         with self.db.atomic("IMMEDIATE"):
             rowid = self.Message.insert(**fields).execute()
-            self.Index.insert(rowid=rowid, content=doc["content"]).execute()
+            if SETTINGS.search:
+                self.Index.insert(rowid=rowid, content=doc["content"]).execute()
         return fields["id"]
 
     def patch(self, key: Any, fields: Doc) -> None:
@@ -141,11 +150,10 @@ class PeeweePeer(Peer):
             doc = decode(m.body)
             doc.update(fields)
             m.body = encode(doc)
-            m.thread_id = doc["threadId"]
             m.role = doc["role"]
             m.tokens = doc["meta"]["tokens"]
-            m.save()
-            if "content" in fields:
+            m.save()  # only the dirty fields (only_save_dirty)
+            if SETTINGS.search and "content" in fields:
                 self.Index.update(content=doc["content"]).where(
                     self.Index.rowid == m.rowid
                 ).execute()
@@ -153,7 +161,8 @@ class PeeweePeer(Peer):
     def delete(self, key: Any) -> None:
         with self.db.atomic("IMMEDIATE"):
             m = self.Message.get(self.Message.id == key)
-            self.Index.delete().where(self.Index.rowid == m.rowid).execute()
+            if SETTINGS.search:
+                self.Index.delete().where(self.Index.rowid == m.rowid).execute()
             m.delete_instance()
 
     def get(self, key: Any) -> Doc | None:

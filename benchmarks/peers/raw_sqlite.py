@@ -3,9 +3,16 @@
 Layout per table: the JSON body plus one column per indexed field, a real
 SQLite index per secondary index (with the creation time appended, as Convex
 does), an index on the creation time for ordered pages, and an FTS5 table
-whose rowid is the message's rowid. WAL, ``synchronous=NORMAL``, explicit
-``BEGIN IMMEDIATE ... COMMIT`` per mutation and the same SQL strings every call,
-so ``sqlite3``'s statement cache reuses the prepared statements.
+whose rowid is the message's rowid (none when the run's workload has no search
+index). WAL, the run's ``synchronous`` (NORMAL unless told), the same 64 MiB
+page cache as one_store, explicit ``BEGIN IMMEDIATE ... COMMIT`` per mutation
+and the same SQL strings every call, so ``sqlite3``'s statement cache reuses the
+prepared statements.
+
+It is a floor: the same JSON codec as one_store (pydantic-core, see ``base``),
+and the fewest statements each operation needs. A patch reads the row and
+updates the body and only the index columns whose value changed; a delete is
+one ``DELETE ... RETURNING rowid`` (plus the FTS5 row's, when there is one).
 """
 
 from __future__ import annotations
@@ -13,14 +20,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.peers.base import (
-    BULK_CHUNK,
     TEN_TABLES,
     Peer,
+    bulk_chunk,
     decode,
     encode,
     fts_query,
@@ -30,12 +37,14 @@ from benchmarks.workload import (
     LATEST_LIMIT,
     PAGE_SIZE,
     SEARCH_LIMIT,
+    SETTINGS,
     Doc,
     TokenRange,
 )
 
 
-def ddl(t: str) -> str:
+def ddl(t: str, search: bool = True) -> str:
+    fts = f"CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(content);"
     return f"""
 CREATE TABLE IF NOT EXISTS {t} (
     id TEXT PRIMARY KEY, creation_time REAL NOT NULL, body TEXT NOT NULL,
@@ -43,15 +52,15 @@ CREATE TABLE IF NOT EXISTS {t} (
 CREATE INDEX IF NOT EXISTS {t}_by_creation ON {t}(creation_time);
 CREATE INDEX IF NOT EXISTS {t}_by_thread ON {t}(thread_id, creation_time);
 CREATE INDEX IF NOT EXISTS {t}_by_role_tokens ON {t}(role, tokens, creation_time);
-CREATE VIRTUAL TABLE IF NOT EXISTS {t}_fts USING fts5(content);
+{fts if search else ""}
 """
 
 
 def connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, like one_store.
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn = sqlite3.connect(path, isolation_level=None, cached_statements=512)
+    for name, value in SETTINGS.pragmas().items():
+        conn.execute(f"PRAGMA {name}={value}")
     return conn
 
 
@@ -74,13 +83,27 @@ INSERT_ROWID = (
 INSERT_FTS = "INSERT INTO messages_fts (rowid, content) VALUES (?, ?)"
 GET = "SELECT body, creation_time FROM messages WHERE id = ?"
 GET_FOR_PATCH = "SELECT rowid, body FROM messages WHERE id = ?"
-UPDATE = (
-    "UPDATE messages SET body = ?, thread_id = ?, role = ?, tokens = ? WHERE rowid = ?"
-)
 UPDATE_FTS = "UPDATE messages_fts SET content = ? WHERE rowid = ?"
-ROWID = "SELECT rowid FROM messages WHERE id = ?"
-DELETE = "DELETE FROM messages WHERE rowid = ?"
+DELETE = "DELETE FROM messages WHERE id = ? RETURNING rowid"
 DELETE_FTS = "DELETE FROM messages_fts WHERE rowid = ?"
+# The index columns and where each comes from in a document.
+INDEXED: tuple[tuple[str, Callable[[Doc], Any]], ...] = (
+    ("thread_id", lambda d: d["threadId"]),
+    ("role", lambda d: d["role"]),
+    ("tokens", lambda d: d["meta"]["tokens"]),
+)
+_UPDATES: dict[tuple[str, ...], str] = {}
+
+
+def update_sql(columns: tuple[str, ...]) -> str:
+    """``UPDATE`` of the body and ``columns`` (text cached: one prepared statement each)."""
+    sql = _UPDATES.get(columns)
+    if sql is None:
+        sets = ", ".join(f"{c} = ?" for c in ("body", *columns))
+        sql = _UPDATES[columns] = f"UPDATE messages SET {sets} WHERE rowid = ?"
+    return sql
+
+
 BY_THREAD = f"{SELECT} WHERE thread_id = ? ORDER BY creation_time LIMIT {EQ_LIMIT}"
 LATEST = (
     f"{SELECT} WHERE thread_id = ? ORDER BY creation_time DESC LIMIT {LATEST_LIMIT}"
@@ -103,11 +126,12 @@ class RawSqlite(Peer):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._last_time = 0.0
+        self.search_index = SETTINGS.search
 
     @classmethod
     def create(cls, path: Path) -> RawSqlite:
         conn = connect(path)
-        conn.executescript(ddl("messages"))
+        conn.executescript(ddl("messages", SETTINGS.search))
         return cls(conn)
 
     def _now(self) -> float:
@@ -131,8 +155,8 @@ class RawSqlite(Peer):
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         conn = self.conn
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            chunk = docs[start : start + BULK_CHUNK]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            chunk = docs[start : start + size]
             conn.execute("BEGIN IMMEDIATE")
             try:
                 (first,) = conn.execute(
@@ -140,9 +164,9 @@ class RawSqlite(Peer):
                 ).fetchone()
                 rows = [(first + i, *self._row(d)) for i, d in enumerate(chunk)]
                 conn.executemany(INSERT_ROWID, rows)
-                conn.executemany(
-                    INSERT_FTS, [(first + i, d["content"]) for i, d in enumerate(chunk)]
-                )
+                if self.search_index:
+                    texts = [(first + i, d["content"]) for i, d in enumerate(chunk)]
+                    conn.executemany(INSERT_FTS, texts)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -156,7 +180,8 @@ class RawSqlite(Peer):
         conn.execute("BEGIN IMMEDIATE")
         try:
             rowid = conn.execute(INSERT, row).lastrowid
-            conn.execute(INSERT_FTS, (rowid, doc["content"]))
+            if self.search_index:
+                conn.execute(INSERT_FTS, (rowid, doc["content"]))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -168,19 +193,14 @@ class RawSqlite(Peer):
         conn.execute("BEGIN IMMEDIATE")
         try:
             rowid, body = conn.execute(GET_FOR_PATCH, (key,)).fetchone()
-            doc = decode(body)
-            doc.update(fields)
-            conn.execute(
-                UPDATE,
-                (
-                    encode(doc),
-                    doc["threadId"],
-                    doc["role"],
-                    doc["meta"]["tokens"],
-                    rowid,
-                ),
-            )
-            if "content" in fields:
+            old = decode(body)
+            doc = {**old, **fields}
+            # Only the index columns whose value changed (the others' b-trees
+            # are left alone), as one_store does.
+            changed = [(c, f(doc)) for c, f in INDEXED if f(doc) != f(old)]
+            sql = update_sql(tuple(c for c, _ in changed))
+            conn.execute(sql, (encode(doc), *(v for _, v in changed), rowid))
+            if self.search_index and doc["content"] != old["content"]:
                 conn.execute(UPDATE_FTS, (doc["content"], rowid))
             conn.execute("COMMIT")
         except BaseException:
@@ -191,9 +211,9 @@ class RawSqlite(Peer):
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            (rowid,) = conn.execute(ROWID, (key,)).fetchone()
-            conn.execute(DELETE_FTS, (rowid,))
-            conn.execute(DELETE, (rowid,))
+            (rowid,) = conn.execute(DELETE, (key,)).fetchone()
+            if self.search_index:
+                conn.execute(DELETE_FTS, (rowid,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -15,15 +15,22 @@ from typing import Any
 import sqlite_utils
 
 from benchmarks.peers.base import (
-    BULK_CHUNK,
     TEN_TABLES,
     Peer,
+    bulk_chunk,
     decode,
     encode,
     fts_query,
 )
 from benchmarks.peers.raw_sqlite import SEARCH
-from benchmarks.workload import EQ_LIMIT, LATEST_LIMIT, PAGE_SIZE, Doc, TokenRange
+from benchmarks.workload import (
+    EQ_LIMIT,
+    LATEST_LIMIT,
+    PAGE_SIZE,
+    SETTINGS,
+    Doc,
+    TokenRange,
+)
 
 COLUMNS = {
     "id": str,
@@ -39,7 +46,8 @@ SELECT = "id, creation_time, body"
 def _open(path: Path) -> sqlite_utils.Database:
     db = sqlite_utils.Database(path)
     db.enable_wal()
-    db.execute("PRAGMA synchronous=NORMAL")
+    for name, value in SETTINGS.pragmas().items():  # the same as every store
+        db.execute(f"PRAGMA {name}={value}")
     return db
 
 
@@ -49,7 +57,7 @@ def _ensure(db: sqlite_utils.Database, name: str) -> None:
     table.create_index(["creation_time"], if_not_exists=True)
     table.create_index(["thread_id", "creation_time"], if_not_exists=True)
     table.create_index(["role", "tokens", "creation_time"], if_not_exists=True)
-    if not db.table(f"{name}_fts").exists():
+    if SETTINGS.search and not db.table(f"{name}_fts").exists():
         db.execute(f"CREATE VIRTUAL TABLE {name}_fts USING fts5(content)")
 
 
@@ -94,13 +102,16 @@ class SqliteUtilsPeer(Peer):
 
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
-            records = [self._record(d) for d in docs[start : start + BULK_CHUNK]]
+        for start in range(0, len(docs), size := bulk_chunk()):
+            records = [self._record(d) for d in docs[start : start + size]]
             with self.db.atomic():
                 (first,) = self.db.execute(
                     "SELECT coalesce(max(rowid), 0) FROM messages"
                 ).fetchone()
                 self.table.insert_all(records, batch_size=1000)
+                if not SETTINGS.search:
+                    keys.extend(r["id"] for r in records)
+                    continue
                 self.db.execute(
                     "INSERT INTO messages_fts (rowid, content) SELECT rowid, "
                     "json_extract(body, '$.content') FROM messages WHERE rowid > ?",
@@ -113,23 +124,24 @@ class SqliteUtilsPeer(Peer):
         record = self._record(doc)
         with self.db.atomic():
             rowid = self.table.insert(record).last_rowid
-            self.fts.insert({"rowid": rowid, "content": doc["content"]})
+            if SETTINGS.search:
+                self.fts.insert({"rowid": rowid, "content": doc["content"]})
         return record["id"]
 
     def patch(self, key: Any, fields: Doc) -> None:
         with self.db.atomic():
             doc = decode(self.table.get(key)["body"])
             doc.update(fields)
+            # The columns the patch can change (a user knows thread_id stays).
             self.table.update(
                 key,
                 {
                     "body": encode(doc),
-                    "thread_id": doc["threadId"],
                     "role": doc["role"],
                     "tokens": doc["meta"]["tokens"],
                 },
             )
-            if "content" in fields:
+            if SETTINGS.search and "content" in fields:
                 (rowid,) = self.db.execute(
                     "SELECT rowid FROM messages WHERE id = ?", [key]
                 ).fetchone()
@@ -137,6 +149,9 @@ class SqliteUtilsPeer(Peer):
 
     def delete(self, key: Any) -> None:
         with self.db.atomic():
+            if not SETTINGS.search:
+                self.table.delete(key)
+                return
             row = next(self.table.rows_where("id = ?", [key], select="rowid"))
             self.fts.delete_where("rowid = ?", [row["rowid"]])
             self.table.delete(key)

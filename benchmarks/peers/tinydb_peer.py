@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from tinydb import Query, TinyDB
 from tinydb.table import Table
 
-from benchmarks.peers.base import BULK_CHUNK, TEN_TABLES, Peer
+from benchmarks.peers.base import TEN_TABLES, Peer, bulk_chunk
 from benchmarks.workload import EQ_LIMIT, LATEST_LIMIT, Doc, TokenRange
 
 Q = Query()
@@ -57,10 +57,9 @@ class TinyDBPeer(Peer):
 
     def bulk_insert(self, docs: Sequence[Doc]) -> list[Any]:
         keys: list[Any] = []
-        for start in range(0, len(docs), BULK_CHUNK):
+        for start in range(0, len(docs), size := bulk_chunk()):
             chunk = [
-                {**d, "_creationTime": self._now()}
-                for d in docs[start : start + BULK_CHUNK]
+                {**d, "_creationTime": self._now()} for d in docs[start : start + size]
             ]
             keys.extend(self.table.insert_multiple(chunk))
         return keys

@@ -13,7 +13,7 @@ as Convex's transaction id generator does.
 from __future__ import annotations
 
 import functools
-import operator
+import itertools
 import os
 import random
 from typing import Final, TypeAlias
@@ -53,14 +53,12 @@ def _read_varint(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-_WEIGHTS: Final = {n: tuple(range(n, 0, -1)) for n in range(1, 32)}
-
-
 def _fletcher16(data: bytes) -> int:
     # c0 = sum of bytes; c1 = sum of the running sums = sum((n - i) * byte_i),
-    # both mod 256: computed with C-level sums rather than a Python loop.
+    # both mod 256: C-level sums (itertools.accumulate makes the running sums)
+    # rather than a Python loop.
     c0 = sum(data) & 0xFF
-    c1 = int(sum(map(operator.mul, data, _WEIGHTS[len(data)]))) & 0xFF
+    c1 = sum(itertools.accumulate(data)) & 0xFF
     return (c1 << 8) | c0
 
 
@@ -78,20 +76,30 @@ def _b32encode(data: bytes) -> str:
     return "".join(pairs)[:chars]
 
 
-# Crockford digits -> the digits ``int(text, 32)`` reads (0-9, a-v), same values.
-_TO_INT32: Final = str.maketrans(ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+# Crockford digits -> the digits ``int(text, 32)`` reads (0-9, a-v), same values;
+# every other ASCII character -> "!", which int() refuses. So one translate and
+# one int() both check the alphabet and parse (int() alone would also take
+# letters outside it, signs, spaces and underscores; non-ASCII digits are turned
+# away by isascii() first).
+_TO_INT32: Final = str.maketrans(
+    {
+        **{chr(i): "!" for i in range(128)},
+        **dict(zip(ALPHABET, "0123456789abcdefghijklmnopqrstuv", strict=True)),
+    }
+)
 
 
 def _b32decode(text: str) -> bytes | None:
     # The text is one big base-32 number, MSB first: int() parses it in C (the
     # RFC 4648 decoder is a Python loop, ~4x slower; IDs are decoded on every
-    # v.id argument). The characters are checked first because int() would also
-    # take letters outside this alphabet, signs, spaces and underscores.
-    if not set(text) <= _ALPHABET_SET:
+    # v.id argument and every db.get).
+    if not text.isascii():
         return None
-    bits = 5 * len(text)
-    size, pad = divmod(bits, 8)
-    number = int(text.translate(_TO_INT32), 32)
+    try:
+        number = int(text.translate(_TO_INT32), 32)
+    except ValueError:
+        return None
+    size, pad = divmod(5 * len(text), 8)
     if number & ((1 << pad) - 1):
         return None  # non-canonical: padding bits set
     return (number >> pad).to_bytes(size, "big")

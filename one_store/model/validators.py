@@ -149,6 +149,18 @@ class Validator:
             yield from child.walk()
 
     @property
+    def holds_no_bytes(self) -> bool:
+        """Whether no valid value can contain bytes (no ``v.bytes()``, no ``v.any()``).
+
+        Such values are stored with the faster encoder
+        (:func:`one_store.model.values.dumps_plain`).
+        """
+        return self.derived(
+            "holds_no_bytes",
+            lambda top: all(k.kind not in ("bytes", "any") for k in top.walk()),
+        )
+
+    @property
     def max_nesting(self) -> int | None:
         """The deepest nesting a valid value can have (None: unbounded, e.g. v.any())."""
         if "max_nesting" not in self._memo:

@@ -33,6 +33,7 @@ from ..model.values import (
     check_value,
     convex_size,
     dumps,
+    dumps_plain,
     identifier_error,
     loads,
     nesting,
@@ -316,12 +317,14 @@ class DatabaseWriter(DatabaseReader):
             fields[key] = value
         schema = self._txn.schema
         definition = schema.tables.get(table) if schema else None
+        validated = False
         try:
             if (
                 definition is not None
                 and schema is not None
                 and schema.schema_validation
             ):
+                validated = True
                 checked = definition.document.check(fields, self._txn.resolve)
             else:
                 checked = check_value(fields)
@@ -344,7 +347,11 @@ class DatabaseWriter(DatabaseReader):
                 )
             )
         doc = {**system, **checked}
-        text = dumps(doc)
+        # A validator without bytes (or v.any()) lets the faster encoder write it.
+        plain = (
+            validated and definition is not None and definition.document.holds_no_bytes
+        )
+        text = dumps_plain(doc) if plain else dumps(doc)
         # Convex's size is at most 9 bytes per JSON character (a 1-char int is 9),
         # so small documents skip the exact walk; the text length stands in for it.
         size = len(text)

@@ -1,9 +1,8 @@
-"""CORS on ``/api/*``, answered as Convex's backend answers it.
+"""CORS for Convex's HTTP API: answers a browser's preflight, mirrors its origin.
 
-A request with an ``Origin`` gets that origin back, with credentials allowed; a
-preflight (``OPTIONS``) also gets the methods Convex lists, a day's ``max-age``
-and whatever headers it asked for (``Authorization`` included), so a browser
-page on another origin can call ``one-store serve`` with a token.
+Convex's HTTP API accepts calls from any origin (a web app's frontend calls
+``/api/query`` from its own origin), so the answer mirrors the request's
+``Origin`` with credentials allowed; HTTP actions set their own headers.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ CORS_METHODS: Final = "GET,POST,OPTIONS,PATCH,DELETE,PUT"
 
 
 def cors_headers(request: Request) -> dict[str, str]:
-    """The CORS headers of an answer to ``request`` (none without an ``Origin``)."""
+    """The headers that let ``request``'s origin read the answer (none without one)."""
     origin = request.headers.get("origin")
     if origin is None:
         return {}
@@ -29,7 +28,7 @@ def cors_headers(request: Request) -> dict[str, str]:
 
 
 def preflight(request: Request) -> Response:
-    """The answer to a CORS preflight (``OPTIONS``) on ``/api/*``."""
+    """The answer to a browser's ``OPTIONS`` preflight."""
     headers = cors_headers(request)
     if headers:
         headers["access-control-allow-methods"] = CORS_METHODS

@@ -58,7 +58,7 @@ from ..model.errors import (
 )
 from ..model.values import Value, b64, from_convex_json, to_convex_json
 from ..runtime.functions import FunctionSpec, normalize_path
-from ..runtime.router import NO_ROUTE, HttpRequest
+from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
 from . import files, logs
 from .auth import ADMIN_KEY_ENV, Caller, Gate
@@ -389,6 +389,10 @@ class Api:
         if request.method == "HEAD":
             return Response(b"", answer.status, headers=answer.headers)
         return Response(answer.content, answer.status, headers=answer.headers)
+
+    def run_http(self, spec: FunctionSpec[Any], request: HttpRequest) -> HttpResponse:
+        """Run an HTTP action anonymously (:func:`.http_actions.run_http_action`)."""
+        return run_http_action(self.store, spec, request, to_clean_json)
 
 
 def _public_url(request: Request) -> str:

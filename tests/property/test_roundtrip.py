@@ -23,6 +23,7 @@ from one_store import Store, define_schema, define_table, v
 from one_store.model.values import (
     check_value,
     dumps,
+    dumps_plain,
     from_convex_json,
     loads,
     to_convex_json,
@@ -114,6 +115,34 @@ def test_storage_text_decodes_as_the_stdlib_decodes_it(value):
         assert identical(loads(text), json.loads(text))
 
 
+def _without_bytes(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list):
+        return [_without_bytes(x) for x in value]
+    if isinstance(value, dict):
+        return {k: _without_bytes(x) for k, x in value.items()}
+    return value
+
+
+@given(convex_values().map(_without_bytes))
+@with_examples
+def test_the_plain_encoder_writes_what_dumps_writes(value):
+    # dumps_plain (pydantic-core) stores documents of tables whose validator has
+    # no v.bytes() / v.any(): for every such value it must write the very text
+    # dumps (the stdlib) writes, NaN and infinities tagged.
+    checked = check_value(_without_bytes(value))
+    assert dumps_plain(checked) == dumps(checked)
+    assert identical(loads(dumps_plain(checked)), checked)
+
+
+def test_the_plain_encoder_hands_what_it_cannot_write_to_dumps():
+    lone = {"s": chr(0xD800)}  # pydantic-core refuses it; the stdlib writes it
+    values: list[Any] = [{"a": math.nan}, {"t": "NaN and Infinity"}, {"b": [-math.inf]}]
+    for value in [*values, lone]:
+        assert dumps_plain(value) == dumps(value)
+
+
 def test_text_the_fast_parser_refuses_gets_the_stdlib_answer():
     # A lone surrogate cannot be UTF-8 encoded for the Rust parser; storage never
     # holds one (strings are checked), but loads() still answers as the stdlib.
@@ -171,3 +200,27 @@ def test_convex_encoded_json_never_uses_a_plain_number_for_an_int(value):
                 walk(item)
 
     walk(to_convex_json(value))
+
+
+def test_typed_tables_store_non_finite_floats_and_bytes_exactly():
+    # "plain" has no v.bytes(): its documents take the pydantic-core encoder;
+    # "blob" has one, so its documents take the tagging stdlib encoder.
+    schema = define_schema(
+        {
+            "plain": define_table({"f": v.float64(), "s": v.string()}),
+            "blob": define_table({"b": v.bytes()}),
+        }
+    )
+    with Store.memory(schema) as store:
+        for f in (math.nan, NEG_NAN, PAYLOAD_NAN, math.inf, -math.inf, -0.0, 1e16):
+            doc = {"f": f, "s": "NaN"}
+            assert identical(
+                {
+                    k: x
+                    for k, x in fetch(store, put(store, "plain", doc)).items()
+                    if not k.startswith("_")
+                },
+                doc,
+            )
+        for b in (b"", b"\x00\xff", b'"$bytes"'):
+            assert fetch(store, put(store, "blob", {"b": b}))["b"] == b

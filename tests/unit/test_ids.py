@@ -172,3 +172,33 @@ def test_seeded_generators_replay_and_unseeded_differ():
     gen = IdGenerator(seed=7)
     assert gen.new(10001, 0.0) != gen.new(10001, 0.0)
     assert IdGenerator().new(10001, 0.0) != IdGenerator().new(10001, 0.0)
+
+
+@given(
+    st.integers(min_value=1, max_value=2**28),
+    st.binary(min_size=16, max_size=16),
+    st.integers(min_value=0, max_value=36),
+    st.characters(codec="utf-8"),
+)
+def test_only_the_canonical_text_decodes(table, internal, position, char):
+    # The decoder checks the alphabet and parses in one translate + int(): any
+    # one-character change (a sign, a space, "_", a non-ASCII digit, a letter
+    # outside Crockford's alphabet, an uppercase letter) either breaks the
+    # checksum or is refused, exactly like Convex's strict decoder.
+    text = encode_id(table, internal)
+    position %= len(text)
+    mutated = text[:position] + char + text[position + 1 :]
+    if mutated == text:
+        assert decode_id(mutated) == (table, internal)
+        return
+    decoded = decode_id(mutated)
+    if decoded is not None:
+        # Only another canonical encoding can decode: it must re-encode to itself.
+        assert encode_id(*decoded) == mutated
+
+
+@pytest.mark.parametrize("char", ["٣", "_", " ", "+", "I", "L", "O", "U", "\u00e9"])
+def test_characters_int_would_take_are_refused(char):
+    text = encode_id(10001, bytes(16))
+    assert decode_id(char + text[1:]) is None
+    assert "base32" in str(id_error(char + text[1:]))

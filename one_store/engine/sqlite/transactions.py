@@ -41,6 +41,7 @@ class Transactional(Protocol):
 
     lock: threading.RLock
     connection: sqlite3.Connection
+    clock: CreationClock
 
     def refresh_layouts(self) -> None:
         """Re-read the table layouts if the file's schema changed."""
@@ -61,8 +62,15 @@ class WriteTransaction:
         storage = self._storage
         storage.lock.acquire()
         try:
-            storage.connection.execute("BEGIN IMMEDIATE")
-            storage.refresh_layouts()
+            c = storage.connection
+            c.execute("BEGIN IMMEDIATE")
+            # One PRAGMA data_version serves the write twice: the creation clock
+            # needs it for an insert, and when no other connection has committed
+            # since this connection's last write, the file's schema cannot have
+            # changed either (DDL is a commit), so the schema cookie is only
+            # read when it did. A write of one document costs one statement less.
+            if storage.clock.observe(c.execute("PRAGMA data_version").fetchone()[0]):
+                storage.refresh_layouts()
         except sqlite3.Error as e:
             storage.roll_back()
             storage.lock.release()
@@ -136,7 +144,20 @@ class CreationClock:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
         self.last = 0.0
-        self._data_version = -1
+        self._data_version = -1  # as of the last re-read of the newest times
+        self._write_version = -1  # as of the last write that began
+        self._version = -1  # of the write transaction now open
+
+    def observe(self, version: int) -> bool:
+        """Note the ``PRAGMA data_version`` of a write that just began.
+
+        Returns whether another connection committed since the last write began
+        here (then the caller re-reads the schema cookie).
+        """
+        self._version = version
+        moved = version != self._write_version
+        self._write_version = version
+        return moved
 
     def next(self, now_ms: float, tables: Iterable[str]) -> float:
         """Base ``_creationTime`` for a write transaction that just began.
@@ -149,7 +170,7 @@ class CreationClock:
         ``_one_store_meta``, written only when a delete may remove the newest).
         """
         c = self._connection
-        version = c.execute("PRAGMA data_version").fetchone()[0]
+        version = self._version  # read when the write began (observe)
         if version != self._data_version:
             self._data_version = version
             deleted = float(read_meta(c, "deleted_creation_time") or 0.0)
