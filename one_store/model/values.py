@@ -376,8 +376,10 @@ def dumps_plain(value: Value) -> str:
     """:func:`dumps` for a checked value its validator says holds no bytes.
 
     pydantic-core's encoder (1.3 us for a 350-byte message where the standard
-    library's takes 3.9) writes the same text as :func:`dumps` for every Convex
-    value but bytes, which it would write as a plain string: hence only for
+    library's takes 3.9) writes the same values as :func:`dumps` for every Convex
+    value but bytes, which it would write as a plain string (a float's text may
+    differ, e.g. ``0.00006103515625`` for ``6.103515625e-05``; it reads back to
+    the same bits): hence only for
     validators without ``v.bytes()`` or ``v.any()``. A non-finite float (written
     as a ``NaN``/``Infinity`` constant) or a lone surrogate sends the value to
     :func:`dumps`, which tags or refuses them as always.
