@@ -51,8 +51,6 @@ from starlette.routing import BaseRoute, Route
 
 from ..model.errors import (
     FunctionNotFound,
-    HandlerError,
-    OneStoreError,
     Problem,
     Rejected,
 )
@@ -66,6 +64,7 @@ from .cors import cors_headers, preflight
 from .http_actions import run_http_action
 from .sync import WEBSOCKETS, SyncHub
 from .sync import routes as sync_routes
+from .sync_subscriptions import run_call
 
 T = TypeVar("T")
 MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
@@ -310,20 +309,7 @@ class Api:
         query) raises ``OneStoreError`` in process; over HTTP it is the calling
         function's error, so it comes back as an error envelope like any other.
         """
-        arguments: Any = args
-        result: Result[Any, Problem]
-        store = store or self.store
-        with logs.capture() as lines:
-            try:
-                if spec.kind == "query":
-                    result = store.query(spec, arguments)
-                elif spec.kind == "mutation":
-                    result = store.mutation(spec, arguments)
-                else:
-                    result = store.action(spec, arguments)
-            except OneStoreError as e:
-                result = Failure(HandlerError(e, self.store.path_of(spec)))
-        return result, lines
+        return run_call(store or self.store, spec, args)
 
     async def call(self, request: Request, kind: str) -> Response:
         """``POST /api/query|mutation|action``."""
