@@ -237,6 +237,18 @@ def test_index_ranges_come_in_the_same_order_as_on_sqlite(
         load(lite, vals)
         assert positions(store, op, bound, order) == positions(lite, op, bound, order)
         assert pages(store, order) == pages(lite, order)
+        assert filtered(store, op or "eq", bound) == filtered(lite, op or "eq", bound)
+
+
+def filtered(store: Store, op: str, operand: Any) -> list[int]:
+    """Positions a ``.filter()`` comparison keeps (the engine prefilters or not)."""
+
+    def run(ctx: Any) -> list[int]:
+        q = ctx.db.query("t").filter(lambda f: getattr(f, op)(f.field("v"), operand))
+        return [d["i"] for d in q.collect()]
+
+    found: list[int] = store.run(run).unwrap()
+    return found
 
 
 def pages(store: Store, order: str) -> list[list[int]]:

@@ -46,7 +46,7 @@ from ..backend import (
     VectorScan,
 )
 from . import changes, connection, ddl, extras, scans, text_search, vector_tables
-from .layout import LAYOUT_VERSION, META, TABLES, PgTableLayout, quote
+from .layout import META, TABLES, PgTableLayout, quote
 from .transactions import ReadTransaction, WriteTransaction, commit_sql, write_begin_sql
 
 if TYPE_CHECKING:
@@ -142,21 +142,7 @@ class PgStorage:
             with self.read():
                 ddl.check_layout_version(self.meta("layout_version"))
             return
-        c.execute(
-            f"BEGIN; SET LOCAL lock_timeout = {self._timeout_ms()}; "
-            f"SELECT pg_advisory_xact_lock({self._lock_key})"
-        )
-        try:
-            ddl.create_bookkeeping(c)
-            version = self.meta("layout_version")
-            if version is None:
-                self.set_meta("layout_version", str(LAYOUT_VERSION))
-            ddl.check_layout_version(version)
-            c.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                c.execute("ROLLBACK")
-            raise
+        ddl.bootstrap(c, self._lock_key, self._timeout_ms())
         with self.read():
             pass  # loads the layouts
 
@@ -418,18 +404,7 @@ class PgStorage:
         if previous is None and (layout.side or self._log is not None):
             stored = self.get_text(layout, doc_id)
             previous = None if stored is None else loads(stored)
-        if previous is None:
-            positions = tuple(range(3, 3 + len(layout.key_fns)))
-            values = layout.keys(doc)
-        else:
-            new_keys, old_keys = layout.keys(doc), layout.keys(previous)
-            changed = [
-                i
-                for i, (a, b) in enumerate(zip(new_keys, old_keys, strict=True))
-                if a != b
-            ]
-            positions = tuple(3 + i for i in changed)
-            values = [new_keys[i] for i in changed]
+        positions, values = layout.changed_keys(doc, previous)
         c.execute(
             layout.partial_update_sql(positions),
             (dumps(doc) if text is None else text, *values, doc_id),
