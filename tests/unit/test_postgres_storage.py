@@ -504,3 +504,15 @@ def test_search_and_vector_indexes_are_kept_by_every_write(dsn: str) -> None:
             "deploy failed",
         ]
         assert store.action(nearest, {}).unwrap() == [ids[1], ids[0]]
+
+
+def test_a_cleared_table_reruns_the_watches_that_read_it(
+    dsn: str, store: Store
+) -> None:
+    store.run(lambda ctx: ctx.db.insert("t", {"i": 4})).unwrap()
+    with Store.open(dsn) as other, store.watch(newest) as w:
+        assert w.result.unwrap() == [4]
+        updates = w.updates(timeout=10.0)
+        with other.storage.write():
+            other.storage.clear("t")
+        assert next(updates).unwrap() == []

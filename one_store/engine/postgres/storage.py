@@ -547,9 +547,8 @@ class PgStorage:
         if layout is None:
             return
         c = self.connection
-        if self._log is not None:  # log each document, as deletes would
-            for doc_id, body in list(self.rows(table)):
-                self._log.record(c, layout, doc_id, loads(body), None)
+        if self._log is not None:
+            self._log.cleared(c, layout)
         c.execute(f"DELETE FROM {quote(table)}")
         if layout.search_indexes:
             text_search.clear(c, layout)
