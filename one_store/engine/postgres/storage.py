@@ -95,6 +95,7 @@ class PgStorage:
         self._last = 0.0  # the newest _creationTime handed out, as known here
         self._newest: float | None = None  # handed out by the open write
         self._listener: changes.Listener | None = None
+        self._listening = threading.Lock()
         self.vectors = vector_tables.VectorCaches()  # vector indexes, in memory
         try:
             self._connection = connection.connect(dsn, busy_timeout)
@@ -461,8 +462,8 @@ class PgStorage:
             return None if self._log is None else self._log.recent_after(after)
 
     def data_version(self) -> int:
-        """Moves when any process commits logged changes (``LISTEN``)."""
-        with self.lock:
+        """Moves when any process commits logged changes (``LISTEN``; no transaction)."""
+        with self._listening:  # not the storage's lock: a long write never delays it
             if self._listener is None:
                 self._listener = changes.Listener(
                     self.dsn, self._channel, self.busy_timeout
@@ -564,7 +565,7 @@ class PgStorage:
 
     def close(self) -> None:
         """Close the connections."""
-        with self.lock:
+        with self.lock, self._listening:
             if self._listener is not None:
                 self._listener.close()
             with contextlib.suppress(Exception):
