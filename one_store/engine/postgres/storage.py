@@ -96,6 +96,7 @@ class PgStorage:
         self._newest: float | None = None  # handed out by the open write
         self._listener: changes.Listener | None = None
         self._listening = threading.Lock()
+        self._closed = False
         self.vectors = vector_tables.VectorCaches()  # vector indexes, in memory
         try:
             self._connection = connection.connect(dsn, busy_timeout)
@@ -464,6 +465,8 @@ class PgStorage:
     def data_version(self) -> int:
         """Moves when any process commits logged changes (``LISTEN``; no transaction)."""
         with self._listening:  # not the storage's lock: a long write never delays it
+            if self._closed:
+                raise StorageFailure(StorageError(f"{self.location!r} is closed"))
             if self._listener is None:
                 self._listener = changes.Listener(
                     self.dsn, self._channel, self.busy_timeout
@@ -566,8 +569,10 @@ class PgStorage:
     def close(self) -> None:
         """Close the connections."""
         with self.lock, self._listening:
+            self._closed = True
             if self._listener is not None:
                 self._listener.close()
+                self._listener = None
             with contextlib.suppress(Exception):
                 self.blobs.close()
             self._connection.close()
