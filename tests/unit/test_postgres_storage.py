@@ -516,3 +516,19 @@ def test_a_cleared_table_reruns_the_watches_that_read_it(
         with other.storage.write():
             other.storage.clear("t")
         assert next(updates).unwrap() == []
+
+
+def test_a_connection_lost_between_calls_is_replaced_without_a_failure(
+    dsn: str, store: Store
+) -> None:
+    import psycopg
+
+    pid = store.storage.connection.info.backend_pid
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert store.run(lambda ctx: ctx.db.insert("t", {"i": 1})).unwrap()
+    second_pid = store.storage.connection.info.backend_pid
+    assert second_pid != pid
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (second_pid,))
+    assert store.read(lambda ctx: len(ctx.db.query("t").collect())).unwrap() == 1
