@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, settings
 from one_store import Store, define_schema, define_table, v
 from one_store.testing import FakeClock
 
-# The reliability suite's --crash-runs option (pytest reads options only from plugins).
-pytest_plugins = ["tests.reliability.options"]
+# The reliability suite's --crash-runs option (pytest reads options only from plugins);
+# the PostgreSQL server and per-test schemas of the PostgreSQL engine's tests.
+pytest_plugins = ["tests.reliability.options", "tests.postgres_server"]
 
 settings.register_profile(
     "default",
