@@ -414,6 +414,11 @@ class Backend(Scanner, Protocol):
     # ------------------------------------------------------------ tables and schema
 
     readonly: bool
+    # Where the data is, for messages: a file's path, or a DSN without its password.
+    location: str
+    # Whether other connections (processes, machines) may write the same tables,
+    # so watches must follow them (False only for a private memory database).
+    follows_others: bool
 
     @property
     def blobs(self) -> BlobStore:

@@ -121,7 +121,8 @@ def files_store(tmp_path: Path, clock: FakeClock):
 
 
 def body_names(store: Store) -> list[str]:
-    return store.storage.blobs.names()
+    names: list[str] = store.storage.blobs.names()
+    return names
 
 
 def test_a_stored_file_has_convex_metadata(files_store):

@@ -51,9 +51,10 @@ def test_pack_indexes_exactly_dimensions_finite_floats(value, packed):
 
 
 def rows(store: Store) -> list[tuple[Any, ...]]:
-    return store.storage.connection.execute(
+    found: list[tuple[Any, ...]] = store.storage.connection.execute(
         f"SELECT doc, seq, id, vector IS NOT NULL, f0 FROM {TABLE} ORDER BY doc"
     ).fetchall()
+    return found
 
 
 def test_writes_keep_the_table_in_step_and_seq_grows():

@@ -98,10 +98,11 @@ class Storage:
             raise ValueError(
                 f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
             )
-        self.path = str(path)
+        self.location = self.path = str(path)  # location: as every engine says it
         if readonly and self.path == ":memory:":
             raise ValueError("readonly=True needs a file; a new memory store is empty")
         self.readonly = readonly
+        self.follows_others = self.path != ":memory:"  # others can open the file
         self.lock = threading.RLock()
         self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
         self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
@@ -595,6 +596,5 @@ def _any() -> Any:
     return v.any()
 
 
-# Checked by mypy: Storage implements every method of the Backend protocol with
-# compatible signatures, so the protocol and the engine cannot drift apart.
+# Checked by mypy: Storage implements the Backend protocol (they cannot drift apart).
 _IMPLEMENTS: type[Backend] = Storage
