@@ -2,10 +2,14 @@
 
 Every test that opens a store runs once per selected engine (ids ``[sqlite]`` and
 ``[postgresql]``): a test that asks for one of :data:`STORE_FIXTURES`, or whose module
-uses ``Store``. On ``postgresql``, ``Store.memory(...)`` opens a fresh schema of the
+calls ``Store.memory(``. On ``postgresql``, ``Store.memory(...)`` opens a fresh schema of the
 throwaway server of :mod:`one_store.testing.postgres` instead of a SQLite memory
 database (``Store.open(dsn, ...)`` with the same arguments), so the tests need no
-change; the schema is dropped when the test ends.
+change; the schema is dropped when the test ends. A test that opens a store by
+where it lives (``Store.open(target)`` twice, child processes, the CLI) asks
+:func:`store_target` for the place: a file under ``tmp_path`` on SQLite, a fresh
+schema's DSN on PostgreSQL. A test that opens a SQLite file by its path stays on
+SQLite.
 
 A test about SQLite itself (the file, its pragmas, WAL, the ``sqlite3`` shell) says
 so with ``@pytest.mark.sqlite_only("why")`` and runs on SQLite only; under
@@ -15,15 +19,19 @@ so with ``@pytest.mark.sqlite_only("why")`` and runs on SQLite only; under
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 ENGINES = ("sqlite", "postgresql")
 # Fixtures that hand out a store of the engine under test (tests/conftest.py, tests/apps).
-STORE_FIXTURES = frozenset({"store", "one", "chat"})
+STORE_FIXTURES = frozenset({"store", "one", "chat", "store_target"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,7 +59,12 @@ def selected(config: pytest.Config) -> tuple[str, ...]:
 def opens_stores(metafunc: pytest.Metafunc) -> bool:
     if STORE_FIXTURES & set(metafunc.fixturenames):
         return True
-    return "Store" in vars(metafunc.module)
+    return "Store.memory(" in module_source(metafunc.module)
+
+
+@functools.cache
+def module_source(module: ModuleType) -> str:
+    return inspect.getsource(module)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -121,4 +134,31 @@ def postgres_memory() -> Iterator[list[str]]:
         for store in opened:
             store.close()
         for dsn in made:
+            cluster.drop(dsn)
+
+
+@pytest.fixture
+def store_target(engine: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``target(name)``: where a store named ``name`` lives on the engine under test.
+
+    SQLite: the file ``tmp_path / name``; PostgreSQL: a fresh schema's DSN. The same
+    name gives the same place for the whole test (reopen it, hand it to a child).
+    """
+    places: dict[str, str] = {}
+    if engine == "sqlite":
+        yield lambda name: places.setdefault(name, str(tmp_path / name))
+        return
+    from one_store.testing.postgres import postgres_cluster
+
+    cluster = postgres_cluster()
+
+    def target(name: str) -> str:
+        if name not in places:
+            places[name] = cluster.database()
+        return places[name]
+
+    try:
+        yield target
+    finally:
+        for dsn in places.values():
             cluster.drop(dsn)
