@@ -1,4 +1,4 @@
-"""Tests for one_store.engine.postgres.search on a real PostgreSQL server.
+"""Tests for one_store.engine.postgres.text_search on a real PostgreSQL server.
 
 Convex's semantics (convex-backend ``crates/search``, ``search_query.rs``): any of
 the terms, the last also as a prefix; filters by equality (type-strict, missing
@@ -12,17 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from attrs import field, frozen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from one_store import UNSET, Store, define_schema, define_table, v
 from one_store.engine.backend import SearchScan
-from one_store.engine.postgres import search
-from one_store.engine.postgres.layout import quote
-from one_store.engine.postgres.side_tables import SearchSide, search_table
+from one_store.engine.postgres import text_search
+from one_store.engine.postgres.side_tables import SearchSide, pg_name, quote
 from one_store.engine.search import search_entry_matches, search_terms
 from one_store.model.keys import sort_key
-from one_store.model.schema import SearchIndex
+from one_store.model.schema import Index, SearchIndex, VectorIndex
 from one_store.model.values import dumps, loads
 from tests.postgres_server import connect
 
@@ -36,35 +36,36 @@ SCHEMA = define_schema(
 )
 
 
-def make_tables(
-    connection: Any, table: str = "posts", index: SearchIndex = INDEX
-) -> None:
+@frozen
+class Table:
+    """A ``TableInfo`` for the tests (the engine's own comes with its Storage)."""
+
+    name: str
+    number: int = 10001
+    indexes: dict[str, Index] = field(factory=dict)
+    search_indexes: dict[str, SearchIndex] = field(factory=lambda: {INDEX.name: INDEX})
+    vector_indexes: dict[str, VectorIndex] = field(factory=dict)
+
+
+POSTS = Table("posts")
+
+
+def make_tables(connection: Any, table: Table = POSTS) -> None:
     connection.execute(
-        f'CREATE TABLE {quote(table)} (_id text COLLATE "C" PRIMARY KEY, '
+        f'CREATE TABLE {quote(table.name)} (_id text COLLATE "C" PRIMARY KEY, '
         '"_creationTime" double precision NOT NULL, _body text NOT NULL)'
     )
-    search.create(connection, table, index)
+    for side in text_search.sides(table):
+        text_search.create(connection, side)
 
 
-def put(
-    connection: Any,
-    *docs: dict[str, Any],
-    table: str = "posts",
-    index: SearchIndex = INDEX,
-) -> None:
+def put(connection: Any, *docs: dict[str, Any], table: Table = POSTS) -> None:
     for doc in docs:
         connection.execute(
-            f"INSERT INTO {quote(table)} VALUES (%s, %s, %s)",
+            f"INSERT INTO {quote(table.name)} VALUES (%s, %s, %s)",
             (doc["_id"], doc["_creationTime"], dumps(doc)),
         )
-        search.write(connection, table, index, doc["_id"], None, doc)
-
-
-def change(
-    connection: Any, old: dict[str, Any] | None, new: dict[str, Any] | None
-) -> None:
-    doc_id = (old or new or {})["_id"]
-    search.write(connection, "posts", INDEX, doc_id, old, new)
+        text_search.index_document(connection, table, doc)
 
 
 def doc(
@@ -84,7 +85,9 @@ def scan(text: str, **eqs: object) -> SearchScan:
 
 
 def ids(connection: Any, s: SearchScan, limit: int = 1024) -> list[str]:
-    return [loads(body)["_id"] for body, _ in search.search_rows(connection, s, limit)]
+    return [
+        loads(body)["_id"] for body, _ in text_search.search_rows(connection, s, limit)
+    ]
 
 
 @pytest.fixture
@@ -145,7 +148,7 @@ def test_ties_go_newest_first_then_by_id(posts: Any) -> None:
         doc(4, "same words", created=6.0),
     )
     assert ids(posts, scan("same")) == ["id0002", "id0003", "id0004", "id0001"]
-    keys = [key for _, key in search.search_rows(posts, scan("same"), 10)]
+    keys = [key for _, key in text_search.search_rows(posts, scan("same"), 10)]
     assert keys == sorted(keys)  # the keys are in result order
 
 
@@ -177,30 +180,30 @@ def test_ts_rank_weighs_length_more_than_bm25_does(posts: Any) -> None:
 def test_limits_and_top(posts: Any) -> None:
     put(posts, *(doc(n, f"word{n % 3} common") for n in range(40)))
     assert len(ids(posts, scan("common"), limit=25)) == 25
-    top = search.search_top(posts, scan("common"), 5, 1024)
-    full = list(search.search_rows(posts, scan("common"), 1024))
+    top = text_search.search_top(posts, scan("common"), 5, 1024)
+    full = list(text_search.search_rows(posts, scan("common"), 1024))
     assert top == full[:5]
-    assert search.search_top(posts, scan("zebra"), 5, 1024) == []
+    assert text_search.search_top(posts, scan("zebra"), 5, 1024) == []
 
 
 def test_writes_keep_the_index_in_step(posts: Any) -> None:
     old = doc(1, "red apple", "a")
     put(posts, old, doc(2, "green apple", "a"))
     new = {**old, "body": "blue sky"}
-    change(posts, old, new)
+    text_search.reindex_document(posts, POSTS, old, new)
     assert ids(posts, scan("red")) == []
     assert ids(posts, scan("sky")) == ["id0001"]
     moved = {**new, "channel": "b"}
-    change(posts, new, moved)
+    text_search.reindex_document(posts, POSTS, new, moved)
     assert ids(posts, scan("sky", channel="b")) == ["id0001"]
     no_text = {**moved, "body": 5}
-    change(posts, moved, no_text)
+    text_search.reindex_document(posts, POSTS, moved, no_text)
     assert ids(posts, scan("sky")) == []
-    change(posts, doc(2, "green apple", "a"), None)
+    text_search.unindex_document(posts, POSTS, "id0002")
     assert ids(posts, scan("apple")) == []
-    search.clear(posts, "posts", INDEX)
+    text_search.clear(posts, POSTS)
     (count,) = posts.execute(
-        f"SELECT count(*) FROM {quote(search_table('posts', 'search_body'))}"
+        f"SELECT count(*) FROM {quote(pg_name('posts$search$search_body'))}"
     ).fetchone()
     assert count == 0
 
@@ -218,15 +221,36 @@ def test_a_rolled_back_write_leaves_no_entry(postgres_dsn: str, pg_schema: str) 
 
 def test_long_names_get_distinct_tables(pg: Any) -> None:
     long = "t" * 60
-    other = SearchIndex("search_bodz", "body")
-    names = {search.side(long, i).name for i in (INDEX, other)}
+    a = Table(long, search_indexes={"search_body": INDEX})
+    b = Table(long, search_indexes={"search_bodz": SearchIndex("search_bodz", "body")})
+    names = {s.name for t in (a, b) for s in text_search.sides(t)}
     assert len(names) == 2
     assert all(len(n.encode()) <= 63 for n in names)
-    make_tables(pg, long)
-    search.create(pg, long, other)
-    put(pg, doc(1, "hello"), table=long)
+    make_tables(pg, a)
+    for side in text_search.sides(b):
+        text_search.create(pg, side)
+    put(pg, doc(1, "hello"), table=a)
     s = SearchScan(long, "search_body", ("hello",))
-    assert [loads(b)["_id"] for b, _ in search.search_rows(pg, s, 10)] == ["id0001"]
+    assert [loads(b)["_id"] for b, _ in text_search.search_rows(pg, s, 10)] == [
+        "id0001"
+    ]
+
+
+def test_backfill_indexes_stored_documents(pg: Any) -> None:
+    side = SearchSide.build("posts", INDEX)
+    docs = [doc(1, "alpha"), doc(2, 7), doc(3, "beta alpha")]
+    pg.execute(
+        f'CREATE TABLE {quote("posts")} (_id text COLLATE "C" PRIMARY KEY, '
+        '"_creationTime" double precision, _body text)'
+    )
+    for d in docs:
+        pg.execute(
+            "INSERT INTO posts VALUES (%s, %s, %s)",
+            (d["_id"], d["_creationTime"], dumps(d)),
+        )
+    text_search.create(pg, side)
+    assert text_search.backfill(pg, side, [dumps(d) for d in docs]) == 2
+    assert sorted(ids(pg, scan("alpha"))) == ["id0001", "id0003"]
 
 
 WORDS = ["cat", "car", "cart", "dog", "do", "fish", "Cat", "ünï"]
@@ -256,7 +280,7 @@ WORDS = ["cat", "car", "cart", "dog", "do", "fish", "Cat", "ünï"]
 def test_matches_equal_the_sqlite_engine(
     posts: Any, bodies: list[tuple[object, object]], query: str, channel: object
 ) -> None:
-    posts.execute("TRUNCATE posts, " + quote(search_table("posts", "search_body")))
+    posts.execute("TRUNCATE posts, " + quote(pg_name("posts$search$search_body")))
     with Store.memory(SCHEMA, seed=0) as store:
         rows = [
             {"body": body, **({} if ch is UNSET else {"channel": ch})}

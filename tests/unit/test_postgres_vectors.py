@@ -1,4 +1,4 @@
-"""Tests for one_store.engine.postgres.vectors on a real PostgreSQL server.
+"""Tests for one_store.engine.postgres.vector_tables on a real PostgreSQL server.
 
 The table of a vector index is kept in the document's transaction (``seq`` grows,
 a delete leaves a tombstone, a rollback leaves nothing), other connections'
@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 
 from one_store import UNSET, Store, define_schema, define_table, v
 from one_store.engine.backend import VectorScan
-from one_store.engine.postgres import vectors
-from one_store.engine.postgres.layout import quote
-from one_store.engine.postgres.side_tables import VectorSide
+from one_store.engine.postgres import vector_tables
+from one_store.engine.postgres.side_tables import VectorSide, quote
 from one_store.model.errors import ProblemError
 from one_store.model.schema import Index, SearchIndex, VectorIndex
 from tests.postgres_server import connect
@@ -59,14 +58,6 @@ def doc(n: int, e: object = UNSET, tag: object = UNSET) -> dict[str, Any]:
     return d
 
 
-def insert(connection: Any, d: dict[str, Any]) -> None:
-    vectors.write(connection, "docs", INDEX, d["_id"], None, d)
-
-
-def update(connection: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
-    vectors.write(connection, "docs", INDEX, new["_id"], old, new)
-
-
 def rows(connection: Any) -> Any:
     return connection.execute(
         f"SELECT id, seq, vector IS NOT NULL, f0 FROM {quote(SIDE.name)} ORDER BY id"
@@ -74,7 +65,7 @@ def rows(connection: Any) -> Any:
 
 
 def search(
-    caches: vectors.VectorCaches,
+    caches: vector_tables.VectorCaches,
     connection: Any,
     vector: list[float],
     limit: int = 10,
@@ -86,42 +77,42 @@ def search(
 
 @pytest.fixture
 def docs(pg: Any) -> Any:
-    vectors.create(pg, "docs", INDEX)
+    vector_tables.create(pg, SIDE)
     return pg
 
 
 def test_writes_keep_the_table_in_step_and_seq_grows(docs: Any) -> None:
     a, b = doc(1, [1.0, 0.0, 0.0]), doc(2, [1.0])
-    insert(docs, a)
-    insert(docs, b)  # wrong length: not indexed
+    vector_tables.index_document(docs, DOCS, a)
+    vector_tables.index_document(docs, DOCS, b)  # wrong length: not indexed
     assert [(r[0], r[1], r[2]) for r in rows(docs)] == [("id0001", 1, True)]
     b2 = {**b, "e": [0.0, 1.0, 0.0]}
-    update(docs, b, b2)
+    vector_tables.reindex_document(docs, DOCS, b, b2)
     assert [(r[0], r[1]) for r in rows(docs)] == [("id0001", 1), ("id0002", 2)]
-    update(docs, a, {**a, "other": 1})
+    vector_tables.reindex_document(docs, DOCS, a, {**a, "other": 1})
     assert [r[1] for r in rows(docs)] == [1, 2]  # the same entry: untouched
-    update(docs, a, {**a, "tag": "x"})
+    vector_tables.reindex_document(docs, DOCS, a, {**a, "tag": "x"})
     assert rows(docs)[0][1] == 3
-    vectors.write(docs, "docs", INDEX, "id0001", {"_id": "id0001"}, None)
+    vector_tables.unindex_document(docs, DOCS, "id0001")
     tombstone = rows(docs)[0]
     assert tombstone[2] is False  # vector NULL: readers learn of the delete
     assert tombstone[1] == 4
-    update(docs, b2, {**b2, "e": None})
+    vector_tables.reindex_document(docs, DOCS, b2, {**b2, "e": None})
     assert rows(docs)[1][2] is False  # no longer a vector: a tombstone too
-    vectors.clear(docs, "docs", INDEX)
+    vector_tables.clear(docs, DOCS)
     assert all(not r[2] for r in rows(docs))
 
 
 def test_search_follows_writes_and_deletes(docs: Any) -> None:
-    caches = vectors.VectorCaches()
+    caches = vector_tables.VectorCaches()
     assert search(caches, docs, [1.0, 0.0, 0.0]) == []
-    insert(docs, doc(1, [1.0, 0.0, 0.0], "a"))
-    insert(docs, doc(2, [0.0, 1.0, 0.0], "b"))
+    vector_tables.index_document(docs, DOCS, doc(1, [1.0, 0.0, 0.0], "a"))
+    vector_tables.index_document(docs, DOCS, doc(2, [0.0, 1.0, 0.0], "b"))
     hits = search(caches, docs, [1.0, 0.1, 0.0])
     assert [h[0] for h in hits] == ["id0001", "id0002"]
     assert hits[0][1] == pytest.approx(1 / math.sqrt(1.01))
     assert search(caches, docs, [1.0, 0.0, 0.0], 10, ("tag", "b")) == [("id0002", 0.0)]
-    vectors.write(docs, "docs", INDEX, "id0001", {"_id": "id0001"}, None)
+    vector_tables.unindex_document(docs, DOCS, "id0001")
     assert [h[0] for h in search(caches, docs, [1.0, 0.0, 0.0])] == ["id0002"]
     assert len(caches.matrix("docs", "by_e") or ()) == 1
 
@@ -129,11 +120,11 @@ def test_search_follows_writes_and_deletes(docs: Any) -> None:
 def test_another_connections_commit_is_seen(
     docs: Any, postgres_dsn: str, pg_schema: str
 ) -> None:
-    caches = vectors.VectorCaches()
-    insert(docs, doc(1, [1.0, 0.0, 0.0]))
+    caches = vector_tables.VectorCaches()
+    vector_tables.index_document(docs, DOCS, doc(1, [1.0, 0.0, 0.0]))
     assert len(search(caches, docs, [1.0, 0.0, 0.0])) == 1
     with connect(postgres_dsn, pg_schema) as other:
-        insert(other, doc(2, [0.0, 0.0, 1.0]))
+        vector_tables.index_document(other, DOCS, doc(2, [0.0, 0.0, 1.0]))
         assert len(search(caches, docs, [1.0, 0.0, 0.0])) == 1  # not committed
         other.commit()
     assert len(search(caches, docs, [1.0, 0.0, 0.0])) == 2
@@ -142,33 +133,41 @@ def test_another_connections_commit_is_seen(
 def test_a_rolled_back_write_leaves_the_table_as_it_was(
     docs: Any, postgres_dsn: str, pg_schema: str
 ) -> None:
-    insert(docs, doc(1, [1.0, 0.0, 0.0]))
+    vector_tables.index_document(docs, DOCS, doc(1, [1.0, 0.0, 0.0]))
     before = rows(docs)
     with connect(postgres_dsn, pg_schema) as c:
-        insert(c, doc(2, [1.0, 0.0, 0.0]))
-        vectors.write(c, "docs", INDEX, "id0001", {"_id": "id0001"}, None)
+        vector_tables.index_document(c, DOCS, doc(2, [1.0, 0.0, 0.0]))
+        vector_tables.unindex_document(c, DOCS, "id0001")
         c.rollback()
     assert rows(docs) == before
 
 
 def test_a_remade_table_starts_the_cache_over(docs: Any) -> None:
-    caches = vectors.VectorCaches()
-    insert(docs, doc(1, [1.0, 0.0, 0.0]))
+    caches = vector_tables.VectorCaches()
+    vector_tables.index_document(docs, DOCS, doc(1, [1.0, 0.0, 0.0]))
     assert len(search(caches, docs, [1.0, 0.0, 0.0])) == 1
-    vectors.drop(docs, "docs", INDEX)
-    vectors.create(docs, "docs", INDEX)
-    insert(docs, doc(2, [0.0, 1.0, 0.0]))
+    vector_tables.drop(docs, SIDE)
+    vector_tables.create(docs, SIDE)
+    vector_tables.index_document(docs, DOCS, doc(2, [0.0, 1.0, 0.0]))
     assert [h[0] for h in search(caches, docs, [1.0, 0.0, 0.0])] == ["id0002"]
 
 
 def test_bad_scans_are_refused_as_on_sqlite(docs: Any) -> None:
-    caches = vectors.VectorCaches()
+    caches = vector_tables.VectorCaches()
     with pytest.raises(ProblemError, match="IndexNotFoundError"):
         caches.search(docs, DOCS, VectorScan("docs", "nope", (1.0,) * 3, 10))
     with pytest.raises(ProblemError, match="IndexNotFoundError"):
         caches.search(docs, None, VectorScan("docs", "by_e", (1.0,) * 3, 10))
     with pytest.raises(ProblemError, match="VectorDimensionsMismatch"):
         search(caches, docs, [1.0, 0.0])
+
+
+def test_backfill_indexes_stored_documents(pg: Any) -> None:
+    from one_store.model.values import dumps
+
+    vector_tables.create(pg, SIDE)
+    bodies = [dumps(doc(1, [1.0, 2.0, 3.0])), dumps(doc(2, [1, 2, 3])), dumps(doc(3))]
+    assert vector_tables.backfill(pg, SIDE, bodies) == 1
 
 
 COMPONENT = st.sampled_from([0.0, 1.0, -1.0, 0.5, 2.0, -0.0])
@@ -181,7 +180,7 @@ VECTOR = st.lists(COMPONENT, min_size=3, max_size=3)
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    entries=st.lists(
+    vectors=st.lists(
         st.tuples(
             st.one_of(VECTOR, st.just([1.0, 2.0]), st.none()),
             st.sampled_from(["a", "b", 1, UNSET]),
@@ -195,7 +194,7 @@ VECTOR = st.lists(COMPONENT, min_size=3, max_size=3)
 )
 def test_results_equal_the_sqlite_engine(
     docs: Any,
-    entries: list[tuple[Any, object]],
+    vectors: list[tuple[Any, object]],
     deleted: set[int],
     query: list[float],
     limit: int,
@@ -211,7 +210,7 @@ def test_results_equal_the_sqlite_engine(
                 **({} if e is None else {"e": e}),
                 **({} if tag is UNSET else {"tag": tag}),
             }
-            for e, tag in entries
+            for e, tag in vectors
         ]
         ids = store.run(lambda ctx: [ctx.db.insert("docs", d) for d in made]).unwrap()
         stored = store.run(lambda ctx: ctx.db.query("docs").collect()).unwrap()
@@ -224,10 +223,10 @@ def test_results_equal_the_sqlite_engine(
 
         store.run(remove).unwrap()
         after = store.storage.vector_search(scan)
-    caches = vectors.VectorCaches()
+    caches = vector_tables.VectorCaches()
     for d in stored:
-        insert(docs, d)
+        vector_tables.index_document(docs, DOCS, d)
     assert caches.search(docs, DOCS, scan) == before
     for doc_id in gone:  # applied incrementally to the cached matrix
-        vectors.write(docs, "docs", INDEX, doc_id, {"_id": doc_id}, None)
+        vector_tables.unindex_document(docs, DOCS, doc_id)
     assert caches.search(docs, DOCS, scan) == after

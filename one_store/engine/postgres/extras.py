@@ -40,7 +40,7 @@ from ...model.errors import StorageError, StorageFailure
 if TYPE_CHECKING:
     from ...model.schema import Schema
     from ...model.values import Document
-    from ..backend import BlobStore, PendingBlob, Row, Rows, SearchScan, VectorScan
+    from ..backend import BlobStore, PendingBlob, Rows, SearchScan, VectorScan
     from .layout import PgTableLayout, SideIndex
 
 _WHAT = {
@@ -80,11 +80,6 @@ class SearchModule(SideModule, Protocol):
 
     def search_rows(self, connection: Any, scan: SearchScan, max_results: int) -> Rows:
         """The first ``max_results`` matches, in Convex's order."""
-
-    def search_top(
-        self, connection: Any, scan: SearchScan, n: int, max_results: int
-    ) -> list[Row] | None:
-        """The first ``n`` matches, reading only their documents."""
 
 
 class VectorModule(SideModule, Protocol):

@@ -2,8 +2,8 @@
 
 Each search index and each vector index of a table keeps its entries in a table
 of its own, written in the document's transaction (see
-:mod:`one_store.engine.postgres.search` and
-:mod:`one_store.engine.postgres.vectors`). This module names those tables
+:mod:`one_store.engine.postgres.text_search` and
+:mod:`one_store.engine.postgres.vector_tables`). This module names those tables
 and computes a document's entry in each, the same entries the SQLite engine
 keeps (so the change log's search entries are the same bytes on both engines):
 
@@ -15,13 +15,15 @@ keeps (so the change log's search entries are the same bytes on both engines):
   of the filter fields; a document whose field is not an array of exactly
   ``dimensions`` finite floats has none (Convex's ``QdrantSchema::index``).
 
-Names longer than PostgreSQL's 63 bytes are shortened with a hash
-(:func:`one_store.engine.postgres.layout.ident`), so two long names never
-silently become the same table.
+PostgreSQL cuts identifiers at 63 bytes (``NAMEDATALEN - 1``) with only a
+NOTICE, so two long names could silently become the same table:
+:func:`pg_name` keeps a name that fits and otherwise ends a shortened one with
+a hash of the whole name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 from array import array
@@ -34,19 +36,34 @@ from ...model.schema import SearchIndex, VectorIndex
 from ...model.values import get_path
 from ..backend import SearchEntry
 from ..search import search_tokens
-from .layout import ident
 
+MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1
 _SWAP = sys.byteorder != "little"
+
+
+def pg_name(name: str) -> str:
+    """``name`` as a PostgreSQL identifier: itself when it fits, else cut and hashed."""
+    raw = name.encode("utf-8")
+    if len(raw) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    head = raw[: MAX_IDENTIFIER - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}~{digest}"
+
+
+def quote(name: str) -> str:
+    """Quote an identifier (after :func:`pg_name`)."""
+    return '"' + pg_name(name).replace('"', '""') + '"'
 
 
 def search_table(table: str, index: str) -> str:
     """The table behind search index ``index`` of ``table``."""
-    return ident(f"{table}$search${index}")
+    return pg_name(f"{table}$search${index}")
 
 
 def vector_table(table: str, index: str) -> str:
     """The table behind vector index ``index`` of ``table``."""
-    return ident(f"{table}$vector${index}")
+    return pg_name(f"{table}$vector${index}")
 
 
 def _paths(fields: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
 FEATURES = Features(
-    vendor="postgresql", equality_prefilter=False, ranked_search_top=True
+    vendor="postgresql", equality_prefilter=False, ranked_search_top=False
 )
 
 
@@ -507,8 +507,8 @@ class PgStorage:
     def search_top(
         self, scan: SearchScan, n: int, max_results: int
     ) -> list[Row] | None:
-        """The first ``n`` matches, ranked on the search index alone (``search``)."""
-        return extras.search().search_top(self.connection, scan, n, max_results)
+        """Not ranked on the index alone here (``ranked_search_top`` is False)."""
+        return None
 
     def vector_search(self, scan: VectorScan) -> list[tuple[str, float]]:
         """The best matches of a vector search (the ``vectors`` module)."""

@@ -15,8 +15,8 @@ Each search index ``i`` of table ``t`` is a table ``t$search$i``
 - ``f0``, ``f1``, ...: the sort keys of the filter fields as ``bytea`` (so ``1``
   is not ``1.0`` and a missing field is its own value, as on SQLite).
 
-The entry is written in the document's transaction by :func:`write` (the
-storage calls it for every insert, update and delete), so a rolled-back write
+The entry is written in the document's transaction by :func:`index_document`,
+:func:`reindex_document` and :func:`unindex_document`, so a rolled-back write
 leaves the index as it was. A document whose search field is not a string has
 no entry.
 
@@ -37,20 +37,18 @@ the write fail with ``StorageError``.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ...model.keys import sort_key
-from ...model.schema import SearchIndex
-from ..backend import Row, SearchScan
-from .layout import quote
-from .side_tables import SearchSide, search_table
+from ...model.values import loads
+from ..backend import Row, SearchEntry, SearchScan
+from .side_tables import SearchSide, quote, search_table
 
 if TYPE_CHECKING:
     from psycopg import Connection
 
-    from ...model.values import Document
+    from ..backend import TableInfo
 
 # The ts_rank normalisation: 1 divides by 1 + log(document length), as BM25
 # penalises long documents (PostgreSQL docs, "Ranking Search Results").
@@ -58,37 +56,47 @@ RANK_NORMALIZATION = 1
 MAX_POSITION = 16383  # tsvector positions are 1..16383
 
 
-@functools.lru_cache(maxsize=256)
-def side(table: str, index: SearchIndex) -> SearchSide:
-    """The side table of search index ``index`` of ``table``."""
-    return SearchSide.build(table, index)
+def sides(table: TableInfo) -> list[SearchSide]:
+    """The side tables of ``table``'s search indexes, by index name."""
+    return [
+        SearchSide.build(table.name, index)
+        for _, index in sorted(table.search_indexes.items())
+    ]
 
 
 # ---------------------------------------------------------------------- DDL
 
 
-def create(connection: Connection[Any], table: str, index: SearchIndex) -> None:
+def create(connection: Connection[Any], side: SearchSide) -> None:
     """Create the side table of a search index (empty) and its GIN index."""
-    s = side(table, index)
-    t = quote(s.name)
-    filters = "".join(f", f{i} bytea" for i in range(len(s.filter_paths)))
+    t = quote(side.name)
+    filters = "".join(f", f{i} bytea" for i in range(len(side.filter_paths)))
     connection.execute(
         f'CREATE TABLE {t} (id text COLLATE "C" PRIMARY KEY, '
         f"created double precision NOT NULL, tokens tsvector NOT NULL{filters})"
     )
     connection.execute(
-        f"CREATE INDEX {quote(s.name + '$gin')} ON {t} USING gin (tokens)"
+        f"CREATE INDEX {quote(side.name + '$gin')} ON {t} USING gin (tokens)"
     )
 
 
-def drop(connection: Connection[Any], table: str, index: SearchIndex) -> None:
+def drop(connection: Connection[Any], side: SearchSide) -> None:
     """Drop a search index's side table (its GIN index goes with it)."""
-    connection.execute(f"DROP TABLE IF EXISTS {quote(side(table, index).name)}")
+    connection.execute(f"DROP TABLE IF EXISTS {quote(side.name)}")
 
 
-def clear(connection: Connection[Any], table: str, index: SearchIndex) -> None:
-    """Remove every entry (the table is being emptied)."""
-    connection.execute(f"DELETE FROM {quote(side(table, index).name)}")
+def backfill(
+    connection: Connection[Any], side: SearchSide, bodies: Iterable[str]
+) -> int:
+    """Index documents (their stored JSON) in a new search index; how many got an entry."""
+    count = 0
+    for body in bodies:
+        doc = loads(body)
+        entry = side.entry(doc)
+        if entry is not None:
+            _insert(connection, side, doc["_id"], doc["_creationTime"], entry)
+            count += 1
+    return count
 
 
 # ---------------------------------------------------------------------- writes
@@ -102,39 +110,64 @@ def tsvector_text(tokens: str) -> str:
     )
 
 
-def _insert_sql(s: SearchSide) -> str:
-    n = len(s.filter_paths)
+def _insert_sql(side: SearchSide) -> str:
+    n = len(side.filter_paths)
     columns = "".join(f", f{i}" for i in range(n))
     marks = ", %s" * n
     return (
-        f"INSERT INTO {quote(s.name)} (id, created, tokens{columns}) "
+        f"INSERT INTO {quote(side.name)} (id, created, tokens{columns}) "
         f"VALUES (%s, %s, %s::tsvector{marks})"
     )
 
 
-def write(
+def _insert(
     connection: Connection[Any],
-    table: str,
-    index: SearchIndex,
+    side: SearchSide,
     doc_id: str,
-    old: Document | None,
-    new: Document | None,
+    created: float,
+    entry: SearchEntry,
 ) -> None:
-    """Keep ``doc_id``'s entry in step with an insert (``old`` None), update or delete.
+    tokens, keys = entry
+    connection.execute(
+        _insert_sql(side), (doc_id, created, tsvector_text(tokens), *keys)
+    )
 
-    Runs in the writing transaction; an unchanged entry is left as it is.
-    """
-    s = side(table, index)
-    if old is not None and new is not None and s.same_entry(old, new):
-        return
-    if old is not None:
-        connection.execute(f"DELETE FROM {quote(s.name)} WHERE id = %s", (doc_id,))
-    entry = None if new is None else s.entry(new)
-    if new is not None and entry is not None:
-        tokens, keys = entry
+
+def index_document(connection: Connection[Any], table: TableInfo, doc: Any) -> None:
+    """Write a new document's entries in every search index of ``table``."""
+    for side in sides(table):
+        entry = side.entry(doc)
+        if entry is not None:
+            _insert(connection, side, doc["_id"], doc["_creationTime"], entry)
+
+
+def reindex_document(
+    connection: Connection[Any], table: TableInfo, old: Any, new: Any
+) -> None:
+    """Bring the entries of a replaced document up to date (unchanged ones stay)."""
+    for side in sides(table):
+        if side.same_entry(old, new):
+            continue
         connection.execute(
-            _insert_sql(s), (doc_id, new["_creationTime"], tsvector_text(tokens), *keys)
+            f"DELETE FROM {quote(side.name)} WHERE id = %s", (new["_id"],)
         )
+        entry = side.entry(new)
+        if entry is not None:
+            _insert(connection, side, new["_id"], new["_creationTime"], entry)
+
+
+def unindex_document(
+    connection: Connection[Any], table: TableInfo, doc_id: str
+) -> None:
+    """Remove a deleted document's entries."""
+    for side in sides(table):
+        connection.execute(f"DELETE FROM {quote(side.name)} WHERE id = %s", (doc_id,))
+
+
+def clear(connection: Connection[Any], table: TableInfo) -> None:
+    """Remove every entry of ``table``'s search indexes (the table is being emptied)."""
+    for side in sides(table):
+        connection.execute(f"DELETE FROM {quote(side.name)}")
 
 
 # ---------------------------------------------------------------------- reads

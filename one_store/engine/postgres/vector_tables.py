@@ -15,9 +15,9 @@ Each vector index ``i`` of table ``t`` is a table ``t$vector$i``
   applied learns of deletions as well as of inserts and updates, through the
   index on ``seq``.
 
-The entry is written in the document's transaction by :func:`write` (the
-storage calls it for every insert, update and delete): a rolled-back write
-leaves the index as it was. What is indexed is what the SQLite engine indexes
+The entry is written in the document's transaction (:func:`index_document`,
+:func:`reindex_document`, :func:`unindex_document`): a rolled-back write leaves
+the index as it was. What is indexed is what the SQLite engine indexes
 (:func:`~one_store.engine.postgres.side_tables.pack`).
 
 Searching is the SQLite engine's exact search:
@@ -36,115 +36,137 @@ this one from the server's memory instead of the process's.
 
 from __future__ import annotations
 
-import functools
 import threading
-import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from attrs import define
 
-from ...model.schema import VectorIndex
+from ...model.values import loads
 from ..backend import Row, TableInfo, VectorScan
-from .layout import quote
-from .side_tables import VectorSide, vector_table
+from .side_tables import VectorSide, quote
 
 if TYPE_CHECKING:
     from psycopg import Connection
 
-    from ...model.values import Document
     from ..vector_matrix import VectorMatrix
 
 _FETCH = 4096
 
 
-@functools.lru_cache(maxsize=256)
-def side(table: str, index: VectorIndex) -> VectorSide:
-    """The side table of vector index ``index`` of ``table``."""
-    return VectorSide.build(table, index)
+def sides(table: TableInfo) -> list[VectorSide]:
+    """The side tables of ``table``'s vector indexes."""
+    return [
+        VectorSide.build(table.name, index)
+        for _, index in sorted(table.vector_indexes.items())
+    ]
 
 
 # ---------------------------------------------------------------------- DDL
 
 
-def create(connection: Connection[Any], table: str, index: VectorIndex) -> None:
+def create(connection: Connection[Any], side: VectorSide) -> None:
     """Create a vector index's table (empty) and its ``seq`` index."""
-    s = side(table, index)
-    t = quote(s.name)
-    filters = "".join(f", f{i} bytea" for i in range(len(s.filter_paths)))
+    t = quote(side.name)
+    filters = "".join(f", f{i} bytea" for i in range(len(side.filter_paths)))
     connection.execute(
         f'CREATE TABLE {t} (id text COLLATE "C" PRIMARY KEY, seq bigint NOT NULL, '
         f"vector bytea{filters})"
     )
-    connection.execute(f"CREATE INDEX {quote(s.name + '$seq')} ON {t} (seq)")
+    connection.execute(f"CREATE INDEX {quote(side.name + '$seq')} ON {t} (seq)")
 
 
-def drop(connection: Connection[Any], table: str, index: VectorIndex) -> None:
+def drop(connection: Connection[Any], side: VectorSide) -> None:
     """Drop a vector index's table."""
-    connection.execute(f"DROP TABLE IF EXISTS {quote(side(table, index).name)}")
+    connection.execute(f"DROP TABLE IF EXISTS {quote(side.name)}")
 
 
-def _next_seq(s: VectorSide) -> str:
-    return f"(SELECT coalesce(max(seq), 0) + 1 FROM {quote(s.name)})"
-
-
-def clear(connection: Connection[Any], table: str, index: VectorIndex) -> None:
-    """Tombstone every entry (the table is being emptied)."""
-    s = side(table, index)
-    connection.execute(
-        f"UPDATE {quote(s.name)} SET vector = NULL, seq = {_next_seq(s)} "
-        "WHERE vector IS NOT NULL"
-    )
+def backfill(
+    connection: Connection[Any], side: VectorSide, bodies: Iterable[str]
+) -> int:
+    """Index stored documents (their JSON) in a new vector index; how many were indexed."""
+    count = 0
+    for body in bodies:
+        doc = loads(body)
+        if _write(connection, side, doc):
+            count += 1
+    return count
 
 
 # ---------------------------------------------------------------------- writes
 
 
-def write(
-    connection: Connection[Any],
-    table: str,
-    index: VectorIndex,
-    doc_id: str,
-    old: Document | None,
-    new: Document | None,
-) -> None:
-    """Keep ``doc_id``'s entry in step with an insert (``old`` None), update or delete.
+def _next_seq(side: VectorSide) -> str:
+    return f"(SELECT coalesce(max(seq), 0) + 1 FROM {quote(side.name)})"
 
-    Runs in the writing transaction; an unchanged entry is left as it is, a
-    document that is no longer indexed leaves a tombstone.
-    """
-    s = side(table, index)
-    if old is not None and new is not None and s.same_entry(old, new):
-        return
-    entry = None if new is None else s.entry(new)
+
+def _write(connection: Connection[Any], side: VectorSide, doc: Any) -> bool:
+    """Write ``doc``'s entry over whatever the table held for it; False: not indexed."""
+    entry = side.entry(doc)
     if entry is None:
-        if old is not None:
-            connection.execute(
-                f"UPDATE {quote(s.name)} SET vector = NULL, seq = {_next_seq(s)} "
-                "WHERE id = %s AND vector IS NOT NULL",
-                (doc_id,),
-            )
-        return
+        return False
     vector, keys = entry
     n = len(keys)
     columns = "".join(f", f{i}" for i in range(n))
     sets = "".join(f", f{i} = excluded.f{i}" for i in range(n))
     connection.execute(
-        f"INSERT INTO {quote(s.name)} (id, seq, vector{columns}) "
-        f"VALUES (%s, {_next_seq(s)}, %s{', %s' * n}) ON CONFLICT (id) DO UPDATE "
-        f"SET seq = excluded.seq, vector = excluded.vector{sets}",
-        (doc_id, vector, *keys),
+        f"INSERT INTO {quote(side.name)} (id, seq, vector{columns}) "
+        f"VALUES (%s, {_next_seq(side)}, %s{', %s' * n}) "
+        f"ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, vector = excluded.vector{sets}",
+        (doc["_id"], vector, *keys),
     )
+    return True
+
+
+def _tombstone(connection: Connection[Any], side: VectorSide, doc_id: str) -> None:
+    connection.execute(
+        f"UPDATE {quote(side.name)} SET vector = NULL, seq = {_next_seq(side)} "
+        "WHERE id = %s AND vector IS NOT NULL",
+        (doc_id,),
+    )
+
+
+def index_document(connection: Connection[Any], table: TableInfo, doc: Any) -> None:
+    """Write a new document's entries in every vector index of ``table``."""
+    for side in sides(table):
+        _write(connection, side, doc)
+
+
+def reindex_document(
+    connection: Connection[Any], table: TableInfo, old: Any, new: Any
+) -> None:
+    """Bring a replaced document's entries up to date (unchanged ones stay)."""
+    for side in sides(table):
+        if not side.same_entry(old, new) and not _write(connection, side, new):
+            _tombstone(connection, side, new["_id"])
+
+
+def unindex_document(
+    connection: Connection[Any], table: TableInfo, doc_id: str
+) -> None:
+    """Tombstone a deleted document's entries."""
+    for side in sides(table):
+        _tombstone(connection, side, doc_id)
+
+
+def clear(connection: Connection[Any], table: TableInfo) -> None:
+    """Tombstone every entry of ``table``'s vector indexes (the table is being emptied)."""
+    for side in sides(table):
+        connection.execute(
+            f"UPDATE {quote(side.name)} SET vector = NULL, seq = {_next_seq(side)} "
+            "WHERE vector IS NOT NULL"
+        )
 
 
 # ---------------------------------------------------------------------- reading
 
 
-def _changes(connection: Connection[Any], s: VectorSide, after: int) -> Iterator[Row]:
+def _changes(
+    connection: Connection[Any], side: VectorSide, after: int
+) -> Iterator[Row]:
     """``(id, id, vector | None, *filter keys)`` of the rows changed after ``after``."""
-    filters = "".join(f", f{i}" for i in range(len(s.filter_paths)))
-    t = quote(s.name)
+    filters = "".join(f", f{i}" for i in range(len(side.filter_paths)))
+    t = quote(side.name)
     if after == 0:  # a first load: live rows only
         sql = f"SELECT id, id, vector{filters} FROM {t} WHERE vector IS NOT NULL"
         params: tuple[int, ...] = ()
@@ -195,63 +217,26 @@ class VectorCaches:
         query = plan(scan, index)
         assert table is not None
         assert index is not None
-        s = side(table.name, index)
+        side = VectorSide.build(table.name, index)
         with self._lock:
-            # max(seq) reads the end of the seq index; the OID tells a table
-            # made again (a changed index) from the one the cache was built on.
-            generation, newest = connection.execute(
-                f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0) "
-                f"FROM {quote(s.name)}",
-                (quote(s.name),),
-            ).fetchone() or (0, 0)
-            cache = self._caches.get(s.name)
+            generation, newest, count = connection.execute(
+                f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0), count(*) "
+                f"FROM {quote(side.name)}",
+                (quote(side.name),),
+            ).fetchone() or (0, 0, 0)
+            cache = self._caches.get(side.name)
             if cache is None or cache.generation != generation:
-                matrix = VectorMatrix(index.dimensions, len(s.filter_paths))
-                (count,) = connection.execute(
-                    f"SELECT count(*) FROM {quote(s.name)} WHERE vector IS NOT NULL"
-                ).fetchone() or (0,)
+                matrix = VectorMatrix(index.dimensions, len(side.filter_paths))
                 matrix.reserve(int(count))
-                cache = self._caches[s.name] = _Cache(int(generation), 0, matrix)
+                cache = self._caches[side.name] = _Cache(int(generation), 0, matrix)
             if newest > cache.seq:
-                cache.matrix.apply(_changes(connection, s, cache.seq))
+                cache.matrix.apply(_changes(connection, side, cache.seq))
                 cache.seq = int(newest)
             return cache.matrix.top(query)
 
     def matrix(self, table: str, index: str) -> VectorMatrix | None:
         """The matrix of ``table``'s vector index ``index``, once a search built it."""
+        from .side_tables import vector_table
+
         cache = self._caches.get(vector_table(table, index))
         return None if cache is None else cache.matrix
-
-
-class Reader(Protocol):
-    """What :func:`vector_search` reads through (the PostgreSQL storage)."""
-
-    @property
-    def connection(self) -> Connection[Any]:
-        """The storage's connection."""
-
-    @property
-    def layouts(self) -> Mapping[str, TableInfo]:
-        """Every table by name."""
-
-    def read(self) -> AbstractContextManager[None]:
-        """A read transaction (one snapshot)."""
-
-
-# One set of matrices per storage object, gone with it.
-_CACHES: weakref.WeakKeyDictionary[Any, VectorCaches] = weakref.WeakKeyDictionary()
-_CACHES_LOCK = threading.Lock()
-
-
-def vector_search(storage: Reader, scan: VectorScan) -> list[tuple[str, float]]:
-    """``(_id, score)`` of the best ``scan.limit`` matches, in one snapshot of ``storage``.
-
-    Raises:
-        ProblemError: the index does not exist, or the scan breaks its rules.
-    """
-    with _CACHES_LOCK:
-        caches = _CACHES.get(storage)
-        if caches is None:
-            caches = _CACHES[storage] = VectorCaches()
-    with storage.read():
-        return caches.search(storage.connection, storage.layouts.get(scan.table), scan)
