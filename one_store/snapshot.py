@@ -32,6 +32,7 @@ import os
 import re
 import sqlite3
 import struct
+import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Final, Literal, Protocol, TypeAlias, cast
@@ -39,8 +40,7 @@ from typing import IO, Any, Final, Literal, Protocol, TypeAlias, cast
 from attrs import frozen
 from returns.result import Result, Success
 
-from .engine.sqlite.storage import StorageFailure
-from .model.errors import ProblemFailure
+from .model.errors import ProblemFailure, StorageFailure
 from .model.ids import FIRST_USER_TABLE_NUMBER, decode_id, encode_id
 from .model.validators import error_text
 from .model.values import (
@@ -584,6 +584,14 @@ def import_snapshot(
         except (zipfile.BadZipFile, OSError, EOFError) as e:  # a corrupt entry
             storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(f"the ZIP file is damaged: {e}"))
+        except Exception as e:
+            psycopg = sys.modules.get("psycopg")  # loaded by a PostgreSQL store
+            if psycopg is None or not isinstance(e, psycopg.Error):
+                raise
+            storage.note_rollback(last_known)
+            return ProblemFailure(
+                SnapshotInvalid(f"PostgreSQL refused the import: {e}")
+            )
     return Success(SnapshotSummary(counts))
 
 

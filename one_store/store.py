@@ -22,11 +22,12 @@ from returns.result import Result
 from . import data
 from .engine import migration
 from .engine.postgres.connection import is_dsn
-from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage, StorageFailure
+from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage
 from .model.display import html_table, text_table
 from .model.errors import (
     FunctionNotFound,
     Problem,
+    StorageFailure,
     StoreOpenError,
     Unauthenticated,
     as_user_result,

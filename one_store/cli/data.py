@@ -154,7 +154,7 @@ def _blocks(title: str, docs: list[Document]) -> Table:
 def print_listing(
     console: Console,
     store: Store,
-    db: Path,
+    db: str,
     app_dir: Path | None,
     as_json: bool,
 ) -> None:

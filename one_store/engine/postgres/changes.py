@@ -25,7 +25,6 @@ from ...model.keys import sort_key
 from ..backend import Change
 from ..sqlite.changes import KEEP, PRUNE_EVERY, RECENT, decode
 from ..sqlite.changes import _encode as encode
-from ..sqlite.changes import _entry as entry
 from ..sqlite.changes import _key as key_of
 from .layout import CHANGES, quote
 
@@ -94,7 +93,12 @@ class ChangeLog:
                 (name, key_of(old, prefix, old_tail), key_of(new, prefix, new_tail))
             )
         search = tuple(
-            (name, entry(s, old), entry(s, new)) for name, s in layout.search.items()
+            (
+                name,
+                None if old is None else s.entry(old),
+                None if new is None else s.entry(new),
+            )
+            for name, s in layout.search.items()
         )
         row = connection.execute(
             _INSERT, (layout.name, doc_id, encode(keys, search))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...model.errors import StorageError, StorageFailure
 from ...model.schema import Index, TableDefinition
 from ...model.values import loads
-from . import extras
+from . import text_search, vector_tables
 from .layout import (
     CHANGES,
     LAYOUT_VERSION,
@@ -102,8 +102,11 @@ def create_table(
     )
     for index in keyed:
         _create_index(connection, name, index)
-    for s in side:
-        extras.side_module(s).create(connection, name, s)
+    layout = PgTableLayout.build(name, number, indexes, side)
+    for search in text_search.sides(layout):
+        text_search.create(connection, search)
+    for vector in vector_tables.sides(layout):
+        vector_tables.create(connection, vector)
     bump_generation(connection)
 
 
@@ -137,19 +140,23 @@ def migrate(
             connection.execute(
                 f"ALTER TABLE {quote(name)} DROP COLUMN {quote(key_column(old_name))}"
             )  # drops its index too
-    wanted_side = {s.name: s for s in definition.side_indexes()}
-    old_side = {s.name: s for s in layout.side}
-    for old_name, s in old_side.items():
-        if wanted_side.get(old_name) != s:
-            extras.side_module(s).drop(connection, name, s)
     new_indexes = [
         i for n, i in wanted.items() if n != "by_id" and layout.indexes.get(n) != i
     ]
-    new_side = [s for n, s in wanted_side.items() if old_side.get(n) != s]
     record_spec(connection, name, definition, document)
     fresh = PgTableLayout.build(
         name, layout.number, definition.all_indexes(), definition.side_indexes()
     )
+    # Search and vector indexes removed or changed are dropped, new ones made
+    # and filled (a side is its index: one that changed is a different side).
+    old_search, new_search = text_search.sides(layout), text_search.sides(fresh)
+    old_vector, new_vector = vector_tables.sides(layout), vector_tables.sides(fresh)
+    for s in old_search:
+        if s not in new_search:
+            text_search.drop(connection, s)
+    for x in old_vector:
+        if x not in new_vector:
+            vector_tables.drop(connection, x)
     for index in new_indexes:
         connection.execute(
             f"ALTER TABLE {quote(name)} ADD COLUMN {quote(key_column(index.name))} bytea"
@@ -162,16 +169,23 @@ def migrate(
             f"{quote(key_column(index.name))} SET NOT NULL"
         )
         _create_index(connection, name, index)
-    for s in new_side:
-        module = extras.side_module(s)
-        module.create(connection, name, s)
-        for doc_id, body in _bodies(connection, name):
-            module.write(connection, name, s, doc_id, None, loads(body))
+    for s in new_search:
+        if s not in old_search:
+            text_search.create(connection, s)
+            text_search.backfill(connection, s, _texts(connection, name))
+    for x in new_vector:
+        if x not in old_vector:
+            vector_tables.create(connection, x)
+            vector_tables.backfill(connection, x, _texts(connection, name))
     bump_generation(connection)
 
 
 def _bodies(connection: Connection, table: str) -> list[tuple[str, str]]:
     return connection.execute(f"SELECT _id, _body FROM {quote(table)}").fetchall()
+
+
+def _texts(connection: Connection, table: str) -> list[str]:
+    return [body for _, body in _bodies(connection, table)]
 
 
 def _backfill_keys(

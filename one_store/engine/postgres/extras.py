@@ -1,32 +1,25 @@
-"""Where text search, vector search, file bodies and views plug into the engine.
+"""Where file bodies and SQL views plug into the PostgreSQL engine.
 
-The storage class (:mod:`one_store.engine.postgres.storage`) keeps documents,
-keys, transactions and the change log. Four features live in modules of their
-own, each found here by name and loaded when first needed:
+Text search (:mod:`one_store.engine.postgres.text_search`) and vector search
+(:mod:`one_store.engine.postgres.vector_tables`) are called by the storage
+class directly: every insert, replace and delete of a document of a table with
+such an index calls their ``index_document`` / ``reindex_document`` /
+``unindex_document`` in the writing transaction, and DDL their ``create`` /
+``drop`` / ``backfill``.
 
-``one_store.engine.postgres.search`` (text search) and
-``one_store.engine.postgres.vectors`` (vector search), each a :class:`SideModule`:
-    ``create(connection, table, index)`` makes the index's storage (in the open
-    write); ``drop(connection, table, index)`` removes it; ``write(connection,
-    table, index, doc_id, old, new)`` is called in the writing transaction for
-    every insert (``old`` None), update and delete (``new`` None) of a document
-    of a table with such an index, with the document before and after (an
-    update whose entry did not change is not reported); ``clear(connection,
-    table, index)`` empties it. ``table`` is the Convex table name (quote it
-    with :func:`one_store.engine.postgres.layout.quote`).
-    search also answers ``search_rows(connection, scan, max_results)``
-    (:meth:`~one_store.engine.backend.Scanner.search_rows`); vectors answers
-    ``vector_search(storage, scan)``
-    (:meth:`~one_store.engine.backend.Scanner.vector_search`).
+Two features are found here by module name, loaded when first needed:
+
 ``one_store.engine.postgres.blobs``:
-    ``blob_store(storage) -> BlobStore`` (file bodies in the database).
+    ``blob_store(storage) -> BlobStore`` (file bodies in the database;
+    ``storage`` is the :class:`~one_store.engine.postgres.storage.PgStorage`,
+    whose ``dsn``, ``connection``, ``lock`` and ``write()`` it may use).
 ``one_store.engine.postgres.views``:
-    ``sync(connection, schema, layouts)``: a ``<table>_view`` per table, run
-    in the write of ``sync_schema``.
+    ``sync(connection, schema, layouts)``: a ``<table>_view`` per table, run in
+    the write of ``sync_schema``; it records what it made under the ``views``
+    key of ``_one_store_meta``.
 
-Until a module exists, the feature fails with a ``StorageFailure`` naming it
-(a schema with a search or vector index cannot be opened; a file cannot be
-stored) and views are skipped.
+Until a module exists, storing a file fails with a ``StorageFailure`` naming
+it (reading finds no body), and no views are made.
 """
 
 from __future__ import annotations
@@ -39,54 +32,8 @@ from ...model.errors import StorageError, StorageFailure
 
 if TYPE_CHECKING:
     from ...model.schema import Schema
-    from ...model.values import Document
-    from ..backend import BlobStore, PendingBlob, Rows, SearchScan, VectorScan
-    from .layout import PgTableLayout, SideIndex
-
-_WHAT = {
-    "search": "text search",
-    "vectors": "vector search",
-    "blobs": "file storage",
-    "views": "SQL views",
-}
-
-
-class SideModule(Protocol):
-    """What ``search`` and ``vectors`` provide for their index entries."""
-
-    def create(self, connection: Any, table: str, index: SideIndex) -> None:
-        """Make the index's storage."""
-
-    def drop(self, connection: Any, table: str, index: SideIndex) -> None:
-        """Remove the index's storage."""
-
-    def write(
-        self,
-        connection: Any,
-        table: str,
-        index: SideIndex,
-        doc_id: str,
-        old: Document | None,
-        new: Document | None,
-    ) -> None:
-        """Keep the entry of ``doc_id`` in step with a write."""
-
-    def clear(self, connection: Any, table: str, index: SideIndex) -> None:
-        """Remove every entry."""
-
-
-class SearchModule(SideModule, Protocol):
-    """``one_store.engine.postgres.search``."""
-
-    def search_rows(self, connection: Any, scan: SearchScan, max_results: int) -> Rows:
-        """The first ``max_results`` matches, in Convex's order."""
-
-
-class VectorModule(SideModule, Protocol):
-    """``one_store.engine.postgres.vectors``."""
-
-    def vector_search(self, storage: Any, scan: VectorScan) -> list[tuple[str, float]]:
-        """The best matches, best first."""
+    from ..backend import BlobStore, PendingBlob
+    from .layout import PgTableLayout
 
 
 class BlobModule(Protocol):
@@ -116,50 +63,13 @@ def find(name: str) -> object | None:
         raise
 
 
-def missing(name: str) -> StorageFailure:
-    """The failure of a feature whose module is not there."""
-    return StorageFailure(
-        StorageError(
-            f"{_WHAT[name]} is not available on PostgreSQL in this one_store "
-            f"(one_store.engine.postgres.{name} is missing)"
-        )
-    )
-
-
-def need(name: str) -> object:
-    """The module ``name`` (raises :func:`missing`'s failure when absent)."""
-    module = find(name)
-    if module is None:
-        raise missing(name)
-    return module
-
-
-def side_module(index: SideIndex) -> SideModule:
-    """The module keeping entries of ``index`` (search or vectors)."""
-    from ...model.schema import SearchIndex
-
-    return cast(
-        SideModule, need("search" if isinstance(index, SearchIndex) else "vectors")
-    )
-
-
-def search() -> SearchModule:
-    """The text-search module."""
-    return cast(SearchModule, need("search"))
-
-
-def vectors() -> VectorModule:
-    """The vector-search module."""
-    return cast(VectorModule, need("vectors"))
-
-
 def views() -> ViewModule | None:
-    """The views module, or None (views are then skipped)."""
+    """The views module, or None (no views are made)."""
     return cast("ViewModule | None", find("views"))
 
 
 def blob_store(storage: object) -> BlobStore:
-    """The file bodies: pg-extras' store, or one that refuses every body."""
+    """The file bodies: the ``blobs`` module's store, or one that refuses every body."""
     module = find("blobs")
     if module is None:
         return NoBlobs()
@@ -171,7 +81,12 @@ class NoBlobs:
 
     def begin(self, key: str) -> PendingBlob:
         """Refuse: no file can be stored."""
-        raise missing("blobs")
+        raise StorageFailure(
+            StorageError(
+                "file storage is not available on PostgreSQL in this one_store "
+                "(one_store.engine.postgres.blobs is missing)"
+            )
+        )
 
     def open(self, key: str) -> BinaryIO | None:
         """No body is held."""

@@ -30,7 +30,6 @@ so psycopg prepares each once it repeats) and its key functions.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +38,8 @@ from attrs import define, field
 from ...model.keys import key_function, sort_key
 from ...model.schema import Index, SearchIndex, VectorIndex
 from ...model.values import Document, dumps
-from ..sqlite.layout import SearchLayout, SideIndex, parse_spec, spec_text
+from ..sqlite.layout import SideIndex, parse_spec, spec_text
+from .side_tables import SearchSide, pg_name
 
 __all__ = [
     "CHANGES",
@@ -60,17 +60,11 @@ LAYOUT_VERSION = 1
 META = "_one_store_meta"
 TABLES = "_one_store_tables"
 CHANGES = "_one_store_changes"
-MAX_IDENTIFIER = 63  # bytes: PostgreSQL's NAMEDATALEN - 1
 
 
 def ident(name: str) -> str:
     """``name`` as a PostgreSQL identifier: itself, or a prefix and a hash past 63 bytes."""
-    raw = name.encode()
-    if len(raw) <= MAX_IDENTIFIER:
-        return name
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    head = raw[: MAX_IDENTIFIER - 17].decode("utf-8", errors="ignore")
-    return f"{head}_{digest}"
+    return pg_name(name)
 
 
 def quote(name: str) -> str:
@@ -95,7 +89,7 @@ class PgTableLayout:
     name: str
     number: int
     indexes: dict[str, Index]
-    search: dict[str, SearchLayout]
+    search: dict[str, SearchSide]
     search_indexes: dict[str, SearchIndex]
     vector_indexes: dict[str, VectorIndex]
     key_fns: list[tuple[str, Callable[[dict[str, Any]], bytes]]]
@@ -135,15 +129,7 @@ class PgTableLayout:
             name=name,
             number=number,
             indexes={i.name: i for i in indexes},
-            search={
-                s.name: SearchLayout(
-                    s,
-                    "",
-                    tuple(s.search_field.split(".")),
-                    tuple(tuple(f.split(".")) for f in s.filter_fields),
-                )
-                for s in search
-            },
+            search={s.name: SearchSide.build(name, s) for s in search},
             search_indexes={s.name: s for s in search},
             vector_indexes={x.name: x for x in side if isinstance(x, VectorIndex)},
             key_fns=key_fns,

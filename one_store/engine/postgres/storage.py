@@ -10,11 +10,10 @@ in :mod:`~one_store.engine.postgres.transactions`, scans in
 :mod:`~one_store.engine.postgres.scans`, the change log and ``LISTEN`` in
 :mod:`~one_store.engine.postgres.changes`.
 
-Text search, vector search, file bodies and SQL views plug in through
-:mod:`one_store.engine.postgres.extras` (its docstring is the seam): every
-write of a table with a search or vector index calls the index module's
-``write`` with the document before and after; ``search_rows`` and
-``vector_search`` go to those modules; ``blobs`` is theirs.
+Text search (:mod:`~one_store.engine.postgres.text_search`) and vector search
+(:mod:`~one_store.engine.postgres.vector_tables`) keep side tables written in
+each document's transaction; file bodies and SQL views plug in through
+:mod:`one_store.engine.postgres.extras` (its docstring is the seam).
 
 Creation times are safe across processes: the newest ``_creationTime`` handed
 out is kept in ``_one_store_meta`` (``creation_time``), read when a write
@@ -46,7 +45,7 @@ from ..backend import (
     TableInfo,
     VectorScan,
 )
-from . import changes, connection, ddl, extras, scans
+from . import changes, connection, ddl, extras, scans, text_search, vector_tables
 from .layout import LAYOUT_VERSION, META, TABLES, PgTableLayout, quote
 from .transactions import ReadTransaction, WriteTransaction, commit_sql, write_begin_sql
 
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
 
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
 FEATURES = Features(
-    vendor="postgresql", equality_prefilter=False, ranked_search_top=False
+    vendor="postgresql", equality_prefilter=False, ranked_search_top=True
 )
 
 
@@ -96,6 +95,7 @@ class PgStorage:
         self._last = 0.0  # the newest _creationTime handed out, as known here
         self._newest: float | None = None  # handed out by the open write
         self._listener: changes.Listener | None = None
+        self.vectors = vector_tables.VectorCaches()  # vector indexes, in memory
         try:
             self._connection = connection.connect(dsn, busy_timeout)
             self.schema = connection.schema_name(self._connection)
@@ -388,7 +388,12 @@ class PgStorage:
         layout = self._own(table)
         c = self.connection
         c.execute(layout.insert_sql, layout.row(doc, text))
-        self._after_write(c, layout, str(doc["_id"]), None, doc)
+        if layout.search_indexes:
+            text_search.index_document(c, layout, doc)
+        if layout.vector_indexes:
+            vector_tables.index_document(c, layout, doc)
+        if self._log is not None:
+            self._log.record(c, layout, str(doc["_id"]), None, doc)
         created = doc["_creationTime"]
         if isinstance(created, float) and (
             self._newest is None or created > self._newest
@@ -406,7 +411,7 @@ class PgStorage:
         layout = self._own(table)
         c = self.connection
         doc_id = str(doc["_id"])
-        if previous is None:
+        if previous is None and (layout.side or self._log is not None):
             stored = self.get_text(layout, doc_id)
             previous = None if stored is None else loads(stored)
         if previous is None:
@@ -425,7 +430,12 @@ class PgStorage:
             layout.partial_update_sql(positions),
             (dumps(doc) if text is None else text, *values, doc_id),
         )
-        self._after_write(c, layout, doc_id, previous, doc)
+        if previous is not None and layout.search_indexes:
+            text_search.reindex_document(c, layout, previous, doc)
+        if previous is not None and layout.vector_indexes:
+            vector_tables.reindex_document(c, layout, previous, doc)
+        if self._log is not None:
+            self._log.record(c, layout, doc_id, previous, doc)
 
     def delete(self, table: TableInfo, doc_id: str) -> bool:
         """Delete a document and its index keys; False when there is no such document."""
@@ -434,22 +444,13 @@ class PgStorage:
         row = c.execute(layout.delete_sql, (doc_id,)).fetchone()
         if row is None:
             return False
-        self._after_write(c, layout, doc_id, loads(row[1]), None)
-        return True
-
-    def _after_write(
-        self,
-        c: psycopg.Connection[tuple[Any, ...]],
-        layout: PgTableLayout,
-        doc_id: str,
-        old: Document | None,
-        new: Document | None,
-    ) -> None:
-        """Keep search/vector entries in step and log the write."""
-        for s in layout.side:
-            extras.side_module(s).write(c, layout.name, s, doc_id, old, new)
+        if layout.search_indexes:
+            text_search.unindex_document(c, layout, doc_id)
+        if layout.vector_indexes:
+            vector_tables.unindex_document(c, layout, doc_id)
         if self._log is not None:
-            self._log.record(c, layout, doc_id, old, new)
+            self._log.record(c, layout, doc_id, loads(row[1]), None)
+        return True
 
     # ------------------------------------------------------------------ change log
 
@@ -501,18 +502,20 @@ class PgStorage:
         return scans.index_rows(self.connection, scan)
 
     def search_rows(self, scan: SearchScan, max_results: int) -> Rows:
-        """The first ``max_results`` matches of a search (the ``search`` module)."""
-        return extras.search().search_rows(self.connection, scan, max_results)
+        """The first ``max_results`` matches of a search, in Convex's order."""
+        return text_search.search_rows(self.connection, scan, max_results)
 
     def search_top(
         self, scan: SearchScan, n: int, max_results: int
     ) -> list[Row] | None:
-        """Not ranked on the index alone here (``ranked_search_top`` is False)."""
-        return None
+        """The first ``n`` matches, ranked and ordered in SQL (never None)."""
+        return text_search.search_top(self.connection, scan, n, max_results)
 
     def vector_search(self, scan: VectorScan) -> list[tuple[str, float]]:
-        """The best matches of a vector search (the ``vectors`` module)."""
-        return extras.vectors().vector_search(self, scan)
+        """The best matches of a vector search, at one snapshot of the latest commits."""
+        with self.read():
+            table = self.layouts.get(scan.table)
+            return self.vectors.search(self.connection, table, scan)
 
     def first_in_range(
         self, table: str, index: str, low: bytes, high: bytes | None
@@ -569,8 +572,10 @@ class PgStorage:
             for doc_id, body in list(self.rows(table)):
                 self._log.record(c, layout, doc_id, loads(body), None)
         c.execute(f"DELETE FROM {quote(table)}")
-        for s in layout.side:
-            extras.side_module(s).clear(c, table, s)
+        if layout.search_indexes:
+            text_search.clear(c, layout)
+        if layout.vector_indexes:
+            vector_tables.clear(c, layout)
 
     def count(self, table: str) -> int:
         """Number of documents in ``table``."""
