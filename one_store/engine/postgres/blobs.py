@@ -47,7 +47,7 @@ import io
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from ...model.errors import StorageError, StorageFailure
 
@@ -334,3 +334,17 @@ class PostgresBlobs:
             if self._shared is not None:
                 self._shared.close()
                 self._shared = None
+
+
+class _Located(Protocol):
+    """What :func:`blob_store` needs of the storage: where its database is."""
+
+    dsn: str
+    busy_timeout: float
+
+
+def blob_store(storage: _Located) -> PostgresBlobs:
+    """The file bodies of ``storage``'s schema (its DSN names the database and schema)."""
+    from .connection import connect
+
+    return PostgresBlobs(lambda: connect(storage.dsn, storage.busy_timeout))
