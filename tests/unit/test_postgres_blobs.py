@@ -18,6 +18,7 @@ import textwrap
 import time
 import tracemalloc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -214,3 +215,21 @@ def test_a_repeated_key_is_a_storage_failure(blobs: PostgresBlobs) -> None:
     with pytest.raises(StorageFailure, match="dup"):
         blobs.begin("dup")
     assert blobs.recover(lambda key: True) == []  # no claim was left behind
+
+
+def test_reading_before_any_write_creates_nothing(
+    blobs: PostgresBlobs, pg: Any
+) -> None:
+    assert blobs.names() == []
+    assert blobs.open("k") is None
+    blobs.remove("k")
+    assert blobs.recover(lambda key: False) == []
+    (tables,) = pg.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+    ).fetchone()
+    assert tables == 0  # only writing a body makes the tables
+    blobs.begin("k").discard()
+    (tables,) = pg.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+    ).fetchone()
+    assert tables == 2

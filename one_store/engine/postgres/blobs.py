@@ -47,7 +47,7 @@ import io
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from ...model.errors import StorageError, StorageFailure
 
@@ -245,19 +245,33 @@ class PostgresBlobs:
         return connection
 
     @contextmanager
-    def _statements(self, what: str) -> Iterator[Connection[Any]]:
-        """The shared connection, for short autocommit statements, under a lock."""
+    def _statements(
+        self, what: str, create: bool = False
+    ) -> Iterator[Connection[Any] | None]:
+        """The shared connection, for short autocommit statements, under a lock.
+
+        None when the tables do not exist yet (nothing was ever stored), unless
+        ``create`` makes them: only writing a body does, so a read-only store
+        never needs to create anything.
+        """
         with self._lock, _storage_errors(what):
             if self._shared is None or self._shared.closed:
                 self._shared = self._autocommit()
+            c = self._shared
             if not self._made:
-                _ensure_tables(self._shared)
+                if create:
+                    _ensure_tables(c)
+                else:
+                    row = c.execute("SELECT to_regclass(%s)", (CHUNKS,)).fetchone()
+                    if row is None or row[0] is None:
+                        yield None
+                        return
                 self._made = True
-            yield self._shared
+            yield c
 
     def begin(self, key: str) -> PendingBody:
         """Start writing the body of ``key`` (a new ``_storage`` ID)."""
-        with self._statements("could not prepare the file tables"):
+        with self._statements("could not prepare the file tables", create=True):
             pass
         with _storage_errors(f"could not start the body of {key}"):
             connection = self._autocommit()
@@ -266,6 +280,8 @@ class PostgresBlobs:
     def open(self, key: str) -> BinaryIO | None:
         """The body of ``key`` for reading (None when there is none)."""
         with self._statements(f"could not read the body of {key}") as c:
+            if c is None:
+                return None
             row = c.execute(
                 f"SELECT (SELECT count(*) FROM {CHUNKS} p WHERE p.key = b.key) "
                 f"FROM {BODIES} b WHERE b.key = %s",
@@ -299,11 +315,14 @@ class PostgresBlobs:
     def remove(self, key: str) -> None:
         """Remove the body of ``key`` (its row's delete has committed)."""
         with self._statements(f"could not remove the body of {key}") as c:
-            c.execute(f"DELETE FROM {BODIES} WHERE key = %s", (key,))
+            if c is not None:
+                c.execute(f"DELETE FROM {BODIES} WHERE key = %s", (key,))
 
     def names(self) -> list[str]:
         """The keys of every committed body."""
         with self._statements("could not list the file bodies") as c:
+            if c is None:
+                return []
             return [k for (k,) in c.execute(f"SELECT key FROM {BODIES} ORDER BY key")]
 
     def recover(self, live: Callable[[str], bool]) -> list[str]:
@@ -314,17 +333,24 @@ class PostgresBlobs:
         """
         removed = []
         for key in self.names():
-            with self._statements(f"could not recover the body of {key}") as c:
+            what = f"could not recover the body of {key}"
+            with self._statements(what) as c:
+                assert c is not None  # names() found the tables
                 got = c.execute(
                     f"SELECT pg_try_advisory_lock({_LOCK_KEY})", (key,)
                 ).fetchone()
-                if got is None or not got[0]:
-                    continue  # a live writer claims it
-                try:
-                    if not live(key):
+            if got is None or not got[0]:
+                continue  # a live writer claims it
+            try:
+                # Asked without this store's lock (it reads through the engine).
+                if not live(key):
+                    with self._statements(what) as c:
+                        assert c is not None
                         c.execute(f"DELETE FROM {BODIES} WHERE key = %s", (key,))
-                        removed.append(key)
-                finally:
+                    removed.append(key)
+            finally:
+                with self._statements(what) as c:
+                    assert c is not None
                     c.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})", (key,))
         return removed
 
@@ -334,3 +360,17 @@ class PostgresBlobs:
             if self._shared is not None:
                 self._shared.close()
                 self._shared = None
+
+
+class _Located(Protocol):
+    """What :func:`blob_store` needs of the storage: where its database is."""
+
+    dsn: str
+    busy_timeout: float
+
+
+def blob_store(storage: _Located) -> PostgresBlobs:
+    """The file bodies of ``storage``'s schema (its DSN names the database and schema)."""
+    from .connection import connect
+
+    return PostgresBlobs(lambda: connect(storage.dsn, storage.busy_timeout))
