@@ -385,3 +385,28 @@ def test_a_watch_sees_another_stores_commit(dsn: str, store: Store) -> None:
         updates = w.updates(timeout=10.0)
         other.run(lambda ctx: ctx.db.insert("t", {"i": 7})).unwrap()
         assert next(updates).unwrap() == [7]
+
+
+def test_a_connection_lost_mid_mutation_writes_nothing_and_the_next_call_reconnects(
+    dsn: str, store: Store
+) -> None:
+    import psycopg
+
+    pid = store.storage.connection.info.backend_pid
+
+    def cut_off(ctx: Any) -> None:
+        ctx.db.insert("t", {"i": 1})
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        ctx.db.insert("t", {"i": 2})
+
+    failed = store.run(cut_off)
+    assert isinstance(failed.failure(), StorageError)
+    assert store.run(lambda ctx: ctx.db.insert("t", {"i": 3})).unwrap()
+    got = store.read(lambda ctx: [d["i"] for d in ctx.db.query("t").collect()])
+    assert got.unwrap() == [3]
+
+
+def test_a_read_only_open_of_an_empty_schema_says_so(dsn: str) -> None:
+    with pytest.raises(StoreOpenError, match="no one_store tables"):
+        Store.open(dsn, readonly=True)

@@ -134,7 +134,11 @@ class PgStorage:
 
     def _bootstrap(self) -> None:
         c = self._connection
-        if self.readonly:
+        if self.readonly:  # creates nothing: the tables must be there
+            if not ddl.has_bookkeeping(c):
+                raise StorageFailure(
+                    StorageError(f"no one_store tables in schema {self.schema!r}")
+                )
             with self.read():
                 ddl.check_layout_version(self.meta("layout_version"))
             return
