@@ -162,3 +162,41 @@ def test_a_file_whose_row_rolls_back_leaves_no_body(db: Store) -> None:
     assert isinstance(db.run(fail), Failure)
     assert db.files.get(sid) == Success(b"keep")
     assert db.storage.blobs.names() == [sid]
+
+
+def test_search_limits_and_pages_as_on_sqlite(db: Store) -> None:
+    from one_store import LimitExceeded
+
+    add(db, *({"body": f"common w{i}", "channel": "x"} for i in range(1030)))
+    assert len(found(db, "common", n=10)) == 10  # a take(n) reads n documents
+
+    def everything(ctx: Any) -> Any:
+        index = ctx.db.query("posts").with_search_index(
+            "search_body", lambda q: q.search("body", "common")
+        )
+        return index.collect()
+
+    result = db.run(everything)
+    assert isinstance(result, Failure)
+    assert isinstance(result.failure(), LimitExceeded)
+
+    def page(cursor: str | None) -> Any:
+        def run(ctx: Any) -> Any:
+            index = ctx.db.query("posts").with_search_index(
+                "search_body", lambda q: q.search("body", "w1")
+            )
+            return index.paginate({"numItems": 40, "cursor": cursor})
+
+        return db.run(run).unwrap()
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        p = page(cursor)
+        seen += [d["body"] for d in p["page"]]
+        if p["isDone"]:
+            break
+        cursor = p["continueCursor"]
+    expected = {f"common w{i}" for i in range(1030) if str(i).startswith("1")}
+    assert len(seen) == len(expected) == 141  # every match once, over 4 pages
+    assert set(seen) == expected
