@@ -281,7 +281,7 @@ def test_matches_equal_the_sqlite_engine(
     posts: Any, bodies: list[tuple[object, object]], query: str, channel: object
 ) -> None:
     posts.execute("TRUNCATE posts, " + quote(pg_name("posts$search$search_body")))
-    with Store.memory(SCHEMA, seed=0) as store:
+    with Store.open(":memory:", schema=SCHEMA, seed=0) as store:  # SQLite
         rows = [
             {"body": body, **({} if ch is UNSET else {"channel": ch})}
             for body, ch in bodies

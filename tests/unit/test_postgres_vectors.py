@@ -204,7 +204,7 @@ def test_results_equal_the_sqlite_engine(
     scan = VectorScan(
         "docs", "by_e", tuple(query), limit, tuple(("tag", t) for t in tags)
     )
-    with Store.memory(SCHEMA, seed=0) as store:
+    with Store.open(":memory:", schema=SCHEMA, seed=0) as store:  # SQLite
         made = [
             {
                 **({} if e is None else {"e": e}),

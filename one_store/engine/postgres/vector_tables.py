@@ -219,14 +219,19 @@ class VectorCaches:
         assert index is not None
         side = VectorSide.build(table.name, index)
         with self._lock:
-            generation, newest, count = connection.execute(
-                f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0), count(*) "
+            # max(seq) reads the end of the seq index; the OID tells a table
+            # made again (a changed index) from the one the cache was built on.
+            generation, newest = connection.execute(
+                f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0) "
                 f"FROM {quote(side.name)}",
                 (quote(side.name),),
-            ).fetchone() or (0, 0, 0)
+            ).fetchone() or (0, 0)
             cache = self._caches.get(side.name)
             if cache is None or cache.generation != generation:
                 matrix = VectorMatrix(index.dimensions, len(side.filter_paths))
+                (count,) = connection.execute(
+                    f"SELECT count(*) FROM {quote(side.name)} WHERE vector IS NOT NULL"
+                ).fetchone() or (0,)
                 matrix.reserve(int(count))
                 cache = self._caches[side.name] = _Cache(int(generation), 0, matrix)
             if newest > cache.seq:
