@@ -566,3 +566,10 @@ def test_two_schemas_of_one_database_never_share_a_lock_or_a_channel(
                     assert first.storage.count("t") == 0
         finally:
             admin.execute(f"DROP SCHEMA {other} CASCADE")
+
+
+def test_a_dsn_naming_a_missing_schema_says_so(postgres_dsn: str) -> None:
+    with pytest.raises(
+        StoreOpenError, match="no schema of the connection's search_path"
+    ):
+        Store.open(in_schema(postgres_dsn, "no_such_schema_here"))
