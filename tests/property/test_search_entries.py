@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -77,6 +78,7 @@ def expected(doc: dict[str, Any]) -> tuple[Any, ...] | None:
     return (" ".join(search_tokens(body)), sort_key(doc.get("channel", UNSET)))
 
 
+@pytest.mark.sqlite_only("reads the SQLite engine's key columns and FTS5 rows")
 @given(first=FIELDS, steps=STEPS)
 @example(first={"body": "a", "channel": 1}, steps=[("patch", {"channel": 1.0})])
 @example(first={"body": "a", "channel": 0.0}, steps=[("patch", {"channel": -0.0})])
