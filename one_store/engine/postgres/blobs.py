@@ -143,12 +143,21 @@ class PendingBody:
         """Append ``data`` (stored a piece at a time, so memory stays flat)."""
         self.size += len(data)
         self._hash.update(data)
-        self._buffer += data
-        while len(self._buffer) >= CHUNK:
-            self._flush(bytes(self._buffer[:CHUNK]))
-            del self._buffer[:CHUNK]
+        view = memoryview(data)
+        if self._buffer:  # top up the piece begun by an earlier write
+            take = CHUNK - len(self._buffer)
+            self._buffer += view[:take]
+            view = view[take:]
+            if len(self._buffer) < CHUNK:
+                return
+            self._flush(bytes(self._buffer))
+            self._buffer.clear()
+        while len(view) >= CHUNK:  # whole pieces go out without a copy
+            self._flush(view[:CHUNK])
+            view = view[CHUNK:]
+        self._buffer += view
 
-    def _flush(self, piece: bytes) -> None:
+    def _flush(self, piece: bytes | memoryview) -> None:
         with _storage_errors(f"could not write the body of {self.key}"):
             self._live().execute(
                 f"INSERT INTO {CHUNKS} (key, n, data) VALUES (%s, %s, %s)",
