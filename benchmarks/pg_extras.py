@@ -36,6 +36,7 @@ block between the ``pg-extras`` markers of ``benchmarks/RESULTS.md``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -120,6 +121,10 @@ def body(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 30)))
 
 
+def insert_all(docs: list[dict[str, Any]], ctx: Any) -> list[str]:
+    return [ctx.db.insert("messages", d) for d in docs]
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -152,9 +157,7 @@ class Bench:
                 )
                 for i in range(start, start + 500)
             ]
-            self.store.run(
-                lambda ctx, b=batch: [ctx.db.insert("messages", d) for d in b]
-            ).unwrap()
+            self.store.run(functools.partial(insert_all, batch)).unwrap()
         queries = random.Random(9)
         self.queries = [" ".join(queries.sample(WORDS, 2)) for _ in range(SEARCHES)]
 
@@ -313,6 +316,38 @@ def vector_search(store: Store, rng: random.Random) -> float:
     return timed(lambda: store.action(nearest, {}).unwrap())
 
 
+def big_body(store: Store, mib: int = 200) -> dict[str, float]:
+    """Store and read one ``mib`` MiB body; seconds and peak traced memory (MiB)."""
+    import tracemalloc
+
+    piece = os.urandom(MIB)
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        sid = store.files.store(iter([piece] * mib)).unwrap()
+        stored = time.perf_counter() - start
+        _, store_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        start = time.perf_counter()
+        total = 0
+        with store.files.open(sid).unwrap() as stream:
+            while chunk := stream.read(MIB):
+                total += len(chunk)
+        read = time.perf_counter() - start
+        _, read_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == mib * MIB
+    store.files.delete(sid).unwrap()
+    return {
+        "mib": mib,
+        "store_s": stored,
+        "store_peak_mib": store_peak / MIB,
+        "read_s": read,
+        "read_peak_mib": read_peak / MIB,
+    }
+
+
 def sqlite_twin(pg: Store) -> Store:
     """A SQLite store in memory holding the PostgreSQL store's vectors."""
     lite = Store.open(":memory:", schema=SCHEMA)
@@ -374,6 +409,8 @@ def measure(dsn: str, reps: int) -> dict[str, dict[str, list[float]]]:
             note(f"file store ({FILE_MIB} MiB)", "raw psycopg", rw)
             note(f"file read ({FILE_MIB} MiB)", "one_store", r)
             note(f"file read ({FILE_MIB} MiB)", "raw psycopg", rr)
+        big = big_body(bench.store)
+        figures["big body"] = {k: [v] for k, v in big.items()}
     finally:
         lite.close()
         bench.close()
@@ -392,6 +429,7 @@ def block(figures: dict[str, dict[str, list[float]]], reps: int) -> str:
         "| operation | one_store (median) | floor (median) | ratio | interval |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
+    big = figures.pop("big body", None)
     for op, who in figures.items():
         names = list(who)
         mine, floor = who[names[0]], who[names[1]]
@@ -404,6 +442,15 @@ def block(figures: dict[str, dict[str, list[float]]], reps: int) -> str:
             f"| {op} ({names[0]} / {names[1]}) | {med * 1e3:.2f} ms | "
             f"{fmed * 1e3:.2f} ms | {cell} | {span} |"
         )
+    if big is not None:
+        lines += [
+            "",
+            f"One body of {big['mib'][0]:.0f} MiB through `store.files`: stored in "
+            f"{big['store_s'][0]:.2f} s with a peak of {big['store_peak_mib'][0]:.1f} MiB "
+            f"of Python memory (tracemalloc), read in {big['read_s'][0]:.2f} s with a "
+            f"peak of {big['read_peak_mib'][0]:.1f} MiB.",
+        ]
+        figures["big body"] = big
     return "\n".join([*lines, "", END])
 
 
