@@ -9,7 +9,7 @@ compare with what a SQLite store answers for the same calls.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from one_store import (
     UNSET,
     Store,
     StoreOpenError,
+    action,
     define_schema,
     define_table,
     mutation,
@@ -235,6 +236,40 @@ def test_index_ranges_come_in_the_same_order_as_on_sqlite(
     with Store.memory(SCHEMA, seed=0) as lite:
         load(lite, vals)
         assert positions(store, op, bound, order) == positions(lite, op, bound, order)
+        assert pages(store, order) == pages(lite, order)
+        assert filtered(store, op or "eq", bound) == filtered(lite, op or "eq", bound)
+
+
+def filtered(store: Store, op: str, operand: Any) -> list[int]:
+    """Positions a ``.filter()`` comparison keeps (the engine prefilters or not)."""
+
+    def run(ctx: Any) -> list[int]:
+        q = ctx.db.query("t").filter(lambda f: getattr(f, op)(f.field("v"), operand))
+        return [d["i"] for d in q.collect()]
+
+    found: list[int] = store.run(run).unwrap()
+    return found
+
+
+def pages(store: Store, order: str) -> list[list[int]]:
+    """Positions page by page, walking ``by_v`` with cursors three at a time."""
+
+    def page(cursor: str | None) -> Callable[[Any], dict[str, Any]]:
+        def run(ctx: Any) -> dict[str, Any]:
+            q = ctx.db.query("t").with_index("by_v").order(order)
+            found: dict[str, Any] = q.paginate({"numItems": 3, "cursor": cursor})
+            return found
+
+        return run
+
+    walked: list[list[int]] = []
+    cursor = None
+    while True:
+        got = store.run(page(cursor)).unwrap()
+        walked.append([d["i"] for d in got["page"]])
+        if got["isDone"]:
+            return walked
+        cursor = got["continueCursor"]
 
 
 # ------------------------------------------------------------------ transactions
@@ -410,3 +445,90 @@ def test_a_connection_lost_mid_mutation_writes_nothing_and_the_next_call_reconne
 def test_a_read_only_open_of_an_empty_schema_says_so(dsn: str) -> None:
     with pytest.raises(StoreOpenError, match="no one_store tables"):
         Store.open(dsn, readonly=True)
+
+
+SEARCHED = define_schema(
+    {
+        "notes": define_table(
+            {
+                "body": v.string(),
+                "tag": v.string(),
+                "e": v.optional(v.array(v.float64())),
+            }
+        )
+        .search_index("search_body", search_field="body", filter_fields=["tag"])
+        .vector_index("by_e", vector_field="e", dimensions=2, filter_fields=["tag"]),
+    }
+)
+
+
+@query(args={"text": v.string()})
+def find(ctx: Any, args: dict[str, Any]) -> list[str]:
+    found = (
+        ctx.db.query("notes")
+        .with_search_index(
+            "search_body", lambda q: q.search("body", args["text"]).eq("tag", "a")
+        )
+        .take(10)
+    )
+    return [n["body"] for n in found]
+
+
+@action(args={})
+def nearest(ctx: Any, args: dict[str, Any]) -> list[str]:
+    hits = ctx.vector_search("notes", "by_e", {"vector": [1.0, 0.0], "limit": 2})
+    return [h["_id"] for h in hits]
+
+
+def test_search_and_vector_indexes_are_kept_by_every_write(dsn: str) -> None:
+    with Store.open(dsn, schema=SEARCHED) as store:
+        ids = store.run(
+            lambda ctx: [
+                ctx.db.insert(
+                    "notes", {"body": "deploy failed", "tag": "a", "e": [1.0, 0.1]}
+                ),
+                ctx.db.insert(
+                    "notes", {"body": "deploy done", "tag": "b", "e": [0.0, 1.0]}
+                ),
+                ctx.db.insert("notes", {"body": "lunch?", "tag": "a", "e": [0.9, 0.0]}),
+            ]
+        ).unwrap()
+        assert store.query(find, {"text": "deploy"}).unwrap() == ["deploy failed"]
+        assert store.action(nearest, {}).unwrap() == [ids[2], ids[0]]
+        store.run(
+            lambda ctx: ctx.db.patch(ids[1], {"tag": "a", "e": [1.0, 0.0]})
+        ).unwrap()
+        store.run(lambda ctx: ctx.db.delete(ids[2])).unwrap()
+        assert sorted(store.query(find, {"text": "deploy"}).unwrap()) == [
+            "deploy done",
+            "deploy failed",
+        ]
+        assert store.action(nearest, {}).unwrap() == [ids[1], ids[0]]
+
+
+def test_a_cleared_table_reruns_the_watches_that_read_it(
+    dsn: str, store: Store
+) -> None:
+    store.run(lambda ctx: ctx.db.insert("t", {"i": 4})).unwrap()
+    with Store.open(dsn) as other, store.watch(newest) as w:
+        assert w.result.unwrap() == [4]
+        updates = w.updates(timeout=10.0)
+        with other.storage.write():
+            other.storage.clear("t")
+        assert next(updates).unwrap() == []
+
+
+def test_a_connection_lost_between_calls_is_replaced_without_a_failure(
+    dsn: str, store: Store
+) -> None:
+    import psycopg
+
+    pid = store.storage.connection.info.backend_pid
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert store.run(lambda ctx: ctx.db.insert("t", {"i": 1})).unwrap()
+    second_pid = store.storage.connection.info.backend_pid
+    assert second_pid != pid
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (second_pid,))
+    assert store.read(lambda ctx: len(ctx.db.query("t").collect())).unwrap() == 1

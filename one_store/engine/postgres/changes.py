@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...model.keys import sort_key
 from ..backend import Change
-from ..sqlite.changes import KEEP, PRUNE_EVERY, RECENT, decode
+from ..sqlite.changes import KEEP, PRUNE_EVERY, RECENT, WHOLE_TABLE, decode
 from ..sqlite.changes import _encode as encode
 from ..sqlite.changes import _key as key_of
 from .layout import CHANGES, quote
@@ -109,6 +109,14 @@ class ChangeLog:
             self.recent.append(Change(seq, layout.name, doc_id, tuple(keys), search))
         if seq % PRUNE_EVERY == 0 and seq > KEEP:
             connection.execute(f"DELETE FROM {_Q} WHERE seq <= %s", (seq - KEEP,))
+
+    def cleared(self, connection: Connection, layout: PgTableLayout) -> None:
+        """Every document of ``layout`` is being deleted: an entry touching it all."""
+        row = connection.execute(_INSERT, (layout.name, "", WHOLE_TABLE)).fetchone()
+        self.wrote = True
+        if self.keep:
+            seq = 0 if row is None else int(row[0])
+            self.recent.append(Change(seq, layout.name, "", None, ()))
 
     def recent_after(self, after: int) -> list[Change] | None:
         """The entries this connection made after ``after``, if it has them all."""
