@@ -37,6 +37,7 @@ the write fail with ``StorageError``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -59,9 +60,12 @@ MAX_POSITION = 16383  # tsvector positions are 1..16383
 def sides(table: TableInfo) -> list[SearchSide]:
     """The side tables of ``table``'s search indexes, by index name."""
     return [
-        SearchSide.build(table.name, index)
-        for _, index in sorted(table.search_indexes.items())
+        _side(table.name, index) for _, index in sorted(table.search_indexes.items())
     ]
+
+
+# Built once per (table, index): every write of the table asks for its sides.
+_side = functools.lru_cache(maxsize=1024)(SearchSide.build)
 
 
 # ---------------------------------------------------------------------- DDL

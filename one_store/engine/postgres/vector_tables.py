@@ -36,6 +36,7 @@ this one from the server's memory instead of the process's.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -57,9 +58,12 @@ _FETCH = 4096
 def sides(table: TableInfo) -> list[VectorSide]:
     """The side tables of ``table``'s vector indexes."""
     return [
-        VectorSide.build(table.name, index)
-        for _, index in sorted(table.vector_indexes.items())
+        _side(table.name, index) for _, index in sorted(table.vector_indexes.items())
     ]
+
+
+# Built once per (table, index): every write of the table asks for its sides.
+_side = functools.lru_cache(maxsize=1024)(VectorSide.build)
 
 
 # ---------------------------------------------------------------------- DDL
