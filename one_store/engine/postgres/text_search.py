@@ -109,9 +109,14 @@ def backfill(
 
 def tsvector_text(tokens: str) -> str:
     """The ``tsvector`` literal of space-separated tokens, with their positions."""
+    # Every token is kept (a word past position 16,383 must still match):
+    # later ones all take the last position, as PostgreSQL's own parser does.
     return " ".join(
-        "'" + token.replace("\\", "\\\\").replace("'", "''") + f"':{position}"
-        for position, token in enumerate(tokens.split()[:MAX_POSITION], 1)
+        "'"
+        + token.replace("\\", "\\\\").replace("'", "''")
+        + "':"
+        + str(min(position, MAX_POSITION))
+        for position, token in enumerate(tokens.split(), 1)
     )
 
 
