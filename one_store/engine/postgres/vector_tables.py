@@ -177,7 +177,10 @@ def _changes(
     else:
         sql = f"SELECT id, id, vector{filters} FROM {t} WHERE seq > %s"
         params = (after,)
-    with connection.cursor(binary=True) as cursor:
+    # A server-side cursor (the caller holds a transaction): a first load of a
+    # large index streams in batches instead of arriving whole in libpq.
+    with connection.cursor(name="one_store_vectors", binary=True) as cursor:
+        cursor.itersize = _FETCH
         cursor.execute(sql, params)
         while chunk := cursor.fetchmany(_FETCH):
             yield from chunk
