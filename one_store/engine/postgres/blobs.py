@@ -42,6 +42,7 @@ most one piece is read at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import threading
@@ -67,13 +68,18 @@ Connect = Callable[[], "Connection[Any]"]
 
 @contextmanager
 def _storage_errors(what: str) -> Iterator[None]:
-    """Turn a database error into ``StorageFailure(StorageError)`` naming ``what``."""
+    """Turn a database error into ``StorageFailure``: ``Busy``, or a ``StorageError`` naming ``what``."""
     import psycopg
+
+    from .connection import classify
 
     try:
         yield
     except psycopg.Error as e:
-        raise StorageFailure(StorageError(f"{what}: {e}")) from e
+        problem = classify(e)
+        if isinstance(problem, StorageError):
+            problem = StorageError(f"{what}: {problem.message}")
+        raise StorageFailure(problem) from e
 
 
 def _ensure_tables(connection: Connection[Any]) -> None:
@@ -87,11 +93,12 @@ def _ensure_tables(connection: Connection[Any]) -> None:
         f"REFERENCES {BODIES} (key) ON DELETE CASCADE, n integer NOT NULL, "
         "data bytea NOT NULL, PRIMARY KEY (key, n))",
     ):
-        try:
-            with connection.transaction():
-                connection.execute(sql)
-        except psycopg.errors.UniqueViolation:
-            pass  # another process created it between the check and ours
+        # Another process may create it between the check and ours.
+        with (
+            contextlib.suppress(psycopg.errors.UniqueViolation),
+            connection.transaction(),
+        ):
+            connection.execute(sql)
 
 
 class PendingBody:
@@ -336,8 +343,8 @@ class PostgresBlobs:
 
     def begin(self, key: str) -> PendingBody:
         """Start writing the body of ``key`` (a new ``_storage`` ID)."""
-        with self._statements("could not prepare the file tables", create=True):
-            pass
+        with self._statements("could not prepare the file tables", create=True) as c:
+            assert c is not None  # the tables exist from here on
         with _storage_errors(f"could not start the body of {key}"):
             connection = self._take()
         return PendingBody(connection, key, self._give)
