@@ -100,8 +100,12 @@ class PgStorage:
         self.vectors = vector_tables.VectorCaches()  # vector indexes, in memory
         try:
             self._connection = connection.connect(dsn, busy_timeout)
+        except Exception as e:
+            raise StorageFailure(connection.open_problem(dsn, e)) from e
+        try:
             self.schema = connection.schema_name(self._connection)
         except Exception as e:
+            self._connection.close()
             raise StorageFailure(connection.open_problem(dsn, e)) from e
         self._lock_key = connection.lock_key(self.schema)
         self._channel = connection.channel(self.schema)
@@ -124,7 +128,9 @@ class PgStorage:
     def connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The live connection; a lost one is replaced between transactions."""
         c = self._connection
-        if (c.closed or c.broken) and not (self.in_write or self.in_read):
+        if (c.closed or c.broken) and not (
+            self.in_write or self.in_read or self._closed
+        ):
             with contextlib.suppress(Exception):
                 c.close()
             try:
