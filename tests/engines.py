@@ -162,3 +162,25 @@ def store_target(engine: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
     finally:
         for dsn in places.values():
             cluster.drop(dsn)
+
+
+def dump(store: Any) -> list[Any]:
+    """Everything a store's database holds, to compare before and after a call.
+
+    SQLite: ``iterdump()`` of the file; PostgreSQL: every row of every table of the
+    store's schema, in order.
+    """
+    connection = store.storage.connection
+    if store.storage.features.vendor == "sqlite":
+        return list(connection.iterdump())
+    tables = connection.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        " ORDER BY 1"
+    ).fetchall()
+    rows: list[Any] = []
+    for (table,) in tables:
+        quoted = '"' + table.replace('"', '""') + '"'
+        found = connection.execute(f"SELECT * FROM {quoted}").fetchall()
+        rows.append((table, sorted(map(repr, found))))
+    return rows

@@ -49,6 +49,9 @@ def store() -> Iterator[Store]:
         yield s
 
 
+@pytest.mark.sqlite_only(
+    "checks the SQLite engine's class; PgStorage's twin is in test_postgres_storage.py"
+)
 def test_storage_has_every_member_of_the_protocol(store: Store) -> None:
     storage: Storage = store.storage
     assert accepts_backend(storage) is storage

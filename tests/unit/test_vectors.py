@@ -57,9 +57,7 @@ def rows(store: Store) -> list[tuple[Any, ...]]:
     return found
 
 
-@pytest.mark.sqlite_only(
-    "the SQLite engine's vector table (tests/unit/test_postgres_vectors.py has PostgreSQL's)"
-)
+@pytest.mark.sqlite_only("reads the SQLite engine's vector side table")
 def test_writes_keep_the_table_in_step_and_seq_grows():
     with Store.memory(SCHEMA) as store:
         a = store.run(lambda ctx: ctx.db.insert("docs", {"e": [1.0, 0.0]})).unwrap()
@@ -77,9 +75,7 @@ def test_writes_keep_the_table_in_step_and_seq_grows():
         assert tombstone[1] == max(r[1] for r in rows(store))
 
 
-@pytest.mark.sqlite_only(
-    "the SQLite engine's vector table (tests/unit/test_postgres_vectors.py has PostgreSQL's)"
-)
+@pytest.mark.sqlite_only("reads the SQLite engine's vector side table")
 def test_a_rolled_back_write_leaves_the_table_as_it_was():
     with Store.memory(SCHEMA) as store:
         a = store.run(lambda ctx: ctx.db.insert("docs", {"e": [1.0, 0.0]})).unwrap()
@@ -96,9 +92,7 @@ def test_a_rolled_back_write_leaves_the_table_as_it_was():
         assert rows(store) == before
 
 
-@pytest.mark.sqlite_only(
-    "the SQLite engine's vector table (tests/unit/test_postgres_vectors.py has PostgreSQL's)"
-)
+@pytest.mark.sqlite_only("reads the SQLite engine's vector side table")
 def test_clearing_a_table_tombstones_every_entry():
     with Store.memory(SCHEMA) as store:
         for i in range(3):
