@@ -30,7 +30,6 @@ import json
 import math
 import os
 import re
-import sqlite3
 import struct
 import zipfile
 from collections.abc import Callable, Iterator
@@ -39,8 +38,7 @@ from typing import IO, Any, Final, Literal, Protocol, TypeAlias, cast
 from attrs import frozen
 from returns.result import Result, Success
 
-from .engine.sqlite.storage import StorageFailure
-from .model.errors import ProblemFailure
+from .model.errors import ProblemFailure, StorageFailure
 from .model.ids import FIRST_USER_TABLE_NUMBER, decode_id, encode_id
 from .model.validators import error_text
 from .model.values import (
@@ -54,6 +52,7 @@ from .model.values import (
     unb64,
 )
 from .runtime.file_snapshot import FileSnapshotError, Staging, export_files, zip_entry
+from .runtime.outcome import storage_problem
 from .store import Store
 
 Mode: TypeAlias = Literal["require_empty", "replace", "append"]
@@ -557,7 +556,6 @@ def import_snapshot(
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as e:
         return ProblemFailure(SnapshotInvalid(f"not a readable ZIP file: {e}"))
-    # A failed write is rolled back (and its creation times forgotten) in there.
     with archive, Staging(store.storage, archive, mode == "replace") as files:
         try:
             importer = _Importer(store, archive, mode, progress)
@@ -581,10 +579,12 @@ def import_snapshot(
             return ProblemFailure(abort.problem)
         except StorageFailure as failure:
             return ProblemFailure(SnapshotInvalid(failure.problem.message))
-        except sqlite3.Error as e:
-            return ProblemFailure(SnapshotInvalid(f"SQLite refused the import: {e}"))
         except (zipfile.BadZipFile, OSError, EOFError) as e:  # a corrupt entry
             return ProblemFailure(SnapshotInvalid(f"the ZIP file is damaged: {e}"))
+        except Exception as e:  # the database failed (SQLite or PostgreSQL)
+            if (refused := storage_problem(e)) is None:
+                raise
+            return ProblemFailure(SnapshotInvalid(f"database error: {refused}"))
     return Success(SnapshotSummary(counts))
 
 

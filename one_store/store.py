@@ -3,7 +3,9 @@
 Every call returns a ``Result``. A mutation is one SQLite transaction, begun with
 ``BEGIN IMMEDIATE`` so that concurrent writers (threads or processes) serialise and
 never lose an update; any Failure rolls it back completely. A query reads one
-snapshot. An action runs outside any transaction and composes the others.
+snapshot. An action runs outside any transaction and composes the others. A
+``postgresql://`` DSN opens the PostgreSQL engine instead
+(:mod:`one_store.engine.postgres`), with the same guarantees across machines.
 
 ``Store`` opens the file and syncs the schema; running a function is the
 executor's job (:mod:`one_store.runtime.executor`), to which every call goes.
@@ -21,11 +23,13 @@ from returns.result import Result
 
 from . import data
 from .engine import migration
-from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage, StorageFailure
+from .engine.postgres.connection import is_dsn
+from .engine.sqlite.storage import DEFAULT_CACHE_MIB, Storage
 from .model.display import html_table, text_table
 from .model.errors import (
     FunctionNotFound,
     Problem,
+    StorageFailure,
     StoreOpenError,
     Unauthenticated,
     as_user_result,
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .app import App
+    from .engine.postgres.storage import PgStorage
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -73,7 +78,7 @@ class Store:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Storage | PgStorage,
         *,
         schema: Schema | None = None,
         app: App | None = None,
@@ -83,7 +88,10 @@ class Store:
         identity: Mapping[str, Any] | None = None,
         site_url: str = DEFAULT_SITE_URL,
     ) -> None:
-        self.storage = storage
+        # The engine: a SQLite Storage or a PgStorage. Typed Any so that code
+        # (tests, tools) reaching one engine's own members (a SQLite connection's
+        # iterdump) needs no cast; the runtime holds it as a Backend.
+        self.storage: Any = storage
         self.app = app
         self.schema = schema if schema is not None else (app.schema if app else None)
         self.executor = Executor(
@@ -111,7 +119,7 @@ class Store:
             http=http,
         )
         # Shared with with_identity views (copied by reference); idle until a watch.
-        self._watches = Watches(self.executor, follow=storage.path != ":memory:")
+        self._watches = Watches(self.executor, follow=storage.follows_others)
         # File storage (docs/file-storage.md): ctx.storage and store.files.
         files = Files(self.executor, site_url)
         self.executor.use_files(files)
@@ -145,10 +153,14 @@ class Store:
         readonly: bool = False,
         site_url: str = DEFAULT_SITE_URL,
     ) -> Store:
-        """Open (or create) a store in a SQLite file, in WAL mode.
+        """Open (or create) a store in a SQLite file (WAL mode) or a PostgreSQL database.
 
         Args:
-            path: the database file.
+            path: the database file, or a ``postgresql://`` / ``postgres://``
+                DSN (docs/postgresql.md): the tables then live in the
+                connection's current schema, shared by every process and
+                machine that opens it (``synchronous`` and ``cache_mib`` are
+                SQLite's and do not apply).
             schema: the schema; new tables and indexes are created and back-filled.
             app: an app folder (or dotted module) whose ``schema.py`` and function
                 files are loaded; functions are then callable by ``"file:name"``.
@@ -180,14 +192,23 @@ class Store:
             ...     print(store.storage.tables())
         """
         loaded = _load(app)
+        target = os.fspath(path)
+        storage: Storage | PgStorage
         try:
-            storage = Storage(
-                os.fspath(path),
-                busy_timeout=busy_timeout,
-                synchronous=synchronous,
-                cache_mib=cache_mib,
-                readonly=readonly,
-            )
+            if is_dsn(target):
+                from .engine.postgres.storage import PgStorage
+
+                storage = PgStorage(
+                    target, busy_timeout=busy_timeout, readonly=readonly
+                )
+            else:
+                storage = Storage(
+                    target,
+                    busy_timeout=busy_timeout,
+                    synchronous=synchronous,
+                    cache_mib=cache_mib,
+                    readonly=readonly,
+                )
         except StorageFailure as e:
             raise StoreOpenError(e.problem) from e
         try:
@@ -249,7 +270,7 @@ class Store:
     @property
     def readonly(self) -> bool:
         """Whether the store was opened with ``readonly=True`` (it never writes)."""
-        return self.storage.readonly
+        return bool(self.storage.readonly)
 
     def __enter__(self) -> Store:
         return self
@@ -389,10 +410,10 @@ class Store:
         return data.TableView(self.executor, self.schema, name)
 
     def __repr__(self) -> str:
-        return text_table(*data.store_summary(self.executor, self.storage.path))
+        return text_table(*data.store_summary(self.executor, self.storage.location))
 
     def _repr_html_(self) -> str:
-        return html_table(*data.store_summary(self.executor, self.storage.path))
+        return html_table(*data.store_summary(self.executor, self.storage.location))
 
     def watch(
         self,

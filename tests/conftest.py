@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, settings
 from one_store import Store, define_schema, define_table, v
 from one_store.testing import FakeClock
 
-# The reliability suite's --crash-runs option (pytest reads options only from plugins).
-pytest_plugins = ["tests.reliability.options"]
+# The reliability suite's --crash-runs option (pytest reads options only from plugins);
+# the PostgreSQL server and per-test schemas of the PostgreSQL engine's tests; the
+# --engine option and its ``engine`` fixture (the suite on both engines).
+pytest_plugins = ["tests.reliability.options", "tests.postgres_server", "tests.engines"]
 
 settings.register_profile(
     "default",
@@ -51,8 +53,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(clock: FakeClock) -> Iterator[Store]:
-    """A fresh in-memory store with a small schema (sqlite-utils' fresh_db)."""
+def store(engine: str, clock: FakeClock) -> Iterator[Store]:
+    """A fresh store with a small schema (sqlite-utils' fresh_db), on each engine.
+
+    SQLite: in memory; PostgreSQL: a fresh schema of the test server (tests/engines.py).
+    """
     with Store.memory(SCHEMA, clock=clock, seed=0) as s:
         yield s
 

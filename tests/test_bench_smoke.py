@@ -244,3 +244,18 @@ def test_files_benchmark_runs_and_writes_its_block(tmp_path: Path) -> None:
     assert "<!-- files:start" in text
     assert "| one_store store |" in text
     assert "| SQLite blob rows (WAL) read |" in text
+
+
+def test_postgres_benchmark_writes_its_block_and_json(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nkept before\n")
+    options = ["--profile", "smoke", "--rounds", "1", "--seconds", "0.1"]
+    run_script("postgres.py", *options, "--writers", "1", "--out", str(tmp_path))
+    text = results.read_text()
+    assert text.startswith("# Results\n\nkept before\n")
+    assert text.count("<!-- postgres:start") == 1
+    assert "MISMATCH" not in text
+    (run,) = (tmp_path / "runs").glob("postgres-*.json")
+    data = json.loads(run.read_text())
+    assert set(data["operations"]) == OPS
+    assert set(data["writers"]) == {"1"}

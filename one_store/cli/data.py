@@ -24,6 +24,7 @@ from returns.result import Failure, Success
 from rich.console import Console
 from rich.table import Table
 
+from ..engine.backend import TableInfo
 from ..model.display import cell, columns_of
 from ..model.values import Document
 from ..snapshot import to_export_json
@@ -51,7 +52,7 @@ def parse_where(words: list[str]) -> dict[str, Any]:
 
 def index_for(store: Store, table: str, fields: list[str]) -> str:
     """The index whose leading fields are exactly ``fields`` (in any order)."""
-    layout = store.storage.layouts[table]
+    layout: TableInfo = store.storage.layouts[table]
     for name, index in layout.indexes.items():
         if name not in ("by_id", "by_creation_time") and set(
             index.fields[: len(fields)]
@@ -153,7 +154,7 @@ def _blocks(title: str, docs: list[Document]) -> Table:
 def print_listing(
     console: Console,
     store: Store,
-    db: Path,
+    db: str,
     app_dir: Path | None,
     as_json: bool,
 ) -> None:

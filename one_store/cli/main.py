@@ -27,8 +27,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from typer.core import TyperCommand
 
-from ..engine.sqlite.storage import StorageFailure
-from ..model.errors import OneStoreError
+from ..engine.postgres.connection import is_dsn
+from ..model.errors import OneStoreError, StorageFailure
 from ..model.validators import Validator
 from ..model.values import from_convex_json
 from ..store import Store
@@ -51,13 +51,20 @@ AppArg = Annotated[
         help="The app folder (schema.py plus function files), like convex/.",
     ),
 ]
+# A SQLite file, or a postgresql:// DSN (a string: a Path would fold its "//").
 DbOpt = Annotated[
-    Path, typer.Option("--db", help="The SQLite file (created if missing).")
+    str,
+    typer.Option(
+        "--db",
+        help="The SQLite file (created if missing), or a postgresql:// DSN.",
+    ),
 ]
 ReadDbOpt = Annotated[
-    Path,
+    str,
     typer.Option(
-        "--db", help="The SQLite file to read; it must exist and is never changed."
+        "--db",
+        help="The SQLite file to read (it must exist and is never changed), "
+        "or a postgresql:// DSN.",
     ),
 ]
 AppOpt = Annotated[
@@ -84,7 +91,7 @@ def fail(message: str) -> NoReturn:
 
 @contextmanager
 def open_store(
-    app_dir: Path | None, db: Path, *, readonly: bool = False
+    app_dir: Path | None, db: str, *, readonly: bool = False
 ) -> Iterator[Store]:
     """Open ``db`` with the app (if any); turn every opening problem into one line.
 
@@ -93,8 +100,8 @@ def open_store(
     """
     if app_dir is not None and not app_dir.is_dir():
         fail(f"app folder {str(app_dir)!r} does not exist")
-    if readonly and not db.exists():
-        fail(f"database {str(db)!r} does not exist")
+    if readonly and not is_dsn(db) and not Path(db).exists():
+        fail(f"database {db!r} does not exist")
     try:
         store = Store.open(db, app=app_dir, readonly=readonly)
     except StorageFailure as e:  # its message names the file and why

@@ -414,6 +414,11 @@ class Backend(Scanner, Protocol):
     # ------------------------------------------------------------ tables and schema
 
     readonly: bool
+    # Where the data is, for messages: a file's path, or a DSN without its password.
+    location: str
+    # Whether other connections (processes, machines) may write the same tables,
+    # so watches must follow them (False only for a private memory database).
+    follows_others: bool
 
     @property
     def blobs(self) -> BlobStore:
@@ -437,7 +442,10 @@ class Backend(Scanner, Protocol):
         """
 
     def data_version(self) -> int:
-        """A number that changes when another connection commits to the database."""
+        """A number that changes when another connection commits to the database.
+
+        Called outside any transaction (the watch thread asks every 10 ms).
+        """
 
     def schema_fingerprint(self) -> str | None:
         """The fingerprint of the schema the database was last synced with."""

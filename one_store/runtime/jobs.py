@@ -7,9 +7,11 @@
   storage error) the job stays ``pending`` and is tried again, as Convex retries
   internal errors.
 - A scheduled **action** runs at most once: the job is marked ``inProgress`` (with
-  the ``host:pid`` running it) and committed before the action starts; it is never
-  re-run. If that process dies, the next ``run_due`` anywhere marks it ``failed``
-  with Convex's "Transient error while executing action".
+  the ``host:pid`` running it and a lease its worker keeps renewing,
+  :mod:`one_store.runtime.job_lease`) and committed before the action starts; it
+  is never re-run. If that process dies, the next ``run_due`` anywhere marks it
+  ``failed`` with Convex's "Transient error while executing action": at once on
+  its host, after the lease expires on any other machine.
 - A handler that fails (a Failure, ``ConvexError``, any exception, even misuse of
   the library) marks its job ``failed`` with the error text; the worker goes on.
 - A job that fails keeps Convex's ``{"kind": "failed", "error": ...}`` with the
@@ -28,8 +30,6 @@ key of the ``"pending"`` range, read by the engine
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -42,6 +42,7 @@ from ..model.values import Document, dumps
 from .crons import CronJob, Crons
 from .functions import FunctionSpec
 from .job_failure import JobFailure
+from .job_lease import DEFAULT_LEASE_SECONDS, Heartbeat, in_progress, interrupted
 from .scheduler import (
     CRON_DEFINITION,
     CRON_TABLE,
@@ -65,35 +66,9 @@ _RUNNING: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
 
 
-def _executor() -> str:
-    """``host:pid`` of this process, recorded on the action jobs it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
-
-
-def _interrupted(job: Document) -> bool:
-    """Whether an ``inProgress`` action job's process is gone (or no longer running it)."""
-    state = job["state"]
-    execution = state.get("executionId") if isinstance(state, dict) else None
-    if not isinstance(execution, str):
-        return False
-    host, _, pid_text = execution.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another machine's process: nothing to know about it here
-    pid = int(pid_text)
-    if pid == os.getpid():
-        with _RUNNING_LOCK:
-            return str(job["_id"]) not in _RUNNING
-    return not _alive(pid)
+def _running_here(job_id: str) -> bool:
+    with _RUNNING_LOCK:
+        return job_id in _RUNNING
 
 
 def _number(value: object) -> float:
@@ -114,6 +89,8 @@ class StoreScheduler(ScheduledFunctions):
         super().__init__(executor)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # How long a claimed action job stays claimed without a heartbeat.
+        self.lease_seconds = DEFAULT_LEASE_SECONDS
         self.crons: Crons | None = None
         if crons is not None:
             self.use_crons(crons)
@@ -361,10 +338,17 @@ class StoreScheduler(ScheduledFunctions):
             current = txn.storage.get(layout, job_id)
             if current is None or current["state"] != {"kind": "pending"}:
                 return False
-            # Who runs it: if this process dies, other workers can tell (see _recover).
-            current["state"] = {"kind": "inProgress", "executionId": _executor()}
+            # Who runs it, and for how long: if it dies, others can tell (job_lease).
+            current["state"] = in_progress(self.lease_seconds)
             txn.storage.update(layout, current)
             return True
+
+        def renew(txn: Transaction) -> None:
+            layout = self.layout(txn)
+            current = txn.storage.get(layout, job_id)
+            if current is not None and current["state"].get("kind") == "inProgress":
+                current["state"] = in_progress(self.lease_seconds)
+                txn.storage.update(layout, current)
 
         with _RUNNING_LOCK:
             _RUNNING.add(job_id)
@@ -376,7 +360,10 @@ class StoreScheduler(ScheduledFunctions):
                 return False
             failure: JobFailure | None = None
             try:
-                with executor.running_job(job_id, "action"):
+                with (
+                    Heartbeat(lambda: executor.system_write(renew), self.lease_seconds),
+                    executor.running_job(job_id, "action"),
+                ):
                     outcome = executor.call("action", spec, job_args(job))
                 if isinstance(outcome, Failure):
                     failure = JobFailure.of(outcome.failure())
@@ -407,7 +394,8 @@ class StoreScheduler(ScheduledFunctions):
         Convex marks an interrupted action ``failed`` with "Transient error while
         executing action" and never re-runs it (at most once). A job counts as
         interrupted when the process recorded in its ``executionId`` (this host)
-        no longer exists, or is this process and no longer runs it.
+        no longer exists, or is this process and no longer runs it, or when its
+        lease expired (a worker on any machine; see :mod:`.job_lease`).
         """
         backend = self.executor.backend
         if TABLE not in backend.layouts:
@@ -416,7 +404,7 @@ class StoreScheduler(ScheduledFunctions):
             running = backend.range_documents(
                 TABLE, "by_state", _IN_PROGRESS, prefix_end(_IN_PROGRESS)
             )
-        stuck = [job for job in running if _interrupted(job)]
+        stuck = [job for job in running if interrupted(job, _running_here)]
         if not stuck:
             return 0
 

@@ -5,7 +5,7 @@
   its size, without walking again the documents the transaction read and left
   untouched (:meth:`~one_store.runtime.transaction.Transaction.check_result`).
 - :func:`problem_of`: a handler raised; ``ConvexError`` is ``Rejected``, a
-  ``ProblemError`` its Problem, a SQLite failure ``StorageError``/``Busy``, any
+  ``ProblemError`` its Problem, a SQLite or PostgreSQL failure ``StorageError``/``Busy``, any
   other exception ``HandlerError`` with the exception attached.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, cast
@@ -66,12 +67,35 @@ def problem_of(error: Exception, function: str | None) -> Problem:
         # I/O error, lock): StorageError or Busy, not a fault in the user's code.
         assert isinstance(error, sqlite3.Error)
         return classify(error)
+    if _is_postgres_error(error):
+        # PostgreSQL failed under the handler (a lost connection, a lock
+        # timeout): StorageError or Busy, as on SQLite.
+        from ..engine.postgres.connection import classify as classify_postgres
+
+        return classify_postgres(error)
     if isinstance(error, UnwrapFailedError):
         inner = error.halted_container.failure()
         if is_problem(inner):
             return cast("Problem", inner)
         return Rejected(inner) if is_value(inner) else HandlerError(error, function)
     return HandlerError(error, function)
+
+
+def storage_problem(error: BaseException) -> Problem | None:
+    """The Problem of a database's own error (SQLite or PostgreSQL); None for others."""
+    if isinstance(error, sqlite3.Error):
+        return classify(error)
+    if _is_postgres_error(error):
+        from ..engine.postgres.connection import classify as classify_postgres
+
+        return classify_postgres(error)
+    return None
+
+
+def _is_postgres_error(error: BaseException) -> bool:
+    """Whether ``error`` is psycopg's (only when a PostgreSQL store loaded it)."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.Error)
 
 
 def is_value(x: object) -> bool:

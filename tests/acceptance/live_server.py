@@ -22,7 +22,7 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+")
 @contextmanager
 def live_server(
     app: Path,
-    db: Path,
+    db: Path | str,
     *extra: str,
     stderr: list[str] | None = None,
     env: dict[str, str] | None = None,

@@ -340,8 +340,10 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_worker_processes_on_one_file_run_every_job_exactly_once(tmp_path: Path):
-    db = tmp_path / "shared.db"
+def test_two_worker_processes_on_one_file_run_every_job_exactly_once(
+    tmp_path: Path, store_target
+):
+    db = store_target("shared.db")
     app = APPS / "worker_app"
     mutations, actions = 150, 40
     with Store.open(db, app=app) as store:

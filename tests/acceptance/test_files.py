@@ -121,7 +121,8 @@ def files_store(tmp_path: Path, clock: FakeClock):
 
 
 def body_names(store: Store) -> list[str]:
-    return store.storage.blobs.names()
+    names: list[str] = store.storage.blobs.names()
+    return names
 
 
 def test_a_stored_file_has_convex_metadata(files_store):
@@ -356,6 +357,7 @@ def test_files_survive_reopening_and_live_beside_the_database(tmp_path):
         assert s.files.get(sid).unwrap() == b"persisted"
 
 
+@pytest.mark.sqlite_only("a memory store's temporary folder of file bodies")
 def test_a_memory_store_removes_its_folder_when_closed():
     s = Store.memory()
     s.files.store(b"x").unwrap()

@@ -16,14 +16,14 @@ CHAT_APP = ROOT / "schema" / "chat"
 
 
 @pytest.fixture
-def one(clock: FakeClock) -> Iterator[Store]:
-    """The ONE agent/human system (schema/one) in memory."""
+def one(engine: str, clock: FakeClock) -> Iterator[Store]:
+    """The ONE agent/human system (schema/one), fresh, on each engine."""
     with Store.memory(app=ONE_APP, clock=clock, seed=0) as store:
         yield store
 
 
 @pytest.fixture
-def chat(clock: FakeClock) -> Iterator[Store]:
-    """The agent chat app (schema/chat) in memory."""
+def chat(engine: str, clock: FakeClock) -> Iterator[Store]:
+    """The agent chat app (schema/chat), fresh, on each engine."""
     with Store.memory(app=CHAT_APP, clock=clock, seed=0) as store:
         yield store

@@ -48,8 +48,10 @@ def _run_children(commands: list[list[str]]) -> list[dict[str, Any]]:
     return results
 
 
-def test_processes_and_threads_never_lose_an_increment(tmp_path: Path) -> None:
-    db = tmp_path / "counter.db"
+def test_processes_and_threads_never_lose_an_increment(
+    engine: str, store_target: Any
+) -> None:
+    db = store_target("counter.db")
     # Create the file and its tables first so that the children race on data only.
     with Store.open(db, schema=workload.counter_schema):
         pass
@@ -60,7 +62,8 @@ def test_processes_and_threads_never_lose_an_increment(tmp_path: Path) -> None:
     with Store.open(db, schema=workload.counter_schema) as store:
         # Each Busy was retried; had a Busy attempt been applied, this would exceed 2,000.
         assert store.query(workload.counter_value, {"name": "main"}) == Success(2000)
-    assert file_problems(db) == []
+    if engine == "sqlite":  # the file's own integrity check
+        assert file_problems(Path(db)) == []
 
 
 def test_mixed_workload_keeps_its_invariants(tmp_path: Path) -> None:

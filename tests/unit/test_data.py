@@ -410,7 +410,7 @@ def test_a_store_shows_its_tables_and_counts():
     with Store.memory(NOTES) as store:
         add_notes(store, 2)
         assert repr(store).splitlines() == [
-            "Store ':memory:'",
+            f"Store {store.storage.location!r}",  # ':memory:', or the DSN
             "table  documents",
             "notes  2",
         ]

@@ -26,6 +26,7 @@ from one_store import (
 )
 from one_store.model.values import dumps
 from one_store.testing import any_value
+from tests import engines
 
 # Convex's DatabaseReader / DatabaseWriter (convex-js server/database.ts), in
 # Python's case. A reader refuses the writes with a ContextError at once.
@@ -45,8 +46,8 @@ def _public(obj: object) -> set[str]:
     return {name for name in dir(obj) if not name.startswith("_")}
 
 
-def _dump(store: Store) -> list[str]:
-    return list(store.storage.connection.iterdump())
+def _dump(store: Store) -> list[Any]:
+    return engines.dump(store)  # the file's SQL dump, or every row on PostgreSQL
 
 
 @pytest.fixture

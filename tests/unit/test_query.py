@@ -642,6 +642,7 @@ def test_nested_field_paths(db: Store) -> None:
 # ------------------------------------------------------------------ SQL prefilter
 
 
+@pytest.mark.sqlite_only("compiles the SQLite engine's SQL (its JSON prefilter)")
 def test_leading_equalities_are_tested_in_sql(db: Store) -> None:
     sql, params = compiled(
         db,
@@ -679,6 +680,7 @@ def test_leading_equalities_are_tested_in_sql(db: Store) -> None:
     ]
 
 
+@pytest.mark.sqlite_only("compiles the SQLite engine's SQL (its JSON prefilter)")
 @pytest.mark.parametrize(
     ("literal", "test"),
     [
@@ -747,6 +749,7 @@ def _build(spec: tuple[list[tuple[str, Any]], bool]) -> Callable[[Any], Any]:
     return predicate
 
 
+@pytest.mark.sqlite_only("compiles the SQLite engine's SQL (its JSON prefilter)")
 @given(
     st.lists(st.tuples(field_values, field_values), max_size=8),
     st.lists(filters, min_size=1, max_size=2),
@@ -936,6 +939,7 @@ TAKE_ONE: list[Callable[[Any], Any]] = [
 ]
 
 
+@pytest.mark.sqlite_only("counts SQLite VM instructions (set_progress_handler)")
 @pytest.mark.parametrize("build", TAKE_ONE)
 def test_take_one_costs_the_same_at_any_table_size(
     build: Callable[[Any], Any],
@@ -1127,6 +1131,7 @@ PLANNED: list[tuple[Callable[[Any], Query], str, str | None]] = [
 ]
 
 
+@pytest.mark.sqlite_only("reads SQLite's EXPLAIN QUERY PLAN")
 @pytest.mark.parametrize(("build", "index", "seek"), PLANNED)
 def test_every_query_is_an_index_scan(
     db: Store, build: Callable[[Any], Query], index: str, seek: str | None

@@ -174,6 +174,7 @@ def test_the_prefilter_is_the_leading_run_sql_can_test() -> None:
     assert params == ['$."a"', '$."a"', "x"]
 
 
+@pytest.mark.sqlite_only("the SQLite engine's JSON prefilter")
 def test_rows_failing_the_prefilter_come_back_undecoded_with_their_length(
     db: Store,
 ) -> None:
@@ -250,6 +251,7 @@ def test_search_top_breaks_ties_newest_first(db: Store) -> None:
     assert [json.loads(body)["_id"] for body, _ in top] == [ids[2], ids[1]]
 
 
+@pytest.mark.sqlite_only("FTS5's top-n gives up on ties; PostgreSQL orders ties in SQL")
 def test_search_top_gives_up_when_ties_run_past_the_limit(db: Store) -> None:
     insert(db, *({"body": "same words"} for _ in range(3)))
     scan = SearchScan("items", "search_body", ("same",))

@@ -90,6 +90,7 @@ def test_every_index_is_a_blob_column_with_a_real_sqlite_index(tmp_path: Path):
     conn.close()
 
 
+@pytest.mark.sqlite_only("reads the SQLite engine's key columns")
 def test_index_key_is_the_convex_sort_key_of_fields_creation_time_and_id(store):
     agent_id = store.run(
         lambda ctx: ctx.db.insert("agents", {"name": "Ada", "score": 1.5})
@@ -103,6 +104,7 @@ def test_index_key_is_the_convex_sort_key_of_fields_creation_time_and_id(store):
     assert by_time == sort_key(doc["_creationTime"]) + sort_key(agent_id)
 
 
+@pytest.mark.sqlite_only("reads the SQLite engine's key columns")
 def test_patch_moves_the_index_key_and_delete_removes_the_row(store):
     agent_id = store.run(lambda ctx: ctx.db.insert("agents", {"name": "a"})).unwrap()
     conn = store.storage.connection
@@ -163,6 +165,7 @@ def test_write_raw_creates_a_table_with_the_number_inside_the_id(store):
     assert list(store.storage.scan("imported")) == [doc]
 
 
+@pytest.mark.sqlite_only("sqlite3's in_transaction")
 def test_transaction_rolls_back_on_exception(store):
     storage = store.storage
     doc = {"_id": encode_id(storage.table_number("notes")), "_creationTime": 1.0}

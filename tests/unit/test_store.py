@@ -81,7 +81,7 @@ def get(store: Store, doc_id: str) -> Any:
 
 
 def count(store: Store, table: str) -> int:
-    return store.storage.count(table)
+    return int(store.storage.count(table))
 
 
 # ---------------------------------------------------------------- opening

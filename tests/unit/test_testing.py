@@ -65,6 +65,7 @@ def test_the_fake_clock_fixture(fake_clock):
 # ----------------------------------------------------------------- the plugin
 
 
+@pytest.mark.sqlite_only("app_store is a SQLite memory store")
 @pytest.mark.one_store_app(AGENT_APP)
 def test_app_store_is_an_in_memory_store_of_the_marked_app(app_store, fake_clock):
     assert "tasks:submit" in app_store.app.functions

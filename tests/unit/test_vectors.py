@@ -51,11 +51,13 @@ def test_pack_indexes_exactly_dimensions_finite_floats(value, packed):
 
 
 def rows(store: Store) -> list[tuple[Any, ...]]:
-    return store.storage.connection.execute(
+    found: list[tuple[Any, ...]] = store.storage.connection.execute(
         f"SELECT doc, seq, id, vector IS NOT NULL, f0 FROM {TABLE} ORDER BY doc"
     ).fetchall()
+    return found
 
 
+@pytest.mark.sqlite_only("reads the SQLite engine's vector side table")
 def test_writes_keep_the_table_in_step_and_seq_grows():
     with Store.memory(SCHEMA) as store:
         a = store.run(lambda ctx: ctx.db.insert("docs", {"e": [1.0, 0.0]})).unwrap()
@@ -73,6 +75,7 @@ def test_writes_keep_the_table_in_step_and_seq_grows():
         assert tombstone[1] == max(r[1] for r in rows(store))
 
 
+@pytest.mark.sqlite_only("reads the SQLite engine's vector side table")
 def test_a_rolled_back_write_leaves_the_table_as_it_was():
     with Store.memory(SCHEMA) as store:
         a = store.run(lambda ctx: ctx.db.insert("docs", {"e": [1.0, 0.0]})).unwrap()
@@ -89,6 +92,7 @@ def test_a_rolled_back_write_leaves_the_table_as_it_was():
         assert rows(store) == before
 
 
+@pytest.mark.sqlite_only("reads the SQLite engine's vector side table")
 def test_clearing_a_table_tombstones_every_entry():
     with Store.memory(SCHEMA) as store:
         for i in range(3):

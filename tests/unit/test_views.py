@@ -223,6 +223,9 @@ def test_a_readonly_open_makes_no_view(tmp_path):
     assert rows(file, "SELECT name FROM sqlite_master WHERE type='view'") == []
 
 
+@pytest.mark.sqlite_only(
+    "a SQLite memory store has no views; PostgreSQL always makes them"
+)
 def test_a_memory_store_makes_no_view():
     # No other tool can open a memory database: its schema sync skips the views.
     with Store.memory(define_schema({"messages": MESSAGES})) as store:

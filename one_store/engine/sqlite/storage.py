@@ -98,10 +98,11 @@ class Storage:
             raise ValueError(
                 f"cache_mib must be a whole number of MiB >= 1, got {cache_mib!r}"
             )
-        self.path = str(path)
+        self.location = self.path = str(path)  # location: as every engine says it
         if readonly and self.path == ":memory:":
             raise ValueError("readonly=True needs a file; a new memory store is empty")
         self.readonly = readonly
+        self.follows_others = self.path != ":memory:"  # others can open the file
         self.lock = threading.RLock()
         self._log: changes.ChangeLog | changes.NoLog = changes.NO_LOG  # none yet
         self.blobs = blobs.BlobFolder.beside(self.path)  # stored files' bodies
@@ -256,8 +257,7 @@ class Storage:
         layout = TableLayout.build(table, number, indexes, search)
         self.layouts[table] = layout
         self._numbers[number] = table
-        # The cache now matches the file's schema including this DDL; a rollback
-        # reloads (and re-reads the cookie), so no other connection's change hides.
+        # The cache matches the file's schema with this DDL (a rollback reloads).
         self._schema_version = self._cookie()
         return layout
 
@@ -488,8 +488,9 @@ class Storage:
             return self._log.recent_after(after)
 
     def data_version(self) -> int:
-        """``PRAGMA data_version``: moves when another connection commits."""
-        return changes.data_version(self.connection)
+        """``PRAGMA data_version``: moves when another connection commits (any time)."""
+        with self.lock:
+            return changes.data_version(self.connection)
 
     def index_rows(self, scan: IndexScan) -> Rows:
         """The rows of an index range scan (the cursor itself: no wrapper)."""
@@ -594,6 +595,5 @@ def _any() -> Any:
     return v.any()
 
 
-# Checked by mypy: Storage implements every method of the Backend protocol with
-# compatible signatures, so the protocol and the engine cannot drift apart.
+# Checked by mypy: Storage implements the Backend protocol (they cannot drift apart).
 _IMPLEMENTS: type[Backend] = Storage

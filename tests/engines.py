@@ -1,0 +1,186 @@
+"""The suite on both engines: ``--engine sqlite|postgresql|all`` and the ``engine`` fixture.
+
+Every test that opens a store runs once per selected engine (ids ``[sqlite]`` and
+``[postgresql]``): a test that asks for one of :data:`STORE_FIXTURES`, or whose module
+calls ``Store.memory(``. On ``postgresql``, ``Store.memory(...)`` opens a fresh schema of the
+throwaway server of :mod:`one_store.testing.postgres` instead of a SQLite memory
+database (``Store.open(dsn, ...)`` with the same arguments), so the tests need no
+change; the schema is dropped when the test ends. A test that opens a store by
+where it lives (``Store.open(target)`` twice, child processes, the CLI) asks
+:func:`store_target` for the place: a file under ``tmp_path`` on SQLite, a fresh
+schema's DSN on PostgreSQL. A test that opens a SQLite file by its path stays on
+SQLite.
+
+A test about SQLite itself (the file, its pragmas, WAL, the ``sqlite3`` shell) says
+so with ``@pytest.mark.sqlite_only("why")`` and runs on SQLite only; under
+``--engine postgresql`` it is deselected, as a test of the other engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ENGINES = ("sqlite", "postgresql")
+# Fixtures that hand out a store of the engine under test (tests/conftest.py, tests/apps).
+STORE_FIXTURES = frozenset({"store", "one", "chat", "store_target"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        choices=(*ENGINES, "all"),
+        default=os.environ.get("ONE_STORE_TEST_ENGINE", "all"),
+        help="the storage engine(s) the store tests run on (default: all)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(reason): a test of SQLite itself (file, pragmas, WAL); "
+        "runs on the sqlite engine only",
+    )
+
+
+def selected(config: pytest.Config) -> tuple[str, ...]:
+    chosen = str(config.getoption("--engine"))
+    return ENGINES if chosen == "all" else (chosen,)
+
+
+def opens_stores(metafunc: pytest.Metafunc) -> bool:
+    if STORE_FIXTURES & set(metafunc.fixturenames):
+        return True
+    return "Store.memory(" in module_source(metafunc.module)
+
+
+@functools.cache
+def module_source(module: ModuleType) -> str:
+    return inspect.getsource(module)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" not in metafunc.fixturenames or not opens_stores(metafunc):
+        return
+    engines = selected(metafunc.config)
+    marker = metafunc.definition.get_closest_marker("sqlite_only")
+    if marker is not None:
+        if not marker.args or not str(marker.args[0]).strip():
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: sqlite_only needs the reason"
+            )
+        engines = tuple(e for e in engines if e == "sqlite")
+    if engines:
+        metafunc.parametrize("engine", engines, indirect=True)
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # --engine postgresql: a SQLite-only test is a test of the other engine.
+    if "sqlite" in selected(config):
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        is_sqlite = item.get_closest_marker("sqlite_only") is not None
+        (dropped if is_sqlite else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The engine under test; on ``postgresql``, ``Store.memory`` opens a fresh schema."""
+    name: str = getattr(request, "param", "sqlite")
+    if name == "sqlite":
+        yield name
+        return
+    with postgres_memory() as _:
+        yield name
+
+
+@contextlib.contextmanager
+def postgres_memory() -> Iterator[list[str]]:
+    """While open, ``Store.memory(...)`` opens a fresh schema on the test server."""
+    from one_store import Store
+    from one_store.testing.postgres import postgres_cluster
+
+    cluster = postgres_cluster()
+    opened: list[Any] = []
+    made: list[str] = []
+
+    def memory(cls: type[Store], /, schema: Any = None, **kwargs: Any) -> Store:
+        dsn = cluster.database()
+        made.append(dsn)
+        store = cls.open(dsn, schema=schema, **kwargs)
+        opened.append(store)
+        return store
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Store, "memory", classmethod(memory))
+            yield made
+    finally:
+        for store in opened:
+            store.close()
+        for dsn in made:
+            cluster.drop(dsn)
+
+
+@pytest.fixture
+def store_target(engine: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``target(name)``: where a store named ``name`` lives on the engine under test.
+
+    SQLite: the file ``tmp_path / name``; PostgreSQL: a fresh schema's DSN. The same
+    name gives the same place for the whole test (reopen it, hand it to a child).
+    """
+    places: dict[str, str] = {}
+    if engine == "sqlite":
+        yield lambda name: places.setdefault(name, str(tmp_path / name))
+        return
+    from one_store.testing.postgres import postgres_cluster
+
+    cluster = postgres_cluster()
+
+    def target(name: str) -> str:
+        if name not in places:
+            places[name] = cluster.database()
+        return places[name]
+
+    try:
+        yield target
+    finally:
+        for dsn in places.values():
+            cluster.drop(dsn)
+
+
+def dump(store: Any) -> list[Any]:
+    """Everything a store's database holds, to compare before and after a call.
+
+    SQLite: ``iterdump()`` of the file; PostgreSQL: every row of every table of the
+    store's schema, in order.
+    """
+    connection = store.storage.connection
+    if store.storage.features.vendor == "sqlite":
+        return list(connection.iterdump())
+    tables = connection.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        " ORDER BY 1"
+    ).fetchall()
+    rows: list[Any] = []
+    for (table,) in tables:
+        quoted = '"' + table.replace('"', '""') + '"'
+        found = connection.execute(f"SELECT * FROM {quoted}").fetchall()
+        rows.append((table, sorted(map(repr, found))))
+    return rows
