@@ -32,6 +32,7 @@ from one_store.engine.backend import Backend, IndexScan, Scanner
 from one_store.engine.postgres.storage import PgStorage
 from one_store.model.errors import Busy, SchemaMismatchError, StorageError
 from one_store.model.keys import prefix_end, sort_key
+from one_store.model.values import loads
 from tests.strategies import convex_values
 
 
@@ -573,3 +574,35 @@ def test_a_dsn_naming_a_missing_schema_says_so(postgres_dsn: str) -> None:
         StoreOpenError, match="no schema of the connection's search_path"
     ):
         Store.open(in_schema(postgres_dsn, "no_such_schema_here"))
+
+
+def test_rows_failing_the_prefilter_come_back_undecoded_with_their_length(
+    pg_store: Store,
+) -> None:
+    docs: list[dict[str, Any]] = [
+        {"i": 0, "v": "k"},
+        {"i": 1, "v": "other"},
+        {"i": 2, "v": 1},
+        {"i": 3, "v": 1.0},
+        {"i": 4, "v": "nul\x00inside"},  # a \u0000 escape: always sent whole
+        {"i": 5},
+        {"i": 6, "v": {"k": True}},
+    ]
+    pg_store.run(lambda ctx: [ctx.db.insert("t", d) for d in docs]).unwrap()
+    s: PgStorage = pg_store.storage
+
+    def sent(value: Any) -> list[bool]:
+        scan = IndexScan("t", "by_creation_time", equalities=((("v",), value),))
+        with s.read():
+            rows = list(s.index_rows(scan))
+        assert all(len(row) == 3 and row[2] > 0 for row in rows)
+        return [row[0] is not None for row in rows]
+
+    assert s.features.equality_prefilter
+    assert sent("k") == [True, False, False, False, True, False, False]
+    assert sent(1) == [False, False, True, False, True, False, False]
+    assert sent(UNSET) == [False, False, False, False, True, True, False]
+    nested = IndexScan("t", "by_id", equalities=((("v", "k"), True),))
+    with s.read():
+        passing = [row for row in s.index_rows(nested) if row[0] is not None]
+    assert sorted(loads(row[0])["i"] for row in passing) == [4, 6]
