@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 ENGINES = ("sqlite", "postgresql")
 # Fixtures that hand out a store of the engine under test (tests/conftest.py, tests/apps).
@@ -105,8 +106,31 @@ def engine(request: pytest.FixtureRequest) -> Iterator[str]:
     if name == "sqlite":
         yield name
         return
-    with postgres_memory() as _:
+    with postgres_memory() as _, fewer_examples(request.function):
         yield name
+
+
+# A property runs a fraction of its examples on PostgreSQL, where every example
+# opens a store (a schema and its tables): the rule is the engine-independent
+# code's, which the SQLite run checks with every example; a quarter still drives
+# the PostgreSQL engine through the property's inputs. HYPOTHESIS_PROFILE still
+# scales both (the ``long`` profile).
+EXAMPLES_ON_POSTGRESQL = 0.25
+
+
+@contextlib.contextmanager
+def fewer_examples(test: Any) -> Iterator[None]:
+    """Run the Hypothesis test ``test`` with a fraction of its examples, then restore."""
+    chosen = getattr(test, "_hypothesis_internal_use_settings", None)
+    if chosen is None or not hasattr(test, "hypothesis"):
+        yield
+        return
+    fewer = max(5, int(chosen.max_examples * EXAMPLES_ON_POSTGRESQL))
+    test._hypothesis_internal_use_settings = settings(chosen, max_examples=fewer)
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = chosen
 
 
 @contextlib.contextmanager
