@@ -13,7 +13,10 @@ SQLite.
 
 A test about SQLite itself (the file, its pragmas, WAL, the ``sqlite3`` shell) says
 so with ``@pytest.mark.sqlite_only("why")`` and runs on SQLite only; under
-``--engine postgresql`` it is deselected, as a test of the other engine.
+``--engine postgresql`` it is deselected, as a test of the other engine. A slow test
+of a rule no engine takes part in (the executor's write counting, cron arithmetic)
+says so with ``@pytest.mark.engine_independent("why")`` and runs once, on SQLite,
+to keep CI's time.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from hypothesis import settings
 ENGINES = ("sqlite", "postgresql")
 # Fixtures that hand out a store of the engine under test (tests/conftest.py, tests/apps).
 STORE_FIXTURES = frozenset({"store", "one", "chat", "store_target"})
+# Markers that keep a test on the sqlite engine only (each names its reason).
+ONE_ENGINE = ("sqlite_only", "engine_independent")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,6 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "sqlite_only(reason): a test of SQLite itself (file, pragmas, WAL); "
         "runs on the sqlite engine only",
+    )
+    config.addinivalue_line(
+        "markers",
+        "engine_independent(reason): a slow test of a rule no engine takes part "
+        "in (the executor's counting, cron arithmetic); runs on one engine, sqlite",
     )
 
 
@@ -72,11 +82,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine" not in metafunc.fixturenames or not opens_stores(metafunc):
         return
     engines = selected(metafunc.config)
-    marker = metafunc.definition.get_closest_marker("sqlite_only")
-    if marker is not None:
+    for kind in ONE_ENGINE:
+        marker = metafunc.definition.get_closest_marker(kind)
+        if marker is None:
+            continue
         if not marker.args or not str(marker.args[0]).strip():
             raise pytest.UsageError(
-                f"{metafunc.definition.nodeid}: sqlite_only needs the reason"
+                f"{metafunc.definition.nodeid}: {kind} needs the reason"
             )
         engines = tuple(e for e in engines if e == "sqlite")
     if engines:
@@ -92,7 +104,7 @@ def pytest_collection_modifyitems(
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        is_sqlite = item.get_closest_marker("sqlite_only") is not None
+        is_sqlite = any(item.get_closest_marker(m) is not None for m in ONE_ENGINE)
         (dropped if is_sqlite else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
