@@ -30,9 +30,7 @@ import json
 import math
 import os
 import re
-import sqlite3
 import struct
-import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Final, Literal, Protocol, TypeAlias, cast
@@ -54,6 +52,7 @@ from .model.values import (
     unb64,
 )
 from .runtime.file_snapshot import FileSnapshotError, Staging, export_files, zip_entry
+from .runtime.outcome import storage_problem
 from .store import Store
 
 Mode: TypeAlias = Literal["require_empty", "replace", "append"]
@@ -586,20 +585,15 @@ def import_snapshot(
         except StorageFailure as failure:
             storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(failure.problem.message))
-        except sqlite3.Error as e:
-            storage.note_rollback(last_known)
-            return ProblemFailure(SnapshotInvalid(f"SQLite refused the import: {e}"))
         except (zipfile.BadZipFile, OSError, EOFError) as e:  # a corrupt entry
             storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(f"the ZIP file is damaged: {e}"))
-        except Exception as e:
-            psycopg = sys.modules.get("psycopg")  # loaded by a PostgreSQL store
-            if psycopg is None or not isinstance(e, psycopg.Error):
+        except Exception as e:  # the database failed (SQLite or PostgreSQL)
+            if (refused := storage_problem(e)) is None:
                 raise
             storage.note_rollback(last_known)
-            return ProblemFailure(
-                SnapshotInvalid(f"PostgreSQL refused the import: {e}")
-            )
+            why = SnapshotInvalid(f"the database refused the import: {refused}")
+            return ProblemFailure(why)
     return Success(SnapshotSummary(counts))
 
 

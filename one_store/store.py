@@ -3,7 +3,9 @@
 Every call returns a ``Result``. A mutation is one SQLite transaction, begun with
 ``BEGIN IMMEDIATE`` so that concurrent writers (threads or processes) serialise and
 never lose an update; any Failure rolls it back completely. A query reads one
-snapshot. An action runs outside any transaction and composes the others.
+snapshot. An action runs outside any transaction and composes the others. A
+``postgresql://`` DSN opens the PostgreSQL engine instead
+(:mod:`one_store.engine.postgres`), with the same guarantees across machines.
 
 ``Store`` opens the file and syncs the schema; running a function is the
 executor's job (:mod:`one_store.runtime.executor`), to which every call goes.

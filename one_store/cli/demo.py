@@ -25,8 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..app import bundled_app
-from ..engine.sqlite.storage import StorageFailure
-from ..model.errors import OneStoreError, Problem
+from ..model.errors import OneStoreError, Problem, StorageFailure
 from ..store import Store
 from .demo_auth import auth_scenario
 from .demo_lessons import related_lessons_table

@@ -442,7 +442,10 @@ class Backend(Scanner, Protocol):
         """
 
     def data_version(self) -> int:
-        """A number that changes when another connection commits to the database."""
+        """A number that changes when another connection commits to the database.
+
+        Called outside any transaction (the watch thread asks every 10 ms).
+        """
 
     def schema_fingerprint(self) -> str | None:
         """The fingerprint of the schema the database was last synced with."""

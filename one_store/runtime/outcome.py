@@ -81,7 +81,18 @@ def problem_of(error: Exception, function: str | None) -> Problem:
     return HandlerError(error, function)
 
 
-def _is_postgres_error(error: Exception) -> bool:
+def storage_problem(error: BaseException) -> Problem | None:
+    """The Problem of a database's own error (SQLite or PostgreSQL); None for others."""
+    if isinstance(error, sqlite3.Error):
+        return classify(error)
+    if _is_postgres_error(error):
+        from ..engine.postgres.connection import classify as classify_postgres
+
+        return classify_postgres(error)
+    return None
+
+
+def _is_postgres_error(error: BaseException) -> bool:
     """Whether ``error`` is psycopg's (only when a PostgreSQL store loaded it)."""
     psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(error, psycopg.Error)

@@ -492,8 +492,9 @@ class Watches:
             if not self._open:
                 continue  # nothing to keep current: no statement either
             try:
-                with backend.read():
-                    version = backend.data_version()
+                # One statement (SQLite) or none (a PostgreSQL LISTEN): no read
+                # transaction, which on a server costs two round trips a look.
+                version = backend.data_version()
                 if version != seen:  # the first look too: a commit may precede it
                     seen = version
                     self.catch_up()

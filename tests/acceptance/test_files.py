@@ -357,9 +357,7 @@ def test_files_survive_reopening_and_live_beside_the_database(tmp_path):
         assert s.files.get(sid).unwrap() == b"persisted"
 
 
-@pytest.mark.sqlite_only(
-    "a SQLite memory store keeps its files in a temporary folder; PostgreSQL keeps them in the database"
-)
+@pytest.mark.sqlite_only("a memory store's temporary folder of file bodies")
 def test_a_memory_store_removes_its_folder_when_closed():
     s = Store.memory()
     s.files.store(b"x").unwrap()

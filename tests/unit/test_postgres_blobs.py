@@ -233,3 +233,32 @@ def test_reading_before_any_write_creates_nothing(
         "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
     ).fetchone()
     assert tables == 2
+
+
+def test_connections_are_reused_from_body_to_body(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    made: list[Any] = []
+
+    def counting() -> Any:
+        made.append(connect(postgres_dsn, pg_schema))
+        return made[-1]
+
+    blobs = PostgresBlobs(counting)
+    try:
+        data = body(2 * CHUNK + 1)
+        for n in range(6):
+            p = blobs.begin(f"k{n}")
+            p.write(data)
+            p.seal()
+            p.release()
+            stream = blobs.open(f"k{n}")
+            assert stream is not None
+            with stream:
+                assert stream.read() == data
+        blobs.begin("gone").discard()
+        assert len(made) == 2  # the shared one and one for the bodies
+        assert blobs.recover(lambda key: False) == [f"k{n}" for n in range(6)]
+    finally:
+        blobs.close()
+    assert all(c.closed for c in made)

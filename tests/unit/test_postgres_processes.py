@@ -153,11 +153,11 @@ def job_state(store: Store, job_id: str) -> dict[str, Any]:
 
 
 def test_a_renewed_lease_keeps_a_long_action_claimed(dsn: str, app: Path) -> None:
-    # The action outlives its lease three times over; its worker's heartbeat
-    # keeps the claim, so another process's recovery never fails it.
+    # The action outlives its lease; its worker's heartbeat (every third of
+    # the lease) keeps the claim, so another process's recovery never fails it.
     with Store.open(dsn, app=app) as store:
-        job = store.mutation("work:schedule_slow", {"seconds": 3.0}).unwrap()
-        process = worker(dsn, app, "lease", "1.0")
+        job = store.mutation("work:schedule_slow", {"seconds": 4.0}).unwrap()
+        process = worker(dsn, app, "lease", "2.0")
         while job_state(store, job)["kind"] == "pending":
             time.sleep(0.05)
         while process.poll() is None:

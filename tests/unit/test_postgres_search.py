@@ -122,6 +122,14 @@ def test_tokens_are_convex_tokens_not_postgresql_words(posts: Any) -> None:
     assert ids(posts, scan("run x")) == ["id0001"]  # "run" not last: no stemming
 
 
+def test_words_past_the_last_tsvector_position_still_match(posts: Any) -> None:
+    # tsvector positions stop at 16,383: a word after that must match all the same.
+    long = " ".join(["filler"] * 20_000 + ["needle"])
+    put(posts, doc(1, long), doc(2, "needle"))
+    assert sorted(ids(posts, scan("needle"))) == ["id0001", "id0002"]
+    assert ids(posts, scan("fill")) == ["id0001"]
+
+
 def test_filters_are_type_strict_equalities(posts: Any) -> None:
     put(
         posts,

@@ -72,7 +72,16 @@ def search(
     *conditions: tuple[str, object],
 ) -> list[tuple[str, float]]:
     scan = VectorScan("docs", "by_e", tuple(vector), limit, conditions)
-    return caches.search(connection, DOCS, scan)
+    return in_snapshot(caches, connection, scan)
+
+
+def in_snapshot(
+    caches: vector_tables.VectorCaches, connection: Any, scan: VectorScan
+) -> list[tuple[str, float]]:
+    """A search in a read transaction, as the engine runs it (``storage.read()``)."""
+    with connection.transaction():
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return caches.search(connection, DOCS, scan)
 
 
 @pytest.fixture
@@ -226,7 +235,7 @@ def test_results_equal_the_sqlite_engine(
     caches = vector_tables.VectorCaches()
     for d in stored:
         vector_tables.index_document(docs, DOCS, d)
-    assert caches.search(docs, DOCS, scan) == before
+    assert in_snapshot(caches, docs, scan) == before
     for doc_id in gone:  # applied incrementally to the cached matrix
         vector_tables.unindex_document(docs, DOCS, doc_id)
-    assert caches.search(docs, DOCS, scan) == after
+    assert in_snapshot(caches, docs, scan) == after

@@ -190,3 +190,18 @@ def test_a_users_own_view_and_table_are_left_alone(
         pass  # a compatible change keeps the user's view working
     assert len(psql(postgres_dsn, pg_schema, "SELECT * FROM mine")) == 2
     assert psql(postgres_dsn, pg_schema, "SELECT * FROM notes_view") == []
+
+
+def test_a_long_query_on_a_view_never_holds_up_an_open(dsn: str) -> None:
+    import psycopg
+
+    schema = define_schema({"messages": MESSAGES})
+    with psycopg.connect(dsn) as reader:  # a transaction reading the view, left open
+        assert len(reader.execute("SELECT * FROM messages_view").fetchall()) == 2
+        with Store.open(dsn, schema=schema, busy_timeout=1.0) as store:
+            assert store.table("messages").head(1)[0]["body"] == "hi"
+        changed = define_schema(
+            {"messages": MESSAGES, "notes": define_table({"t": v.string()})}
+        )
+        with Store.open(dsn, schema=changed, busy_timeout=1.0):
+            pass  # a new table's view is made; the one being read is left alone

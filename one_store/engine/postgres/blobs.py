@@ -16,7 +16,7 @@ carries them, and a delete is one ordinary ``DELETE``.
 Atomicity with the ``_storage`` row follows the SQLite engine's three steps,
 with PostgreSQL doing what ``fsync``, ``rename`` and ``flock`` do there:
 
-1. :meth:`PostgresBlobs.begin` opens a connection of the body's own, takes a
+1. :meth:`PostgresBlobs.begin` takes a connection for the body alone, takes a
    session advisory lock on the key (the claim: it lasts until released, and
    dies with the connection), and starts a transaction that receives the
    pieces; nothing is visible to anyone until :meth:`PendingBody.seal` commits
@@ -42,6 +42,7 @@ most one piece is read at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import threading
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
 CHUNK = 1 << 20  # bytes per stored piece, and what a stream reads at a time
+MAX_IDLE = 4  # connections kept for the next body being written or read
 BODIES = "_one_store_blobs"
 CHUNKS = "_one_store_blob_chunks"
 # The claim on a body: a session advisory lock on a 64-bit key of the schema
@@ -66,13 +68,18 @@ Connect = Callable[[], "Connection[Any]"]
 
 @contextmanager
 def _storage_errors(what: str) -> Iterator[None]:
-    """Turn a database error into ``StorageFailure(StorageError)`` naming ``what``."""
+    """Turn a database error into ``StorageFailure``: ``Busy``, or a ``StorageError`` naming ``what``."""
     import psycopg
+
+    from .connection import classify
 
     try:
         yield
     except psycopg.Error as e:
-        raise StorageFailure(StorageError(f"{what}: {e}")) from e
+        problem = classify(e)
+        if isinstance(problem, StorageError):
+            problem = StorageError(f"{what}: {problem.message}")
+        raise StorageFailure(problem) from e
 
 
 def _ensure_tables(connection: Connection[Any]) -> None:
@@ -86,11 +93,12 @@ def _ensure_tables(connection: Connection[Any]) -> None:
         f"REFERENCES {BODIES} (key) ON DELETE CASCADE, n integer NOT NULL, "
         "data bytea NOT NULL, PRIMARY KEY (key, n))",
     ):
-        try:
-            with connection.transaction():
-                connection.execute(sql)
-        except psycopg.errors.UniqueViolation:
-            pass  # another process created it between the check and ours
+        # Another process may create it between the check and ours.
+        with (
+            contextlib.suppress(psycopg.errors.UniqueViolation),
+            connection.transaction(),
+        ):
+            connection.execute(sql)
 
 
 class PendingBody:
@@ -98,13 +106,21 @@ class PendingBody:
 
     Holds a connection of its own, with a session advisory lock on the key
     (the claim :meth:`PostgresBlobs.recover` respects) from creation until
-    :meth:`release` or :meth:`discard`.
+    :meth:`release` or :meth:`discard`, which unlock it and hand the
+    connection back to the store for the next body (a connection that fails
+    is closed instead: the claim ends with its session).
     """
 
-    def __init__(self, connection: Connection[Any], key: str) -> None:
+    def __init__(
+        self,
+        connection: Connection[Any],
+        key: str,
+        give_back: Callable[[Connection[Any]], None],
+    ) -> None:
         self.key = key
         self.size = 0
         self._connection: Connection[Any] | None = connection
+        self._give_back = give_back
         self._hash = hashlib.sha256()
         self._buffer = bytearray()
         self._pieces = 0
@@ -134,12 +150,21 @@ class PendingBody:
         """Append ``data`` (stored a piece at a time, so memory stays flat)."""
         self.size += len(data)
         self._hash.update(data)
-        self._buffer += data
-        while len(self._buffer) >= CHUNK:
-            self._flush(bytes(self._buffer[:CHUNK]))
-            del self._buffer[:CHUNK]
+        view = memoryview(data)
+        if self._buffer:  # top up the piece begun by an earlier write
+            take = CHUNK - len(self._buffer)
+            self._buffer += view[:take]
+            view = view[take:]
+            if len(self._buffer) < CHUNK:
+                return
+            self._flush(bytes(self._buffer))
+            self._buffer.clear()
+        while len(view) >= CHUNK:  # whole pieces go out without a copy
+            self._flush(view[:CHUNK])
+            view = view[CHUNK:]
+        self._buffer += view
 
-    def _flush(self, piece: bytes) -> None:
+    def _flush(self, piece: bytes | memoryview) -> None:
         with _storage_errors(f"could not write the body of {self.key}"):
             self._live().execute(
                 f"INSERT INTO {CHUNKS} (key, n, data) VALUES (%s, %s, %s)",
@@ -166,10 +191,16 @@ class PendingBody:
         self._sealed = True
 
     def release(self) -> None:
-        """Drop the claim and the connection: the body now belongs to its committed row."""
+        """Drop the claim: the body now belongs to its committed row."""
         connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()  # ends the session: its advisory lock goes with it
+        if connection is None:
+            return
+        try:
+            connection.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})", (self.key,))
+        except Exception:
+            connection.close()  # ends the session: the claim goes with it
+            return
+        self._give_back(connection)
 
     def discard(self) -> None:
         """Remove the body (its row never committed) and release it."""
@@ -188,8 +219,15 @@ class PendingBody:
 class _Pieces(io.RawIOBase):
     """A body read a piece at a time through a connection in one snapshot."""
 
-    def __init__(self, connection: Connection[Any], key: str, pieces: int) -> None:
+    def __init__(
+        self,
+        connection: Connection[Any],
+        key: str,
+        pieces: int,
+        give_back: Callable[[Connection[Any]], None],
+    ) -> None:
         self._connection = connection
+        self._give_back = give_back
         self._key = key
         self._count = pieces
         self._next = 0
@@ -217,7 +255,12 @@ class _Pieces(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._connection.close()
+            try:
+                self._connection.execute("COMMIT")  # ends the snapshot
+            except Exception:
+                self._connection.close()
+            else:
+                self._give_back(self._connection)
         super().close()
 
 
@@ -227,13 +270,16 @@ class PostgresBlobs:
     Args:
         connect: makes a new connection to the store's database, its
             ``search_path`` on the store's schema (one per body being written
-            or streamed, and one kept for short statements).
+            or streamed at the same time, up to :data:`MAX_IDLE` of them kept
+            for the next body, and one for short statements).
     """
 
     def __init__(self, connect: Connect) -> None:
         self._connect = connect
         self._lock = threading.Lock()
         self._shared: Connection[Any] | None = None
+        self._idle: list[Connection[Any]] = []  # for the next body, up to MAX_IDLE
+        self._closed = False
         self._made = False
 
     def __repr__(self) -> str:
@@ -243,6 +289,32 @@ class PostgresBlobs:
         connection = self._connect()
         connection.autocommit = True
         return connection
+
+    def _take(self) -> Connection[Any]:
+        """A connection for one body: an idle one kept from before, or a new one."""
+        with self._lock:
+            while self._idle:
+                connection = self._idle.pop()
+                if not (connection.closed or connection.broken):
+                    return connection
+                connection.close()
+        return self._autocommit()
+
+    def _give(self, connection: Connection[Any]) -> None:
+        """Keep a healthy, idle connection for the next body (else close it).
+
+        Connecting costs a few milliseconds, as much as reading a small file.
+        """
+        from psycopg.pq import TransactionStatus
+
+        healthy = not (connection.closed or connection.broken) and (
+            connection.info.transaction_status == TransactionStatus.IDLE
+        )
+        with self._lock:
+            if healthy and not self._closed and len(self._idle) < MAX_IDLE:
+                self._idle.append(connection)
+                return
+        connection.close()
 
     @contextmanager
     def _statements(
@@ -271,11 +343,11 @@ class PostgresBlobs:
 
     def begin(self, key: str) -> PendingBody:
         """Start writing the body of ``key`` (a new ``_storage`` ID)."""
-        with self._statements("could not prepare the file tables", create=True):
-            pass
+        with self._statements("could not prepare the file tables", create=True) as c:
+            assert c is not None  # the tables exist from here on
         with _storage_errors(f"could not start the body of {key}"):
-            connection = self._autocommit()
-        return PendingBody(connection, key)
+            connection = self._take()
+        return PendingBody(connection, key, self._give)
 
     def open(self, key: str) -> BinaryIO | None:
         """The body of ``key`` for reading (None when there is none)."""
@@ -297,7 +369,7 @@ class PostgresBlobs:
                 ).fetchone()
                 return io.BytesIO(b"" if first is None else bytes(first[0]))
         with _storage_errors(f"could not read the body of {key}"):
-            connection = self._autocommit()
+            connection = self._take()
             try:
                 connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 found = connection.execute(
@@ -308,9 +380,10 @@ class PostgresBlobs:
                 raise
         count = 0 if found is None else int(found[0])
         if count == 0:  # deleted since the first look
-            connection.close()
+            connection.execute("COMMIT")
+            self._give(connection)
             return None
-        return io.BufferedReader(_Pieces(connection, key, count), CHUNK)
+        return io.BufferedReader(_Pieces(connection, key, count, self._give), CHUNK)
 
     def remove(self, key: str) -> None:
         """Remove the body of ``key`` (its row's delete has committed)."""
@@ -355,11 +428,15 @@ class PostgresBlobs:
         return removed
 
     def close(self) -> None:
-        """Close the shared connection."""
+        """Close the shared connection and the idle ones."""
         with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
             if self._shared is not None:
-                self._shared.close()
+                idle.append(self._shared)
                 self._shared = None
+        for connection in idle:
+            connection.close()
 
 
 class _Located(Protocol):

@@ -11,8 +11,9 @@ delivered at commit; :class:`Listener` holds a dedicated connection that
 notification, which is how a watch of any process on any machine learns that
 another committed.
 
-Bounded as on SQLite: every :data:`PRUNE_EVERY`-th entry deletes those more
-than :data:`KEEP` entries old.
+Bounded as on SQLite, by the same settings (read from
+:mod:`one_store.engine.sqlite.changes` when an entry is made): every
+``PRUNE_EVERY``-th entry deletes those more than ``KEEP`` entries old.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...model.keys import sort_key
 from ..backend import Change
-from ..sqlite.changes import KEEP, PRUNE_EVERY, RECENT, decode
+from ..sqlite import changes as bounds
+from ..sqlite.changes import RECENT, WHOLE_TABLE, decode
 from ..sqlite.changes import _encode as encode
 from ..sqlite.changes import _key as key_of
 from .layout import CHANGES, quote
@@ -107,8 +109,17 @@ class ChangeLog:
         self.wrote = True
         if self.keep:
             self.recent.append(Change(seq, layout.name, doc_id, tuple(keys), search))
-        if seq % PRUNE_EVERY == 0 and seq > KEEP:
-            connection.execute(f"DELETE FROM {_Q} WHERE seq <= %s", (seq - KEEP,))
+        keep, every = bounds.KEEP, bounds.PRUNE_EVERY
+        if seq % every == 0 and seq > keep:
+            connection.execute(f"DELETE FROM {_Q} WHERE seq <= %s", (seq - keep,))
+
+    def cleared(self, connection: Connection, layout: PgTableLayout) -> None:
+        """Every document of ``layout`` is being deleted: an entry touching it all."""
+        row = connection.execute(_INSERT, (layout.name, "", WHOLE_TABLE)).fetchone()
+        self.wrote = True
+        if self.keep:
+            seq = 0 if row is None else int(row[0])
+            self.recent.append(Change(seq, layout.name, "", None, ()))
 
     def recent_after(self, after: int) -> list[Change] | None:
         """The entries this connection made after ``after``, if it has them all."""

@@ -55,7 +55,10 @@ def schema_name(connection: psycopg.Connection[tuple[object, ...]]) -> str:
     """The schema the store's tables live in (the first of ``search_path``)."""
     row = connection.execute("SELECT current_schema()").fetchone()
     if row is None or row[0] is None:
-        raise LookupError("the connection has no current schema (search_path is empty)")
+        raise LookupError(
+            "no schema of the connection's search_path exists "
+            "(CREATE SCHEMA it, or name an existing one in the DSN's options)"
+        )
     return str(row[0])
 
 

@@ -9,6 +9,7 @@ modules of :mod:`one_store.engine.postgres.extras`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,34 @@ def create_bookkeeping(connection: Connection) -> None:
         f'CREATE TABLE IF NOT EXISTS {TABLES} (name text COLLATE "C" PRIMARY KEY, '
         "number integer NOT NULL UNIQUE, indexes text NOT NULL)"
     )
+
+
+def bootstrap(connection: Connection, lock_key: int, lock_timeout_ms: int) -> None:
+    """Create the bookkeeping tables and record the layout version, under the lock.
+
+    The write lock (``lock_key``) is taken first, so two processes opening a new
+    schema at once never race on ``CREATE TABLE``.
+    """
+    connection.execute(
+        f"BEGIN; SET LOCAL lock_timeout = {int(lock_timeout_ms)}; "
+        f"SELECT pg_advisory_xact_lock({int(lock_key)})"
+    )
+    try:
+        create_bookkeeping(connection)
+        row = connection.execute(
+            f"SELECT value FROM {META} WHERE key = 'layout_version'"
+        ).fetchone()
+        if row is None:
+            connection.execute(
+                f"INSERT INTO {META}(key, value) VALUES ('layout_version', %s)",
+                (str(LAYOUT_VERSION),),
+            )
+        check_layout_version(None if row is None else str(row[0]))
+        connection.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            connection.execute("ROLLBACK")
+        raise
 
 
 def has_bookkeeping(connection: Connection) -> bool:

@@ -168,3 +168,21 @@ class PgTableLayout:
     def keys(self, doc: Document) -> list[bytes]:
         """The document's key in every key column, in column order."""
         return self.row(doc, "")[3:]
+
+    def changed_keys(
+        self, doc: Document, previous: Document | None
+    ) -> tuple[tuple[int, ...], list[bytes]]:
+        """The ``row()`` positions and values of the keys that differ from ``previous``.
+
+        Every key column when ``previous`` is unknown; an update then sets only
+        these (an unchanged index is left alone).
+        """
+        new = self.keys(doc)
+        if previous is None:
+            return tuple(range(3, 3 + len(new))), new
+        changed = [
+            i
+            for i, (a, b) in enumerate(zip(new, self.keys(previous), strict=True))
+            if a != b
+        ]
+        return tuple(3 + i for i in changed), [new[i] for i in changed]

@@ -8,7 +8,8 @@ is read in batches, each a new statement continuing after the last key seen
 (keyset pagination: ``key > last``), growing from :data:`FIRST_BATCH` to
 :data:`MAX_BATCH` rows: ``take(1)`` over a range of a million documents reads
 one small batch. Inside a read every batch sees the transaction's snapshot;
-inside a write no other process commits (the write lock).
+inside a write no other process commits (the write lock). A scan with leading
+equalities tests them in SQL (:mod:`one_store.engine.postgres.prefilter`).
 
 ``by_id`` scans the primary key: an ``_id`` key is ``0x10 + utf8 + 0x00`` and
 ``_id`` compares ``COLLATE "C"`` (bytes), so the SQLite engine's
@@ -27,6 +28,7 @@ from ..backend import IndexScan, Row
 from ..ranges import KeyRange
 from ..sqlite.scans import id_bounds
 from .layout import key_column, quote
+from .prefilter import prefilter_sql
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,28 +39,40 @@ FIRST_BATCH = 64
 MAX_BATCH = 4096
 
 
-def _batch_sql(scan: IndexScan, col: str, where: list[str], limit: int) -> str:
-    sql = f"SELECT _body, {col} FROM {quote(scan.table)}"
+def _batch_sql(
+    scan: IndexScan, col: str, where: list[str], limit: int, pre: str | None
+) -> str:
+    # Under the prefilter every row is still stepped (and counted, with its
+    # length); only rows passing the leading equalities bring their body.
+    body = "_body" if pre is None else pre
+    extra = "" if pre is None else ", length(_body)"
+    sql = f"SELECT {body}, {col}{extra} FROM {quote(scan.table)}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + f" ORDER BY {col} {scan.order.upper()} LIMIT {int(limit)}"
 
 
 def index_rows(connection: Connection, scan: IndexScan) -> Generator[Row, None, None]:
-    """The rows of an index range scan, as the protocol describes (no prefilter)."""
+    """The rows of an index range scan, as the protocol describes.
+
+    With ``scan.equalities`` each row is ``(body | None, key, length)``
+    (:mod:`one_store.engine.postgres.prefilter`).
+    """
     if scan.index == "by_id":
         return _id_rows(connection, scan)
     return _key_rows(connection, scan)
 
 
 def _key_rows(connection: Connection, scan: IndexScan) -> Generator[Row, None, None]:
+    pre = prefilter_sql(scan.equalities) if scan.equalities else None
+    pre_sql, pre_params = (None, []) if pre is None else pre
     col = quote(key_column(scan.index))
     after = ">" if scan.order == "asc" else "<"
     left = scan.limit
     last: bytes | None = None
     batch = FIRST_BATCH
     while left is None or left > 0:
-        where, params = [], []
+        where, params = [], list(pre_params)
         if scan.low:
             where.append(f"{col} >= %s")
             params.append(scan.low)
@@ -69,10 +83,13 @@ def _key_rows(connection: Connection, scan: IndexScan) -> Generator[Row, None, N
             where.append(f"{col} {after} %s")
             params.append(last)
         size = left if left is not None else batch
-        rows = connection.execute(_batch_sql(scan, col, where, size), params).fetchall()
-        for body, key in rows:
-            key = bytes(key)
-            yield (body,) if scan.bodies_only else (body, key)
+        sql = _batch_sql(scan, col, where, size, pre_sql)
+        rows = connection.execute(sql, params).fetchall()
+        for row in rows:
+            if scan.bodies_only:
+                yield (row[0],)
+            else:
+                yield (row[0], bytes(row[1]), *row[2:])
         if len(rows) < size:
             return
         last = bytes(rows[-1][1])
@@ -87,7 +104,9 @@ def _id_rows(connection: Connection, scan: IndexScan) -> Generator[Row, None, No
     if bounds is None:
         return
     base = [w.replace("?", "%s") for w in bounds[0]]
-    params0 = list(bounds[1])
+    pre = prefilter_sql(scan.equalities) if scan.equalities else None
+    pre_sql, pre_params = (None, []) if pre is None else pre
+    params0 = [*pre_params, *bounds[1]]
     after = ">" if scan.order == "asc" else "<"
     left = scan.limit
     last: str | None = None
@@ -97,13 +116,12 @@ def _id_rows(connection: Connection, scan: IndexScan) -> Generator[Row, None, No
         if last is not None:
             where.append(f"_id {after} %s")
             params.append(last)
-        rows = connection.execute(
-            _batch_sql(scan, "_id", where, batch), params
-        ).fetchall()
-        for body, doc_id in rows:
-            key = sort_key(doc_id)
+        sql = _batch_sql(scan, "_id", where, batch, pre_sql)
+        rows = connection.execute(sql, params).fetchall()
+        for row in rows:
+            key = sort_key(row[1])
             if r.contains(key):
-                yield (body,) if scan.bodies_only else (body, key)
+                yield (row[0],) if scan.bodies_only else (row[0], key, *row[2:])
                 if left is not None:
                     left -= 1
                     if left == 0:

@@ -46,7 +46,7 @@ from ..backend import (
     VectorScan,
 )
 from . import changes, connection, ddl, extras, scans, text_search, vector_tables
-from .layout import LAYOUT_VERSION, META, TABLES, PgTableLayout, quote
+from .layout import META, TABLES, PgTableLayout, quote
 from .transactions import ReadTransaction, WriteTransaction, commit_sql, write_begin_sql
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
 FEATURES = Features(
-    vendor="postgresql", equality_prefilter=False, ranked_search_top=True
+    vendor="postgresql", equality_prefilter=True, ranked_search_top=True
 )
 
 
@@ -95,11 +95,17 @@ class PgStorage:
         self._last = 0.0  # the newest _creationTime handed out, as known here
         self._newest: float | None = None  # handed out by the open write
         self._listener: changes.Listener | None = None
+        self._listening = threading.Lock()
+        self._closed = False
         self.vectors = vector_tables.VectorCaches()  # vector indexes, in memory
         try:
             self._connection = connection.connect(dsn, busy_timeout)
+        except Exception as e:
+            raise StorageFailure(connection.open_problem(dsn, e)) from e
+        try:
             self.schema = connection.schema_name(self._connection)
         except Exception as e:
+            self._connection.close()
             raise StorageFailure(connection.open_problem(dsn, e)) from e
         self._lock_key = connection.lock_key(self.schema)
         self._channel = connection.channel(self.schema)
@@ -122,7 +128,9 @@ class PgStorage:
     def connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The live connection; a lost one is replaced between transactions."""
         c = self._connection
-        if (c.closed or c.broken) and not (self.in_write or self.in_read):
+        if (c.closed or c.broken) and not (
+            self.in_write or self.in_read or self._closed
+        ):
             with contextlib.suppress(Exception):
                 c.close()
             try:
@@ -142,21 +150,7 @@ class PgStorage:
             with self.read():
                 ddl.check_layout_version(self.meta("layout_version"))
             return
-        c.execute(
-            f"BEGIN; SET LOCAL lock_timeout = {self._timeout_ms()}; "
-            f"SELECT pg_advisory_xact_lock({self._lock_key})"
-        )
-        try:
-            ddl.create_bookkeeping(c)
-            version = self.meta("layout_version")
-            if version is None:
-                self.set_meta("layout_version", str(LAYOUT_VERSION))
-            ddl.check_layout_version(version)
-            c.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                c.execute("ROLLBACK")
-            raise
+        ddl.bootstrap(c, self._lock_key, self._timeout_ms())
         with self.read():
             pass  # loads the layouts
 
@@ -418,18 +412,7 @@ class PgStorage:
         if previous is None and (layout.side or self._log is not None):
             stored = self.get_text(layout, doc_id)
             previous = None if stored is None else loads(stored)
-        if previous is None:
-            positions = tuple(range(3, 3 + len(layout.key_fns)))
-            values = layout.keys(doc)
-        else:
-            new_keys, old_keys = layout.keys(doc), layout.keys(previous)
-            changed = [
-                i
-                for i, (a, b) in enumerate(zip(new_keys, old_keys, strict=True))
-                if a != b
-            ]
-            positions = tuple(3 + i for i in changed)
-            values = [new_keys[i] for i in changed]
+        positions, values = layout.changed_keys(doc, previous)
         c.execute(
             layout.partial_update_sql(positions),
             (dumps(doc) if text is None else text, *values, doc_id),
@@ -486,8 +469,10 @@ class PgStorage:
             return None if self._log is None else self._log.recent_after(after)
 
     def data_version(self) -> int:
-        """Moves when any process commits logged changes (``LISTEN``)."""
-        with self.lock:
+        """Moves when any process commits logged changes (``LISTEN``; no transaction)."""
+        with self._listening:  # not the storage's lock: a long write never delays it
+            if self._closed:
+                raise StorageFailure(StorageError(f"{self.location!r} is closed"))
             if self._listener is None:
                 self._listener = changes.Listener(
                     self.dsn, self._channel, self.busy_timeout
@@ -572,9 +557,8 @@ class PgStorage:
         if layout is None:
             return
         c = self.connection
-        if self._log is not None:  # log each document, as deletes would
-            for doc_id, body in list(self.rows(table)):
-                self._log.record(c, layout, doc_id, loads(body), None)
+        if self._log is not None:
+            self._log.cleared(c, layout)
         c.execute(f"DELETE FROM {quote(table)}")
         if layout.search_indexes:
             text_search.clear(c, layout)
@@ -590,9 +574,11 @@ class PgStorage:
 
     def close(self) -> None:
         """Close the connections."""
-        with self.lock:
+        with self.lock, self._listening:
+            self._closed = True
             if self._listener is not None:
                 self._listener.close()
+                self._listener = None
             with contextlib.suppress(Exception):
                 self.blobs.close()
             self._connection.close()

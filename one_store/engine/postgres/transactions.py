@@ -97,6 +97,25 @@ class Transactional(Protocol):
         """The statements beginning a write."""
 
 
+def begin(storage: Transactional, statements: str) -> psycopg.Cursor[tuple[Any, ...]]:
+    """Send the statements that begin a transaction; the cursor of the last one.
+
+    A connection found lost here (the server restarted, an idle connection
+    was cut) is replaced and the statements sent once more: nothing of the
+    transaction had run, so this retry is safe.
+    """
+    connection = storage.connection
+    try:
+        cursor = connection.execute(statements)
+    except Exception as e:
+        if not (is_error(e) and connection.broken):
+            raise
+        cursor = storage.connection.execute(statements)  # a new connection
+    while cursor.nextset():
+        pass
+    return cursor
+
+
 class WriteTransaction:
     """The context manager ``PgStorage.write()`` returns."""
 
@@ -109,9 +128,7 @@ class WriteTransaction:
         storage = self._storage
         storage.lock.acquire()
         try:
-            cursor = storage.connection.execute(storage.write_sql())
-            while cursor.nextset():
-                pass
+            cursor = begin(storage, storage.write_sql())
             meta = {str(k): str(v) for k, v in cursor.fetchall()}
             storage.in_write = True
             storage.write_begun(meta)
@@ -156,9 +173,7 @@ class ReadTransaction:
             self._nested = True
             return
         try:
-            cursor = storage.connection.execute(_READ)
-            cursor.nextset()
-            row = cursor.fetchone()
+            row = begin(storage, _READ).fetchone()
             storage.in_read = True
             storage.read_begun(None if row is None else str(row[0]))
         except BaseException as e:

@@ -36,6 +36,7 @@ this one from the server's memory instead of the process's.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -57,9 +58,12 @@ _FETCH = 4096
 def sides(table: TableInfo) -> list[VectorSide]:
     """The side tables of ``table``'s vector indexes."""
     return [
-        VectorSide.build(table.name, index)
-        for _, index in sorted(table.vector_indexes.items())
+        _side(table.name, index) for _, index in sorted(table.vector_indexes.items())
     ]
+
+
+# Built once per (table, index): every write of the table asks for its sides.
+_side = functools.lru_cache(maxsize=1024)(VectorSide.build)
 
 
 # ---------------------------------------------------------------------- DDL
@@ -173,10 +177,35 @@ def _changes(
     else:
         sql = f"SELECT id, id, vector{filters} FROM {t} WHERE seq > %s"
         params = (after,)
-    with connection.cursor(binary=True) as cursor:
+    # A server-side cursor (the caller holds a transaction): a first load of a
+    # large index streams in batches instead of arriving whole in libpq.
+    with connection.cursor(name="one_store_vectors", binary=True) as cursor:
+        cursor.itersize = _FETCH
         cursor.execute(sql, params)
         while chunk := cursor.fetchmany(_FETCH):
             yield from chunk
+
+
+def _refresh(
+    connection: Connection[Any], side: VectorSide, cache: _Cache
+) -> list[Row] | None:
+    """The rows changed since ``cache`` was brought up to date, in one round trip.
+
+    Each is ``(seq, id, id, vector | None, *filter keys)``; None when the table
+    is not the one the cache was built on (its OID changed).
+    """
+    filters = "".join(f", f{i}" for i in range(len(side.filter_paths)))
+    t = quote(side.name)
+    rows = connection.execute(
+        f"SELECT g.oid, c.* FROM (SELECT %s::regclass::oid::bigint) g (oid) "
+        f"LEFT JOIN (SELECT seq, id, id AS doc, vector{filters} FROM {t} "
+        "WHERE seq > %s) c ON true",
+        (t, cache.seq),
+        binary=True,
+    ).fetchall()
+    if not rows or rows[0][0] != cache.generation:
+        return None
+    return [row[1:] for row in rows if row[1] is not None]
 
 
 @define
@@ -219,24 +248,25 @@ class VectorCaches:
         assert index is not None
         side = VectorSide.build(table.name, index)
         with self._lock:
-            # max(seq) reads the end of the seq index; the OID tells a table
-            # made again (a changed index) from the one the cache was built on.
-            generation, newest = connection.execute(
-                f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0) "
-                f"FROM {quote(side.name)}",
-                (quote(side.name),),
-            ).fetchone() or (0, 0)
             cache = self._caches.get(side.name)
-            if cache is None or cache.generation != generation:
-                matrix = VectorMatrix(index.dimensions, len(side.filter_paths))
-                (count,) = connection.execute(
-                    f"SELECT count(*) FROM {quote(side.name)} WHERE vector IS NOT NULL"
-                ).fetchone() or (0,)
-                matrix.reserve(int(count))
-                cache = self._caches[side.name] = _Cache(int(generation), 0, matrix)
-            if newest > cache.seq:
-                cache.matrix.apply(_changes(connection, side, cache.seq))
-                cache.seq = int(newest)
+            if cache is not None:
+                changed = _refresh(connection, side, cache)
+                if changed is not None:
+                    cache.matrix.apply(row[1:] for row in changed)
+                    cache.seq = max((row[0] for row in changed), default=cache.seq)
+                    return cache.matrix.top(query)
+            # A first search, or the table was made again (a changed index):
+            # load every live row.
+            generation, newest, count = connection.execute(
+                f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0), "
+                f"count(vector) FROM {quote(side.name)}",
+                (quote(side.name),),
+            ).fetchone() or (0, 0, 0)
+            matrix = VectorMatrix(index.dimensions, len(side.filter_paths))
+            matrix.reserve(int(count))
+            matrix.apply(_changes(connection, side, 0))
+            cache = _Cache(int(generation), int(newest), matrix)
+            self._caches[side.name] = cache
             return cache.matrix.top(query)
 
     def matrix(self, table: str, index: str) -> VectorMatrix | None:

@@ -21,9 +21,11 @@ A table whose validator is not an object (no schema, ``v.any()``) gets one
 bytes are shortened as every identifier of the engine
 (:func:`~one_store.engine.postgres.layout.ident`).
 
-The views are made in the write that syncs the schema: ``CREATE OR REPLACE``
-(so a user's view built on one survives a compatible change), else dropped and
-made again. The names made are kept in ``_one_store_meta`` (``views``), so a
+The views are made in the write that syncs the schema, only where a view's
+``SELECT`` changed (kept as a hash in ``_one_store_meta``, ``view_texts``), so
+another tool's long query on a view never holds up a store's open: ``CREATE OR
+REPLACE`` (so a user's view built on one survives a compatible change), else
+dropped and made again. The names made are kept in ``_one_store_meta`` (``views``), so a
 view one_store made for a table that is gone is dropped, and a user's own view
 is never touched; a view is skipped where ``<table>_view`` names a table.
 Views hold no data: exports, imports and the schema check read the tables.
@@ -31,6 +33,7 @@ Views hold no data: exports, imports and the schema check read the tables.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
 SUFFIX = "_view"
 META_KEY = "views"
+TEXTS_KEY = "view_texts"  # view name -> SHA-256 of the SELECT it was made from
 
 
 def view_name(table: str) -> str:
@@ -66,28 +70,46 @@ def sync(
             "AND c.relkind IN ('r', 'v', 'p')"
         ).fetchall()
     )
-    row = connection.execute(
-        f"SELECT value FROM {META} WHERE key = %s", (META_KEY,)
-    ).fetchone()
-    made_before = set(json.loads(row[0])) if row is not None else set()
+    made_before = set(json.loads(_meta(connection, META_KEY) or "[]"))
+    # What each view was made from: a view whose SELECT is unchanged is not
+    # made again, so a long query of another tool on it never holds up a
+    # store's open (CREATE OR REPLACE VIEW waits for every reader).
+    texts_before: dict[str, str] = json.loads(_meta(connection, TEXTS_KEY) or "{}")
     made: list[str] = []
+    texts: dict[str, str] = {}
     for table in sorted(layouts):
         name = view_name(table)
         if kinds.get(name) in ("r", "p"):
             continue  # a table of that name: leave it alone
         definition = schema.tables.get(table)
         fields = _fields(definition.document if definition is not None else None)
-        _replace(connection, name, view_sql(table, fields))
+        select = view_sql(table, fields)
+        digest = hashlib.sha256(select.encode()).hexdigest()
+        if kinds.get(name) != "v" or texts_before.get(name) != digest:
+            _replace(connection, name, select)
         made.append(name)
+        texts[name] = digest
     for stale in sorted(made_before - set(made)):
         if kinds.get(stale) == "v":
             connection.execute(f"DROP VIEW IF EXISTS {quote(stale)}")
+    _set_meta(connection, META_KEY, json.dumps(made))
+    _set_meta(connection, TEXTS_KEY, json.dumps(texts))
+    return made
+
+
+def _meta(connection: Connection[Any], key: str) -> str | None:
+    row = connection.execute(
+        f"SELECT value FROM {META} WHERE key = %s", (key,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(connection: Connection[Any], key: str, value: str) -> None:
     connection.execute(
         f"INSERT INTO {META} (key, value) VALUES (%s, %s) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (META_KEY, json.dumps(made)),
+        (key, value),
     )
-    return made
 
 
 def _replace(connection: Connection[Any], name: str, select: str) -> None:

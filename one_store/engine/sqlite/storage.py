@@ -257,8 +257,7 @@ class Storage:
         layout = TableLayout.build(table, number, indexes, search)
         self.layouts[table] = layout
         self._numbers[number] = table
-        # The cache now matches the file's schema including this DDL; a rollback
-        # reloads (and re-reads the cookie), so no other connection's change hides.
+        # The cache matches the file's schema with this DDL (a rollback reloads).
         self._schema_version = self._cookie()
         return layout
 
@@ -489,8 +488,9 @@ class Storage:
             return self._log.recent_after(after)
 
     def data_version(self) -> int:
-        """``PRAGMA data_version``: moves when another connection commits."""
-        return changes.data_version(self.connection)
+        """``PRAGMA data_version``: moves when another connection commits (any time)."""
+        with self.lock:
+            return changes.data_version(self.connection)
 
     def index_rows(self, scan: IndexScan) -> Rows:
         """The rows of an index range scan (the cursor itself: no wrapper)."""
