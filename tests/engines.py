@@ -13,7 +13,10 @@ SQLite.
 
 A test about SQLite itself (the file, its pragmas, WAL, the ``sqlite3`` shell) says
 so with ``@pytest.mark.sqlite_only("why")`` and runs on SQLite only; under
-``--engine postgresql`` it is deselected, as a test of the other engine.
+``--engine postgresql`` it is deselected, as a test of the other engine. A slow test
+of a rule no engine takes part in (the executor's write counting, cron arithmetic)
+says so with ``@pytest.mark.engine_independent("why")`` and runs once, on SQLite,
+to keep CI's time.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 ENGINES = ("sqlite", "postgresql")
 # Fixtures that hand out a store of the engine under test (tests/conftest.py, tests/apps).
 STORE_FIXTURES = frozenset({"store", "one", "chat", "store_target"})
+# Markers that keep a test on the sqlite engine only (each names its reason).
+ONE_ENGINE = ("sqlite_only", "engine_independent")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +54,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "sqlite_only(reason): a test of SQLite itself (file, pragmas, WAL); "
         "runs on the sqlite engine only",
+    )
+    config.addinivalue_line(
+        "markers",
+        "engine_independent(reason): a slow test of a rule no engine takes part "
+        "in (the executor's counting, cron arithmetic); runs on one engine, sqlite",
     )
 
 
@@ -71,11 +82,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine" not in metafunc.fixturenames or not opens_stores(metafunc):
         return
     engines = selected(metafunc.config)
-    marker = metafunc.definition.get_closest_marker("sqlite_only")
-    if marker is not None:
+    for kind in ONE_ENGINE:
+        marker = metafunc.definition.get_closest_marker(kind)
+        if marker is None:
+            continue
         if not marker.args or not str(marker.args[0]).strip():
             raise pytest.UsageError(
-                f"{metafunc.definition.nodeid}: sqlite_only needs the reason"
+                f"{metafunc.definition.nodeid}: {kind} needs the reason"
             )
         engines = tuple(e for e in engines if e == "sqlite")
     if engines:
@@ -91,7 +104,7 @@ def pytest_collection_modifyitems(
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        is_sqlite = item.get_closest_marker("sqlite_only") is not None
+        is_sqlite = any(item.get_closest_marker(m) is not None for m in ONE_ENGINE)
         (dropped if is_sqlite else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -105,8 +118,31 @@ def engine(request: pytest.FixtureRequest) -> Iterator[str]:
     if name == "sqlite":
         yield name
         return
-    with postgres_memory() as _:
+    with postgres_memory() as _, fewer_examples(request.function):
         yield name
+
+
+# A property runs a fraction of its examples on PostgreSQL, where every example
+# opens a store (a schema and its tables): the rule is the engine-independent
+# code's, which the SQLite run checks with every example; a quarter still drives
+# the PostgreSQL engine through the property's inputs. HYPOTHESIS_PROFILE still
+# scales both (the ``long`` profile).
+EXAMPLES_ON_POSTGRESQL = 0.25
+
+
+@contextlib.contextmanager
+def fewer_examples(test: Any) -> Iterator[None]:
+    """Run the Hypothesis test ``test`` with a fraction of its examples, then restore."""
+    chosen = getattr(test, "_hypothesis_internal_use_settings", None)
+    if chosen is None or not hasattr(test, "hypothesis"):
+        yield
+        return
+    fewer = max(5, int(chosen.max_examples * EXAMPLES_ON_POSTGRESQL))
+    test._hypothesis_internal_use_settings = settings(chosen, max_examples=fewer)
+    try:
+        yield
+    finally:
+        test._hypothesis_internal_use_settings = chosen
 
 
 @contextlib.contextmanager

@@ -177,6 +177,7 @@ class PostgresCluster:
         if dsn is not None:
             self.dsn = dsn
             self.owned = False
+            atexit.register(self.close)  # drops what it handed out
             return
         self.owned = True
         self._bindir = find_bindir()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -133,3 +136,30 @@ def test_options_keep_what_the_dsn_had_and_name_the_schema(name, other):
     assert search_path_of(made) == name
     assert "sslmode=disable" in made
     assert ("statement_timeout" in made) == bool(other)
+
+
+def test_the_environment_variable_names_the_server_every_process_uses(own_server):
+    code = (
+        "from one_store.testing.postgres import postgres_cluster\n"
+        "c = postgres_cluster()\n"
+        "print(c.owned, c.dsn == c.__class__(c.dsn).dsn, c.database())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "ONE_STORE_TEST_POSTGRES": own_server.dsn},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    owned, same, made = done.stdout.split()
+    assert (owned, same) == ("False", "True")
+    assert made.startswith(own_server.dsn.split("?")[0])
+    # The child dropped the schema it made when it exited.
+    with own_server.connect() as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s",
+            [search_path_of(made)],
+        ).fetchone()
+    assert left == (0,)

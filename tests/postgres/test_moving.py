@@ -63,13 +63,10 @@ def contents(target: str | Path, app: Path) -> dict[str, Any]:
     """Every document of every table, and every file's metadata and bytes."""
     with Store.open(target, app=app) as store:
         tables = {t: list(store.documents(t)) for t in ("docs", "tags")}
+        file_ids = [str(doc["file"]) for doc in tables["docs"] if doc.get("file")]
         files = {
-            doc["file"]: (
-                store.files.metadata(doc["file"]).unwrap(),
-                store.files.get(doc["file"]).unwrap(),
-            )
-            for doc in tables["docs"]
-            if doc.get("file")
+            sid: (store.files.metadata(sid).unwrap(), store.files.get(sid).unwrap())
+            for sid in file_ids
         }
     return {"tables": tables, "files": files}
 

@@ -262,3 +262,25 @@ def test_connections_are_reused_from_body_to_body(
     finally:
         blobs.close()
     assert all(c.closed for c in made)
+
+
+def test_recovery_asks_only_about_bodies_without_a_row(
+    blobs: PostgresBlobs, pg: Any
+) -> None:
+    for key in ("kept", "orphan"):
+        p = blobs.begin(key)
+        p.write(key.encode())
+        p.seal()
+        p.release()
+    # The engine's _storage table (its rows are the files), holding "kept" only.
+    pg.execute('CREATE TABLE "_storage" (_id text PRIMARY KEY, _body text)')
+    pg.execute("""INSERT INTO "_storage" VALUES ('kept', '{}')""")
+    asked: list[str] = []
+
+    def live(key: str) -> bool:
+        asked.append(key)
+        return False  # a row committing meanwhile would answer True here
+
+    assert blobs.recover(live) == ["orphan"]
+    assert asked == ["orphan"]  # one query found the candidates
+    assert blobs.names() == ["kept"]

@@ -316,3 +316,44 @@ def test_matches_equal_the_sqlite_engine(
         for d in stored
         if search_entry_matches(scan(query, **eqs), side.entry(d))
     } == set(got)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["red fox", "blue whale"]), st.sampled_from(["a", "b"])
+        ),
+        max_size=15,
+    ),
+    channel=st.sampled_from([None, "a", "b"]),
+)
+def test_equal_scores_come_in_the_sqlite_engines_order(
+    posts: Any, rows: list[tuple[str, str]], channel: str | None
+) -> None:
+    # Equal texts score equal on both engines: the order is then Convex's tie
+    # order alone (newest first, then _id), which both engines must follow.
+    posts.execute("TRUNCATE posts, " + quote(pg_name("posts$search$search_body")))
+    with Store.open(":memory:", schema=SCHEMA, seed=0) as store:  # SQLite
+        store.run(
+            lambda ctx: [
+                ctx.db.insert("posts", {"body": b, "channel": c}) for b, c in rows
+            ]
+        ).unwrap()
+
+        def run(ctx: Any) -> Any:
+            def build(q: Any) -> Any:
+                q = q.search("body", "fox")
+                return q if channel is None else q.eq("channel", channel)
+
+            found = ctx.db.query("posts").with_search_index("search_body", build)
+            return [d["_id"] for d in found.collect()], ctx.db.query("posts").collect()
+
+        expected, stored = store.run(run).unwrap()
+    put(posts, *stored)
+    eqs = {} if channel is None else {"channel": channel}
+    assert ids(posts, scan("fox", **eqs)) == expected

@@ -80,6 +80,9 @@ def test_app_store_without_an_app_is_an_empty_store(app_store):
     assert app_store.run(lambda ctx: ctx.db.insert("anything", {"x": 1})).unwrap()
 
 
+@pytest.mark.engine_independent(
+    "the executor's limits in the plugin's store: 8 s on PostgreSQL"
+)
 @pytest.mark.one_store_app(AGENT_APP)
 def test_limits_are_enforced_in_test_stores_by_default(app_store):
     @mutation
