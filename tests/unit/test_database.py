@@ -178,6 +178,38 @@ def test_a_nested_edit_of_a_read_document_is_checked(
     assert problem.path.endswith(path)
 
 
+@pytest.mark.parametrize("position", [0, 2, 4])
+def test_an_edit_of_one_document_in_a_returned_list_is_checked_at_its_index(
+    store: Store, nested: str, position: int
+) -> None:
+    # A list of read documents is checked item by item; the edited one (first,
+    # middle or last), or a dict put in a read one's place, is found and named.
+    for _ in range(4):
+        store.run(lambda ctx: ctx.db.insert("notes", {"meta": {"a": 2}})).unwrap()
+
+    @query
+    def edited(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs[position]["meta"]["bad"] = {1, 2}
+        return docs
+
+    @query
+    def swapped(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs[position] = {"fake": object()}
+        return docs
+
+    @query
+    def untouched(ctx, args):
+        return ctx.db.query("notes").take(5)
+
+    for fn, path in [(edited, ".meta.bad"), (swapped, ".fake")]:
+        problem = store.query(fn).failure()
+        assert isinstance(problem, ReturnsInvalid), problem
+        assert problem.path == f"[{position}]{path}"
+    assert [d["meta"] for d in store.query(untouched).unwrap()][1:] == [{"a": 2}] * 4
+
+
 def test_a_valid_nested_edit_comes_back_as_edited(store: Store, nested: str) -> None:
     @query
     def edited(ctx, args):
