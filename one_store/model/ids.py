@@ -44,6 +44,13 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(data: bytes) -> tuple[int, int] | None:
+    # A user table's number (10001...) is two bytes, a system table's one:
+    # those without the loop (every ID decoded on a cache miss comes here).
+    first = data[0] if data else 0x80
+    if first < 0x80:
+        return first, 1
+    if len(data) > 1 and data[1] < 0x80:
+        return (first & 0x7F) | (data[1] << 7), 2
     n = shift = 0
     for i, byte in enumerate(data[:5]):
         n |= (byte & 0x7F) << shift
