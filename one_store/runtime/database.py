@@ -44,6 +44,7 @@ from .transaction import (
     MAX_DOCS_READ,
     SYSTEM_FIELDS,
     Transaction,
+    remember_list,
 )
 
 # _id (32-char ID) and _creationTime (float) in Convex's size formula.
@@ -119,6 +120,9 @@ class _Port:
         trusted = txn.trusted
         docs: list[Document] = []
         append = docs.append
+        entries: list[tuple[Any, ...]] = []
+        remembered = entries.append
+        mixed = False  # a document fell back to the generic check
         n = txn.docs_read
         b = start_b = txn.bytes_read
         stopped = False
@@ -142,18 +146,24 @@ class _Port:
                 b += size
                 doc: Document = loads(body)
                 try:
-                    trusted[id(doc)] = remember(doc, size)  # txn.trust
+                    entry = remember(doc, size)  # txn.trust
                 except (KeyError, TypeError):  # it does not match its validator
-                    trusted[id(doc)] = GENERIC(doc, size)
+                    entry, mixed = GENERIC(doc, size), True
+                trusted[id(doc)] = entry
+                remembered(entry)
                 append(doc)
                 if keys is not None:
                     keys.append(row[1])
         finally:
             cursor.close()
             txn.docs_read, txn.bytes_read = n, b
+        if entries:  # the list itself, as the handler gets it from take()/collect()
+            same = None if mixed else entries[0][2]
+            trusted[id(docs)] = remember_list(docs, entries, b - start_b, same)
         observer = txn.observer
-        for doc in docs:
-            observer.document_read(doc)
+        if observer is not NO_OBSERVER:  # nobody listening: no call per document
+            for doc in docs:
+                observer.document_read(doc)
         return docs, b - start_b, stopped
 
     def skip_row(self, size: int) -> None:

@@ -203,11 +203,29 @@ def test_an_edit_of_one_document_in_a_returned_list_is_checked_at_its_index(
     def untouched(ctx, args):
         return ctx.db.query("notes").take(5)
 
+    @query
+    def appended(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs.append({"bad": {1}})
+        return docs
+
+    @query
+    def reordered(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs.reverse()
+        return {"docs": docs}
+
     for fn, path in [(edited, ".meta.bad"), (swapped, ".fake")]:
         problem = store.query(fn).failure()
         assert isinstance(problem, ReturnsInvalid), problem
         assert problem.path == f"[{position}]{path}"
+    problem = store.query(appended).failure()
+    assert isinstance(problem, ReturnsInvalid)
+    assert problem.path == "[5].bad"
     assert [d["meta"] for d in store.query(untouched).unwrap()][1:] == [{"a": 2}] * 4
+    forward = store.query(untouched).unwrap()
+    backward = store.query(reordered).unwrap()["docs"]
+    assert [d["_id"] for d in backward] == [d["_id"] for d in reversed(forward)]
 
 
 def test_a_valid_nested_edit_comes_back_as_edited(store: Store, nested: str) -> None:
@@ -256,6 +274,47 @@ def test_every_edit_anywhere_in_a_read_document_is_checked(
             return doc
 
         result = store.mutation(edit)
+        if bad:
+            assert isinstance(result, Failure)
+            assert isinstance(result.failure(), ReturnsInvalid)
+        else:
+            expected = _containers(stored, [])[target]
+            if isinstance(expected, dict):
+                expected["zz"] = "edited"
+            else:
+                expected.append("edited")
+            assert dumps(result.unwrap()) == dumps(stored)  # NaN-safe equality
+
+
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), any_value(max_leaves=12), min_size=1
+    ),
+    data=st.data(),
+)
+def test_every_edit_anywhere_in_a_returned_scan_is_checked(
+    body: dict[str, Any], data: st.DataObject
+) -> None:
+    """The same, for the list a scan returned (checked as one list while as read)."""
+    with Store.memory() as store:
+        for _ in range(3):
+            store.run(lambda ctx: ctx.db.insert("notes", body)).unwrap()
+        stored = store.run(lambda ctx: ctx.db.query("notes").collect()).unwrap()
+        target = data.draw(st.integers(0, len(_containers(stored, [])) - 1))
+        bad = data.draw(st.booleans())
+
+        @query
+        def edit(ctx, args):
+            docs = ctx.db.query("notes").collect()
+            container = _containers(docs, [])[target]
+            item = {1, 2} if bad else "edited"
+            if isinstance(container, dict):
+                container["zz"] = item
+            else:
+                container.append(item)
+            return docs
+
+        result = store.query(edit)
         if bad:
             assert isinstance(result, Failure)
             assert isinstance(result.failure(), ReturnsInvalid)
