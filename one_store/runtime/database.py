@@ -9,7 +9,9 @@ SQL or the rows of another transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from ..engine.backend import NO_OBSERVER, CallObserver, IndexScan, Scanner, TableInfo
@@ -43,6 +45,7 @@ from .transaction import (
     MAX_BYTES_READ,
     MAX_DOCS_READ,
     SYSTEM_FIELDS,
+    Remember,
     Transaction,
     remember_list,
 )
@@ -71,6 +74,26 @@ def _decode_body(txn: Transaction, body: str, table: str) -> Document:
     txn.trust(doc, len(body), txn.check_for(table))
     txn.observer.document_read(doc)
     return doc
+
+
+# Rows a scan hands over at a time (read_all): enough that the loops run in C,
+# few enough that a chunk near a read limit is cheap to walk row by row.
+_CHUNK = 128
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+def _remember_or_any(
+    remember: Remember,
+) -> Callable[[Document, int], tuple[Any, ...]]:
+    """``remember``, or the generic entry for a document its validator does not fit."""
+
+    def one(doc: Document, size: int) -> tuple[Any, ...]:
+        try:
+            return remember(doc, size)
+        except (KeyError, TypeError):
+            return GENERIC(doc, size)
+
+    return one
 
 
 class _Port:
@@ -119,41 +142,62 @@ class _Port:
         remember = txn.check_for(scan.table)
         trusted = txn.trusted
         docs: list[Document] = []
-        append = docs.append
         entries: list[tuple[Any, ...]] = []
-        remembered = entries.append
         mixed = False  # a document fell back to the generic check
         n = txn.docs_read
         b = start_b = txn.bytes_read
         stopped = False
         cursor = txn.storage.index_rows(scan)
+        rows_of = iter(cursor)
         try:
-            for row in cursor:
-                body = row[0]
-                size = len(body)
-                if n >= MAX_DOCS_READ or b + size > MAX_BYTES_READ:
-                    if keys is not None and (docs or resumable):
-                        # The row is counted, as when the general path's
-                        # count_read raises and the page ends there.
-                        n, b, stopped = n + 1, b + size, True
-                        break
-                    txn.docs_read, txn.bytes_read = n, b
+            while not stopped:
+                rows = list(islice(rows_of, _CHUNK))
+                if not rows:
+                    break
+                bodies = list(map(_first, rows))
+                sizes = list(map(len, bodies))
+                total = sum(sizes)
+                if n + len(rows) <= MAX_DOCS_READ and b + total <= MAX_BYTES_READ:
+                    # Within the limits whatever happens: the chunk in C-level
+                    # loops (decode, remember, index), no bytecode loop per row.
+                    n += len(rows)
+                    b += total
+                    chunk = list(map(loads, bodies))
                     try:
-                        txn.count_read(size)  # raises the limit's Problem
-                    finally:  # and keeps counting the row, as a single read does
-                        n, b = txn.docs_read, txn.bytes_read
-                n += 1
-                b += size
-                doc: Document = loads(body)
-                try:
-                    entry = remember(doc, size)  # txn.trust
-                except (KeyError, TypeError):  # it does not match its validator
-                    entry, mixed = GENERIC(doc, size), True
-                trusted[id(doc)] = entry
-                remembered(entry)
-                append(doc)
-                if keys is not None:
-                    keys.append(row[1])
+                        made = list(map(remember, chunk, sizes))  # txn.trust
+                    except (KeyError, TypeError):  # one does not match its validator
+                        made = list(map(_remember_or_any(remember), chunk, sizes))
+                        mixed = True
+                    trusted.update(zip(map(id, chunk), made, strict=True))
+                    docs += chunk
+                    entries += made
+                    if keys is not None:
+                        keys += map(_second, rows)
+                    continue
+                for row, body, size in zip(rows, bodies, sizes, strict=True):
+                    if n >= MAX_DOCS_READ or b + size > MAX_BYTES_READ:
+                        if keys is not None and (docs or resumable):
+                            # The row is counted, as when the general path's
+                            # count_read raises and the page ends there.
+                            n, b, stopped = n + 1, b + size, True
+                            break
+                        txn.docs_read, txn.bytes_read = n, b
+                        try:
+                            txn.count_read(size)  # raises the limit's Problem
+                        finally:  # and keeps counting the row, as a single read does
+                            n, b = txn.docs_read, txn.bytes_read
+                    n += 1
+                    b += size
+                    doc: Document = loads(body)
+                    try:
+                        entry = remember(doc, size)  # txn.trust
+                    except (KeyError, TypeError):  # it does not match its validator
+                        entry, mixed = GENERIC(doc, size), True
+                    trusted[id(doc)] = entry
+                    entries.append(entry)
+                    docs.append(doc)
+                    if keys is not None:
+                        keys.append(row[1])
         finally:
             cursor.close()
             txn.docs_read, txn.bytes_read = n, b
