@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeAlias, cast
+from typing import Any, Final, Literal, Protocol, TypeAlias, cast
 
 from . import ids
 from .values import (
@@ -223,9 +223,13 @@ def _compile_literal(val: Validator) -> Check:
     return check_literal
 
 
+_STR: Final = frozenset({str})
+
+
 def _compile_array(val: Validator) -> Check:
     assert val.element is not None
     element = val.element.check
+    strings = val.element.kind == "string"
 
     def check_array(x: Any, resolve: Resolve) -> Any:
         if not isinstance(x, list | tuple):
@@ -234,6 +238,9 @@ def _compile_array(val: Validator) -> Check:
             raise InvalidValue(
                 f"Array length is too long ({len(x)} > maximum length {MAX_ARRAY_LEN})."
             )
+        # v.array(v.string()) of ASCII strs (tags, names): checked in C loops.
+        if strings and set(map(type, x)) <= _STR and all(map(str.isascii, x)):
+            return list(x)
         out = []
         for i, item in enumerate(x):
             try:
@@ -269,19 +276,26 @@ def _extra_field(
 
 
 def _compile_object(val: Validator) -> Check:
-    specs = tuple((name, f.check, f.is_optional) for name, f in val.fields)
+    # A v.string() field holding an ASCII str is accepted here, without a call
+    # of its check (an ASCII string has no surrogate to refuse): most fields.
+    specs = tuple(
+        (name, f.check, f.is_optional, f.kind == "string") for name, f in val.fields
+    )
     known = frozenset(name for name, _ in val.fields)
 
     def check_object(x: Any, resolve: Resolve) -> Any:
         if not isinstance(x, dict):
             raise no_match(x, val)
         out = {}
-        for name, check, optional in specs:
+        for name, check, optional, text in specs:
             item = x.get(name, UNSET)
             if item is UNSET:
                 if optional:
                     continue
                 raise _missing_field(name, x, val)
+            if text and type(item) is str and item.isascii():
+                out[name] = item
+                continue
             try:
                 out[name] = check(item, resolve)
             except InvalidValue as e:

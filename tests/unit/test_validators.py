@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from returns.result import Failure, Success
 
 from one_store import UNSET, SchemaError, Validator, ValueInvalid, v
@@ -352,3 +353,38 @@ def same_up_to_number(out: Any, value: Any) -> bool:
             and all(same_up_to_number(out[k], present[k]) for k in present)
         )
     return sort_key(out) == sort_key(value)
+
+
+class _Text(str):
+    """A str subclass: not the exact type the string fast paths accept."""
+
+
+_STRINGS = st.one_of(
+    st.text(st.characters(max_codepoint=127), max_size=5),
+    st.text(max_size=5),
+    st.just("a\ud800b"),
+    st.builds(_Text, st.text(max_size=3)),
+    st.integers(-3, 3),
+    st.none(),
+    st.binary(max_size=2),
+)
+
+
+def _outcome(validator: Validator, value: object) -> tuple[str, object]:
+    result = validator.validate(value)
+    if isinstance(result, Success):
+        checked = result.unwrap()
+        return "ok", (checked, [type(x) for x in checked["a"]], type(checked["s"]))
+    problem = result.failure()
+    return "invalid", (problem.path, problem.message)
+
+
+@given(st.one_of(st.lists(_STRINGS, max_size=4), st.tuples(_STRINGS)), _STRINGS)
+def test_the_string_fast_paths_agree_with_the_string_check(items, item) -> None:
+    # v.string() fields and v.array(v.string()) accept ASCII strs without the
+    # per-item check; a one-member union is the same check without the fast
+    # path, so both must accept, convert and refuse exactly alike.
+    fast = v.object({"s": v.string(), "a": v.array(v.string())})
+    slow = v.object({"s": v.union(v.string()), "a": v.array(v.union(v.string()))})
+    value = {"s": item, "a": items}
+    assert _outcome(fast, value) == _outcome(slow, value)
