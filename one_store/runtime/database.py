@@ -348,7 +348,11 @@ class DatabaseWriter(DatabaseReader):
                 )
             )
         fields: dict[str, Any] = {}
-        for key, value in body.items():
+        try:  # no key starts with "_": one C-level search instead of a loop
+            plain = "\x00_" not in "\x00" + "\x00".join(body)
+        except TypeError:  # a key that is not a str: the loop (the check refuses it)
+            plain = False
+        for key, value in () if plain else body.items():
             if isinstance(key, str) and key.startswith("_"):
                 if key in SYSTEM_FIELDS:
                     if value is UNSET or _same(value, system.get(key)):
@@ -369,6 +373,8 @@ class DatabaseWriter(DatabaseReader):
                     )
                 )
             fields[key] = value
+        if plain:
+            fields = body
         schema = self._txn.schema
         definition = schema.tables.get(table) if schema else None
         validated = False
