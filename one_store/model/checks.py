@@ -282,6 +282,17 @@ def _compile_object(val: Validator) -> Check:
         (name, f.check, f.is_optional, f.kind == "string") for name, f in val.fields
     )
     known = frozenset(name for name, _ in val.fields)
+    if len(specs) <= _UNROLLED_FIELDS:
+        return _unrolled_object(val, specs, known)
+    return _looped_object(val, specs, known)
+
+
+def _looped_object(
+    val: Validator,
+    specs: tuple[tuple[str, Check, bool, bool], ...],
+    known: frozenset[str],
+) -> Check:
+    """``check_object`` as a loop over ``val``'s fields (wide objects)."""
 
     def check_object(x: Any, resolve: Resolve) -> Any:
         if not isinstance(x, dict):
@@ -306,6 +317,74 @@ def _compile_object(val: Validator) -> Check:
                 raise extra
         return out
 
+    return check_object
+
+
+# Objects with at most this many fields get a check written for their fields
+# (no loop, no tuple unpacking per field); wider ones the loop above.
+_UNROLLED_FIELDS: Final = 32
+
+
+def _unrolled_object(
+    val: Validator,
+    specs: tuple[tuple[str, Check, bool, bool], ...],
+    known: frozenset[str],
+) -> Check:
+    """``check_object`` written out for ``val``'s fields: the same steps, in order.
+
+    Each field: read it (``UNSET`` when absent: skipped if optional, else the
+    missing-field error), accept an ASCII str at once for a ``v.string()``, else
+    call its check and put the field's name on an error. Then the extra-field
+    check. Field names are written as ``repr`` literals; the checks are bound
+    by name (``c0``, ``c1``...).
+    """
+    lines = [
+        "def check_object(x, resolve):",
+        "    if not isinstance(x, dict):",
+        "        raise no_match(x, val)",
+        "    out = {}",
+    ]
+    namespace: dict[str, Any] = {
+        "UNSET": UNSET,
+        "InvalidValue": InvalidValue,
+        "no_match": no_match,
+        "_missing_field": _missing_field,
+        "_extra_field": _extra_field,
+        "val": val,
+        "known": known,
+    }
+    for i, (name, check, optional, text) in enumerate(specs):
+        namespace[f"c{i}"] = check
+        key = repr(name)
+        lines += [
+            f"    item = x.get({key}, UNSET)",
+            "    if item is UNSET:",
+            "        pass"
+            if optional
+            else f"        raise _missing_field({key}, x, val)",
+        ]
+        if text:
+            lines += [
+                "    elif type(item) is str and item.isascii():",
+                f"        out[{key}] = item",
+            ]
+        lines += [
+            "    else:",
+            "        try:",
+            f"            out[{key}] = c{i}(item, resolve)",
+            "        except InvalidValue as e:",
+            f"            raise e.at({key}) from None",
+        ]
+    lines += [
+        "    if len(out) != len(x):",
+        "        extra = _extra_field(x, known, val)",
+        "        if extra is not None:",
+        "            raise extra",
+        "    return out",
+    ]
+    # Our own text: the only data in it are field names, written with repr.
+    exec("\n".join(lines), namespace)
+    check_object: Check = namespace["check_object"]
     return check_object
 
 
