@@ -103,9 +103,11 @@ def main() -> int:
                 work = _work(op, keys[name], n)
                 _call(op, peer, work[0])  # warm: statement caches, lazy imports
                 statements = [0]
-                connections[name].set_trace_callback(
-                    lambda _sql, s=statements: s.__setitem__(0, s[0] + 1)
-                )
+
+                def count(_sql: str, s: list[int] = statements) -> None:
+                    s[0] += 1
+
+                connections[name].set_trace_callback(count)
                 with Counter() as counter:
                     for item in work[1:]:
                         _call(op, peer, item)

@@ -164,7 +164,11 @@ def test_nested_index_keys_follow_every_patch(
         layout = store.storage.layouts["rows"]
         columns = ", ".join(f'"_k_{name}"' for name, _ in layout.key_fns)
         for fields in steps:
-            store.run(lambda ctx, f=fields: ctx.db.patch(doc_id, f)).unwrap()
+
+            def patch(ctx: Any, f: dict[str, Any] = fields) -> None:
+                ctx.db.patch(doc_id, f)
+
+            store.run(patch).unwrap()
             doc = store.run(lambda ctx: ctx.db.get(doc_id)).unwrap()
             stored = store.storage.connection.execute(
                 f"SELECT {columns} FROM rows WHERE _id=?", (doc_id,)
