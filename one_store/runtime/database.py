@@ -70,10 +70,22 @@ _READ_ONLY = (
 
 
 def _decode_body(txn: Transaction, body: str, table: str) -> Document:
-    txn.count_read(len(body))
+    # txn.count_read, txn.trust and the observer's call, inline (every get).
+    size = len(body)
+    if txn.docs_read >= MAX_DOCS_READ or txn.bytes_read + size > MAX_BYTES_READ:
+        txn.count_read(size)  # counts the row and raises the limit's Problem
+    else:
+        txn.docs_read += 1
+        txn.bytes_read += size
     doc: Document = loads(body)
-    txn.trust(doc, len(body), txn.check_for(table))
-    txn.observer.document_read(doc)
+    try:
+        entry = txn.check_for(table)(doc, size)
+    except (KeyError, TypeError):  # it does not match its validator
+        entry = GENERIC(doc, size)
+    txn.trusted[id(doc)] = entry
+    observer = txn.observer
+    if observer is not NO_OBSERVER:
+        observer.document_read(doc)
     return doc
 
 

@@ -15,6 +15,7 @@ from returns.result import Failure, Success
 
 from one_store import (
     ContextError,
+    LimitExceeded,
     ReturnsInvalid,
     Schema,
     Store,
@@ -501,3 +502,21 @@ def test_a_stored_document_that_no_longer_matches_its_validator_is_still_returne
         got, listed = store.query(read).unwrap()
         assert (got["meta"], "tags" in got) == (7, False)
         assert listed == [got]
+
+
+def test_gets_count_against_the_bytes_read_limit(store: Store) -> None:
+    # Each db.get counts its document's stored text; the get that crosses
+    # 16 MiB fails with Convex's bytesRead limit, and one get fewer does not.
+    big = store.run(lambda ctx: ctx.db.insert("notes", {"text": "x" * 1_000_000}))
+    doc_id = big.unwrap()
+
+    @query(args={"n": v.int64()})
+    def reread(ctx, args):
+        for _ in range(args["n"]):
+            ctx.db.get(doc_id)
+        return args["n"]
+
+    assert store.query(reread, {"n": 16}).unwrap() == 16
+    problem = store.query(reread, {"n": 17}).failure()
+    assert isinstance(problem, LimitExceeded), problem
+    assert problem.limit == "bytesRead"
