@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeAlias, cast
+from typing import Any, Final, Literal, Protocol, TypeAlias, cast
 
 from . import ids
 from .values import (
@@ -223,9 +223,13 @@ def _compile_literal(val: Validator) -> Check:
     return check_literal
 
 
+_STR: Final = frozenset({str})
+
+
 def _compile_array(val: Validator) -> Check:
     assert val.element is not None
     element = val.element.check
+    strings = val.element.kind == "string"
 
     def check_array(x: Any, resolve: Resolve) -> Any:
         if not isinstance(x, list | tuple):
@@ -234,6 +238,9 @@ def _compile_array(val: Validator) -> Check:
             raise InvalidValue(
                 f"Array length is too long ({len(x)} > maximum length {MAX_ARRAY_LEN})."
             )
+        # v.array(v.string()) of ASCII strs (tags, names): checked in C loops.
+        if strings and set(map(type, x)) <= _STR and all(map(str.isascii, x)):
+            return list(x)
         out = []
         for i, item in enumerate(x):
             try:
@@ -269,19 +276,37 @@ def _extra_field(
 
 
 def _compile_object(val: Validator) -> Check:
-    specs = tuple((name, f.check, f.is_optional) for name, f in val.fields)
+    # A v.string() field holding an ASCII str is accepted here, without a call
+    # of its check (an ASCII string has no surrogate to refuse): most fields.
+    specs = tuple(
+        (name, f.check, f.is_optional, f.kind == "string") for name, f in val.fields
+    )
     known = frozenset(name for name, _ in val.fields)
+    if len(specs) <= _UNROLLED_FIELDS:
+        return _unrolled_object(val, specs, known)
+    return _looped_object(val, specs, known)
+
+
+def _looped_object(
+    val: Validator,
+    specs: tuple[tuple[str, Check, bool, bool], ...],
+    known: frozenset[str],
+) -> Check:
+    """``check_object`` as a loop over ``val``'s fields (wide objects)."""
 
     def check_object(x: Any, resolve: Resolve) -> Any:
         if not isinstance(x, dict):
             raise no_match(x, val)
         out = {}
-        for name, check, optional in specs:
+        for name, check, optional, text in specs:
             item = x.get(name, UNSET)
             if item is UNSET:
                 if optional:
                     continue
                 raise _missing_field(name, x, val)
+            if text and type(item) is str and item.isascii():
+                out[name] = item
+                continue
             try:
                 out[name] = check(item, resolve)
             except InvalidValue as e:
@@ -292,6 +317,74 @@ def _compile_object(val: Validator) -> Check:
                 raise extra
         return out
 
+    return check_object
+
+
+# Objects with at most this many fields get a check written for their fields
+# (no loop, no tuple unpacking per field); wider ones the loop above.
+_UNROLLED_FIELDS: Final = 32
+
+
+def _unrolled_object(
+    val: Validator,
+    specs: tuple[tuple[str, Check, bool, bool], ...],
+    known: frozenset[str],
+) -> Check:
+    """``check_object`` written out for ``val``'s fields: the same steps, in order.
+
+    Each field: read it (``UNSET`` when absent: skipped if optional, else the
+    missing-field error), accept an ASCII str at once for a ``v.string()``, else
+    call its check and put the field's name on an error. Then the extra-field
+    check. Field names are written as ``repr`` literals; the checks are bound
+    by name (``c0``, ``c1``...).
+    """
+    lines = [
+        "def check_object(x, resolve):",
+        "    if not isinstance(x, dict):",
+        "        raise no_match(x, val)",
+        "    out = {}",
+    ]
+    namespace: dict[str, Any] = {
+        "UNSET": UNSET,
+        "InvalidValue": InvalidValue,
+        "no_match": no_match,
+        "_missing_field": _missing_field,
+        "_extra_field": _extra_field,
+        "val": val,
+        "known": known,
+    }
+    for i, (name, check, optional, text) in enumerate(specs):
+        namespace[f"c{i}"] = check
+        key = repr(name)
+        lines += [
+            f"    item = x.get({key}, UNSET)",
+            "    if item is UNSET:",
+            "        pass"
+            if optional
+            else f"        raise _missing_field({key}, x, val)",
+        ]
+        if text:
+            lines += [
+                "    elif type(item) is str and item.isascii():",
+                f"        out[{key}] = item",
+            ]
+        lines += [
+            "    else:",
+            "        try:",
+            f"            out[{key}] = c{i}(item, resolve)",
+            "        except InvalidValue as e:",
+            f"            raise e.at({key}) from None",
+        ]
+    lines += [
+        "    if len(out) != len(x):",
+        "        extra = _extra_field(x, known, val)",
+        "        if extra is not None:",
+        "            raise extra",
+        "    return out",
+    ]
+    # Our own text: the only data in it are field names, written with repr.
+    exec("\n".join(lines), namespace)
+    check_object: Check = namespace["check_object"]
     return check_object
 
 

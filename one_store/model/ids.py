@@ -44,6 +44,13 @@ def _varint(n: int) -> bytes:
 
 
 def _read_varint(data: bytes) -> tuple[int, int] | None:
+    # A user table's number (10001...) is two bytes, a system table's one:
+    # those without the loop (every ID decoded on a cache miss comes here).
+    first = data[0] if data else 0x80
+    if first < 0x80:
+        return first, 1
+    if len(data) > 1 and data[1] < 0x80:
+        return (first & 0x7F) | (data[1] << 7), 2
     n = shift = 0
     for i, byte in enumerate(data[:5]):
         n |= (byte & 0x7F) << shift
@@ -65,15 +72,27 @@ def _fletcher16(data: bytes) -> int:
 _PAIRS: Final = tuple(a + b for a in ALPHABET for b in ALPHABET)  # 10 bits -> 2 chars
 
 
+def _b32plan(size: int) -> tuple[int, int, tuple[int, ...]]:
+    """For ``size`` bytes: the characters, the padding shift, the pairs' shifts."""
+    chars = -(-8 * size // 5)
+    even = chars + (chars & 1)
+    return chars, 5 * even - 8 * size, tuple(range(10 * (even // 2 - 1), -1, -10))
+
+
+# Every length an ID can have (a varint of 1-5 bytes + 16 + 2), and then some.
+_B32_PLANS: Final = tuple(_b32plan(size) for size in range(64))
+
+
 def _b32encode(data: bytes) -> str:
     # MSB-first 5-bit groups with zero padding bits (Convex's base32), read off
     # the data as one big integer two characters at a time: half the time of
-    # RFC 4648's b32encode plus translation, and every insert makes an ID.
-    chars = -(-8 * len(data) // 5)
-    even = chars + (chars & 1)
-    number = int.from_bytes(data, "big") << (5 * even - 8 * len(data))
-    pairs = [_PAIRS[(number >> s) & 1023] for s in range(10 * (even // 2 - 1), -1, -10)]
-    return "".join(pairs)[:chars]
+    # RFC 4648's b32encode plus translation, and every insert makes an ID. The
+    # shifts of each length are computed once (a user table's ID: 16 pairs).
+    size = len(data)
+    chars, pad, shifts = _B32_PLANS[size] if size < 64 else _b32plan(size)
+    number = int.from_bytes(data, "big") << pad
+    text = "".join([_PAIRS[(number >> s) & 1023] for s in shifts])
+    return text if len(text) == chars else text[:chars]
 
 
 # Crockford digits -> the digits ``int(text, 32)`` reads (0-9, a-v), same values;
@@ -116,8 +135,12 @@ def encode_id(table_number: int, raw: bytes | None = None) -> str:
         raw = os.urandom(14) + b"\x00\x00"
     if len(raw) != INTERNAL_ID_LEN:
         raise ValueError(f"internal id must be {INTERNAL_ID_LEN} bytes")
-    body = _varint(table_number) + raw
+    body = _prefix(table_number) + raw
     return _b32encode(body + _fletcher16(body).to_bytes(2, "little"))
+
+
+# The varint of a table number, made once per table (every insert encodes one).
+_prefix: Final = functools.lru_cache(maxsize=4096)(_varint)
 
 
 class IdGenerator:

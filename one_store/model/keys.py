@@ -42,15 +42,25 @@ def _escape(data: bytes) -> bytes:
     return data.replace(b"\x00", b"\x00\xff") if b"\x00" in data else data
 
 
+# Per width: the tag of a positive and of a negative value, the width, the span.
+_INT_WIDTHS: Final = tuple(
+    (bytes([_INT_ZERO + k]), bytes([_INT_ZERO - k]), width, 1 << (8 * width))
+    for k, width in ((1, 1), (2, 2), (3, 4), (4, 8))
+)
+# The keys of 1..255 (counts, small numbers: most indexed ints), made once.
+_INT_SMALL: Final = tuple(_INT_WIDTHS[0][0] + bytes([v]) for v in range(256))
+
+
 def _int_key(value: int) -> bytes:
+    if 0 < value < 256:
+        return _INT_SMALL[value]
     if value == 0:
         return b"\x08"
-    for k, width in ((1, 1), (2, 2), (3, 4), (4, 8)):
-        span = 1 << (8 * width)
+    for up, down, width, span in _INT_WIDTHS:
         if 0 < value < span:
-            return bytes([_INT_ZERO + k]) + value.to_bytes(width, "big")
+            return up + value.to_bytes(width, "big")
         if -span <= value < 0:
-            return bytes([_INT_ZERO - k]) + (value + span).to_bytes(width, "big")
+            return down + (value + span).to_bytes(width, "big")
     raise InvalidValue(f"Integer {value} does not fit into int64.")
 
 

@@ -9,7 +9,9 @@ SQL or the rows of another transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from ..engine.backend import NO_OBSERVER, CallObserver, IndexScan, Scanner, TableInfo
@@ -44,7 +46,9 @@ from .transaction import (
     MAX_BYTES_READ,
     MAX_DOCS_READ,
     SYSTEM_FIELDS,
+    Remember,
     Transaction,
+    remember_list,
 )
 
 # _id (32-char ID) and _creationTime (float) in Convex's size formula.
@@ -66,11 +70,43 @@ _READ_ONLY = (
 
 
 def _decode_body(txn: Transaction, body: str, table: str) -> Document:
-    txn.count_read(len(body))
+    # txn.count_read, txn.trust and the observer's call, inline (every get).
+    size = len(body)
+    if txn.docs_read >= MAX_DOCS_READ or txn.bytes_read + size > MAX_BYTES_READ:
+        txn.count_read(size)  # counts the row and raises the limit's Problem
+    else:
+        txn.docs_read += 1
+        txn.bytes_read += size
     doc: Document = loads(body)
-    txn.trust(doc, len(body), txn.check_for(table))
-    txn.observer.document_read(doc)
+    try:
+        entry = txn.check_for(table)(doc, size)
+    except (KeyError, TypeError):  # it does not match its validator
+        entry = GENERIC(doc, size)
+    txn.trusted[id(doc)] = entry
+    observer = txn.observer
+    if observer is not NO_OBSERVER:
+        observer.document_read(doc)
     return doc
+
+
+# Rows a scan hands over at a time (read_all): enough that the loops run in C,
+# few enough that a chunk near a read limit is cheap to walk row by row.
+_CHUNK = 128
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+def _remember_or_any(
+    remember: Remember,
+) -> Callable[[Document, int], tuple[Any, ...]]:
+    """``remember``, or the generic entry for a document its validator does not fit."""
+
+    def one(doc: Document, size: int) -> tuple[Any, ...]:
+        try:
+            return remember(doc, size)
+        except (KeyError, TypeError):
+            return GENERIC(doc, size)
+
+    return one
 
 
 class _Port:
@@ -119,42 +155,72 @@ class _Port:
         remember = txn.check_for(scan.table)
         trusted = txn.trusted
         docs: list[Document] = []
-        append = docs.append
+        entries: list[tuple[Any, ...]] = []
+        mixed = False  # a document fell back to the generic check
         n = txn.docs_read
         b = start_b = txn.bytes_read
         stopped = False
         cursor = txn.storage.index_rows(scan)
+        rows_of = iter(cursor)
         try:
-            for row in cursor:
-                body = row[0]
-                size = len(body)
-                if n >= MAX_DOCS_READ or b + size > MAX_BYTES_READ:
-                    if keys is not None and (docs or resumable):
-                        # The row is counted, as when the general path's
-                        # count_read raises and the page ends there.
-                        n, b, stopped = n + 1, b + size, True
-                        break
-                    txn.docs_read, txn.bytes_read = n, b
+            while not stopped:
+                rows = list(islice(rows_of, _CHUNK))
+                if not rows:
+                    break
+                bodies = list(map(_first, rows))
+                sizes = list(map(len, bodies))
+                total = sum(sizes)
+                if n + len(rows) <= MAX_DOCS_READ and b + total <= MAX_BYTES_READ:
+                    # Within the limits whatever happens: the chunk in C-level
+                    # loops (decode, remember, index), no bytecode loop per row.
+                    n += len(rows)
+                    b += total
+                    chunk = list(map(loads, bodies))
                     try:
-                        txn.count_read(size)  # raises the limit's Problem
-                    finally:  # and keeps counting the row, as a single read does
-                        n, b = txn.docs_read, txn.bytes_read
-                n += 1
-                b += size
-                doc: Document = loads(body)
-                try:
-                    trusted[id(doc)] = remember(doc, size)  # txn.trust
-                except (KeyError, TypeError):  # it does not match its validator
-                    trusted[id(doc)] = GENERIC(doc, size)
-                append(doc)
-                if keys is not None:
-                    keys.append(row[1])
+                        made = list(map(remember, chunk, sizes))  # txn.trust
+                    except (KeyError, TypeError):  # one does not match its validator
+                        made = list(map(_remember_or_any(remember), chunk, sizes))
+                        mixed = True
+                    trusted.update(zip(map(id, chunk), made, strict=True))
+                    docs += chunk
+                    entries += made
+                    if keys is not None:
+                        keys += map(_second, rows)
+                    continue
+                for row, body, size in zip(rows, bodies, sizes, strict=True):
+                    if n >= MAX_DOCS_READ or b + size > MAX_BYTES_READ:
+                        if keys is not None and (docs or resumable):
+                            # The row is counted, as when the general path's
+                            # count_read raises and the page ends there.
+                            n, b, stopped = n + 1, b + size, True
+                            break
+                        txn.docs_read, txn.bytes_read = n, b
+                        try:
+                            txn.count_read(size)  # raises the limit's Problem
+                        finally:  # and keeps counting the row, as a single read does
+                            n, b = txn.docs_read, txn.bytes_read
+                    n += 1
+                    b += size
+                    doc: Document = loads(body)
+                    try:
+                        entry = remember(doc, size)  # txn.trust
+                    except (KeyError, TypeError):  # it does not match its validator
+                        entry, mixed = GENERIC(doc, size), True
+                    trusted[id(doc)] = entry
+                    entries.append(entry)
+                    docs.append(doc)
+                    if keys is not None:
+                        keys.append(row[1])
         finally:
             cursor.close()
             txn.docs_read, txn.bytes_read = n, b
+        if entries:  # the list itself, as the handler gets it from take()/collect()
+            same = None if mixed else entries[0][2]
+            trusted[id(docs)] = remember_list(docs, entries, b - start_b, same)
         observer = txn.observer
-        for doc in docs:
-            observer.document_read(doc)
+        if observer is not NO_OBSERVER:  # nobody listening: no call per document
+            for doc in docs:
+                observer.document_read(doc)
         return docs, b - start_b, stopped
 
     def skip_row(self, size: int) -> None:
@@ -301,7 +367,11 @@ class DatabaseWriter(DatabaseReader):
                 )
             )
         fields: dict[str, Any] = {}
-        for key, value in body.items():
+        try:  # no key starts with "_": one C-level search instead of a loop
+            plain = "\x00_" not in "\x00" + "\x00".join(body)
+        except TypeError:  # a key that is not a str: the loop (the check refuses it)
+            plain = False
+        for key, value in () if plain else body.items():
             if isinstance(key, str) and key.startswith("_"):
                 if key in SYSTEM_FIELDS:
                     if value is UNSET or _same(value, system.get(key)):
@@ -322,6 +392,8 @@ class DatabaseWriter(DatabaseReader):
                     )
                 )
             fields[key] = value
+        if plain:
+            fields = body
         schema = self._txn.schema
         definition = schema.tables.get(table) if schema else None
         validated = False

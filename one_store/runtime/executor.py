@@ -52,9 +52,9 @@ from ..model.values import (
     InvalidValue,
     Value,
     check_value,
-    convex_size,
     mebibytes,
     show,
+    size_within,
 )
 from . import outcome
 from .context import ActionCtx, Auth, BaseCtx, MutationCtx, QueryCtx
@@ -254,7 +254,7 @@ class Executor:
                 checked = check_value(args)
         except InvalidValue as e:
             return ArgsInvalid(e.path_text(), error_text(e))
-        size = convex_size(checked)
+        size = size_within(checked, MAX_FUNCTION_VALUE_SIZE)  # exact if over
         if size > MAX_FUNCTION_VALUE_SIZE:
             return ArgsInvalid(
                 "",

@@ -139,3 +139,56 @@ LONG_WORDS = st.lists(
 @example("Straße ÜBER naïve")
 def test_search_tokens_are_convex_tokens(text: str) -> None:
     assert search_tokens(text) == reference_tokens(text)
+
+
+# Indexes over nested paths and several fields: a patch that names a field
+# (with an equal value, a different one, or UNSET) and one that leaves it alone
+# must both leave every key column equal to a fresh key of the document.
+NESTED = define_schema(
+    {
+        "rows": define_table(
+            {
+                "meta": v.optional(v.object({"n": v.optional(v.any())})),
+                "tag": v.optional(v.any()),
+                "note": v.optional(v.string()),
+            }
+        )
+        .index("by_meta_n", ["meta.n"])
+        .index("by_tag_meta_n", ["tag", "meta.n"])
+        .index("by_note", ["note"]),
+    }
+)
+METAS = st.sampled_from([{}, {"n": 1}, {"n": 1.0}, {"n": "x"}, UNSET]).map(
+    lambda m: dict(m) if isinstance(m, dict) else m  # a fresh object every time
+)
+NESTED_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "meta": METAS,
+        "tag": st.sampled_from([1, True, "t", UNSET]),
+        "note": st.sampled_from(["a", "b", UNSET]),
+    },
+)
+
+
+@given(first=NESTED_FIELDS, steps=st.lists(NESTED_FIELDS, max_size=8))
+@example(first={"meta": {"n": 1}, "tag": 1}, steps=[{"meta": {"n": 1.0}}])
+@example(first={"meta": {"n": 1}, "note": "a"}, steps=[{"note": "b"}, {"meta": {}}])
+def test_nested_index_keys_follow_every_patch(
+    first: dict[str, Any], steps: list[dict[str, Any]]
+) -> None:
+    with Store.memory(NESTED, seed=0) as store:
+        doc_id = store.run(lambda ctx: ctx.db.insert("rows", first)).unwrap()
+        layout = store.storage.layouts["rows"]
+        columns = ", ".join(f'"_k_{name}"' for name, _ in layout.key_fns)
+        for fields in steps:
+
+            def patch(ctx: Any, f: dict[str, Any] = fields) -> None:
+                ctx.db.patch(doc_id, f)
+
+            store.run(patch).unwrap()
+            doc = store.run(lambda ctx: ctx.db.get(doc_id)).unwrap()
+            stored = store.storage.connection.execute(
+                f"SELECT {columns} FROM rows WHERE _id=?", (doc_id,)
+            ).fetchone()
+            assert stored == tuple(fn(doc) for _, fn in layout.key_fns)

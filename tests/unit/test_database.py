@@ -15,6 +15,7 @@ from returns.result import Failure, Success
 
 from one_store import (
     ContextError,
+    LimitExceeded,
     ReturnsInvalid,
     Schema,
     Store,
@@ -179,6 +180,56 @@ def test_a_nested_edit_of_a_read_document_is_checked(
     assert problem.path.endswith(path)
 
 
+@pytest.mark.parametrize("position", [0, 2, 4])
+def test_an_edit_of_one_document_in_a_returned_list_is_checked_at_its_index(
+    store: Store, nested: str, position: int
+) -> None:
+    # A list of read documents is checked item by item; the edited one (first,
+    # middle or last), or a dict put in a read one's place, is found and named.
+    for _ in range(4):
+        store.run(lambda ctx: ctx.db.insert("notes", {"meta": {"a": 2}})).unwrap()
+
+    @query
+    def edited(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs[position]["meta"]["bad"] = {1, 2}
+        return docs
+
+    @query
+    def swapped(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs[position] = {"fake": object()}
+        return docs
+
+    @query
+    def untouched(ctx, args):
+        return ctx.db.query("notes").take(5)
+
+    @query
+    def appended(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs.append({"bad": {1}})
+        return docs
+
+    @query
+    def reordered(ctx, args):
+        docs = ctx.db.query("notes").take(5)
+        docs.reverse()
+        return {"docs": docs}
+
+    for fn, path in [(edited, ".meta.bad"), (swapped, ".fake")]:
+        problem = store.query(fn).failure()
+        assert isinstance(problem, ReturnsInvalid), problem
+        assert problem.path == f"[{position}]{path}"
+    problem = store.query(appended).failure()
+    assert isinstance(problem, ReturnsInvalid)
+    assert problem.path == "[5].bad"
+    assert [d["meta"] for d in store.query(untouched).unwrap()][1:] == [{"a": 2}] * 4
+    forward = store.query(untouched).unwrap()
+    backward = store.query(reordered).unwrap()["docs"]
+    assert [d["_id"] for d in backward] == [d["_id"] for d in reversed(forward)]
+
+
 def test_a_valid_nested_edit_comes_back_as_edited(store: Store, nested: str) -> None:
     @query
     def edited(ctx, args):
@@ -225,6 +276,47 @@ def test_every_edit_anywhere_in_a_read_document_is_checked(
             return doc
 
         result = store.mutation(edit)
+        if bad:
+            assert isinstance(result, Failure)
+            assert isinstance(result.failure(), ReturnsInvalid)
+        else:
+            expected = _containers(stored, [])[target]
+            if isinstance(expected, dict):
+                expected["zz"] = "edited"
+            else:
+                expected.append("edited")
+            assert dumps(result.unwrap()) == dumps(stored)  # NaN-safe equality
+
+
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), any_value(max_leaves=12), min_size=1
+    ),
+    data=st.data(),
+)
+def test_every_edit_anywhere_in_a_returned_scan_is_checked(
+    body: dict[str, Any], data: st.DataObject
+) -> None:
+    """The same, for the list a scan returned (checked as one list while as read)."""
+    with Store.memory() as store:
+        for _ in range(3):
+            store.run(lambda ctx: ctx.db.insert("notes", body)).unwrap()
+        stored = store.run(lambda ctx: ctx.db.query("notes").collect()).unwrap()
+        target = data.draw(st.integers(0, len(_containers(stored, [])) - 1))
+        bad = data.draw(st.booleans())
+
+        @query
+        def edit(ctx, args):
+            docs = ctx.db.query("notes").collect()
+            container = _containers(docs, [])[target]
+            item = {1, 2} if bad else "edited"
+            if isinstance(container, dict):
+                container["zz"] = item
+            else:
+                container.append(item)
+            return docs
+
+        result = store.query(edit)
         if bad:
             assert isinstance(result, Failure)
             assert isinstance(result.failure(), ReturnsInvalid)
@@ -411,3 +503,21 @@ def test_a_stored_document_that_no_longer_matches_its_validator_is_still_returne
         got, listed = store.query(read).unwrap()
         assert (got["meta"], "tags" in got) == (7, False)
         assert listed == [got]
+
+
+def test_gets_count_against_the_bytes_read_limit(store: Store) -> None:
+    # Each db.get counts its document's stored text; the get that crosses
+    # 16 MiB fails with Convex's bytesRead limit, and one get fewer does not.
+    big = store.run(lambda ctx: ctx.db.insert("notes", {"text": "x" * 1_000_000}))
+    doc_id = big.unwrap()
+
+    @query(args={"n": v.int64()})
+    def reread(ctx, args):
+        for _ in range(args["n"]):
+            ctx.db.get(doc_id)
+        return args["n"]
+
+    assert store.query(reread, {"n": 16}).unwrap() == 16
+    problem = store.query(reread, {"n": 17}).failure()
+    assert isinstance(problem, LimitExceeded), problem
+    assert problem.limit == "bytesRead"

@@ -18,6 +18,7 @@ from one_store import (
     Store,
     define_schema,
     define_table,
+    query,
     v,
 )
 from one_store.engine.sqlite.storage import Storage
@@ -286,6 +287,31 @@ def test_a_table_created_by_another_connection_is_seen_at_the_next_transaction(
         b.run(lambda ctx: ctx.db.insert("notes", {"x": 2})).unwrap()
         xs = a.run(lambda ctx: [d["x"] for d in ctx.db.query("notes")]).unwrap()
         assert xs == [1, 2]
+
+
+def test_a_query_sees_a_table_another_connection_created_after_its_last_read(
+    tmp_path: Path,
+):
+    # A read re-reads the schema only when another connection committed since
+    # the last look (PRAGMA data_version): each commit of a, DDL or not, must
+    # be seen by b's next query, however many reads b made in between.
+    @query(args={"table": v.string()})
+    def texts(ctx, args):
+        return [d["x"] for d in ctx.db.query(args["table"]).collect()]
+
+    path = tmp_path / "s.db"
+    with Store.open(path) as a, Store.open(path) as b:
+        for _ in range(3):
+            assert b.query(texts, {"table": "notes"}).unwrap() == []
+        a.run(lambda ctx: ctx.db.insert("notes", {"x": 1})).unwrap()
+        assert b.query(texts, {"table": "notes"}).unwrap() == [1]
+        a.run(lambda ctx: ctx.db.insert("notes", {"x": 2})).unwrap()
+        assert b.query(texts, {"table": "notes"}).unwrap() == [1, 2]
+        a.run(lambda ctx: ctx.db.insert("later", {"x": 3})).unwrap()
+        assert b.query(texts, {"table": "later"}).unwrap() == [3]
+        # b's own write after reading a's table: no "table already exists".
+        b.run(lambda ctx: ctx.db.insert("later", {"x": 4})).unwrap()
+        assert a.query(texts, {"table": "later"}).unwrap() == [3, 4]
 
 
 def test_an_index_added_by_another_connection_is_maintained_by_this_one(

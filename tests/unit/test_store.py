@@ -538,6 +538,31 @@ def test_patch_and_replace_may_repeat_system_fields_unchanged(store):
     assert get(store, agent_id)["name"] == "c"
 
 
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"_secret": 1}, "Field '_secret' starts with an underscore"),
+        ({"name": "a", "_b": 2}, "Field '_b' starts with an underscore"),
+        ({"name": "a", "a\x00_b": 1}, "has invalid character '\\x00'"),
+        ({1: 2}, "Field names must be strings"),
+    ],
+)
+def test_a_written_key_is_refused_wherever_it_sits(body, fragment) -> None:
+    # The key scan looks for "_" at the start of any key at once; a key with
+    # "_" inside, or not a str, takes the loop; each is refused as before.
+    with Store.memory() as store:
+        agent_id = insert(store, "agents", {"name": "a"}).unwrap()
+        writes = [
+            lambda ctx: ctx.db.insert("agents", body),
+            lambda ctx: ctx.db.replace(agent_id, body),
+        ]
+        for write in writes:
+            problem = failure(store.run(write))
+            assert isinstance(problem, DocumentInvalid)
+            assert fragment in problem.message
+        assert get(store, agent_id) == {**get(store, agent_id), "name": "a"}
+
+
 def test_repeated_creation_time_must_be_the_same_float64(store):
     # Convex compares values type-strictly: the int64 1000 is not the float64 1000.0.
     agent_id = insert(store, "agents", {"name": "a"}).unwrap()

@@ -10,6 +10,7 @@ import math
 import struct
 
 import pytest
+from hypothesis import given
 
 from one_store import UNSET
 from one_store.model.keys import sort_key
@@ -24,9 +25,12 @@ from one_store.model.values import (
     identifier_error,
     loads,
     nesting,
+    size_bound,
+    size_within,
     to_convex_json,
     type_name,
 )
+from one_store.testing import any_value
 
 
 def float_of_bits(bits: int) -> float:
@@ -286,3 +290,33 @@ def test_storage_json_keeps_int_and_float_apart():
 def test_storage_json_keeps_nan_sign():
     back = loads(dumps({"n": NEG_NAN}))
     assert bits_of(back["n"]) == 0xFFF8000000000000
+
+
+@given(any_value(max_leaves=30))
+def test_size_bound_is_never_below_the_convex_size(value) -> None:
+    # Argument sizes are checked against this bound and measured exactly only
+    # above the limit: a bound below the size would let an oversized value in.
+    assert size_bound(value) >= convex_size(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -(2**63),
+        1.5,
+        math.nan,
+        -math.inf,
+        "",
+        "é" * 10,
+        "😀",
+        b"",
+        b"\xff" * 7,
+        {},
+        [],
+        {"a": [None, True, b"\x00"]},
+    ],
+)
+def test_size_bound_of_edge_values(value) -> None:
+    assert size_bound(value) >= convex_size(value)
+    assert size_within(value, 0) == convex_size(value)  # over the limit: exact

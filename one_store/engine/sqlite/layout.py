@@ -39,7 +39,7 @@ from attrs import define, field
 
 from ...model.keys import key_function, sort_key
 from ...model.schema import Index, SearchIndex, VectorIndex
-from ...model.values import Document, dumps, get_path
+from ...model.values import UNSET, Document, dumps, get_path
 from ..search import search_tokens
 
 # What sits beside a table's key columns, kept in step by every write.
@@ -340,6 +340,8 @@ class TableLayout:
     # Per key column (as key_fns): the key of the index's user fields (None for
     # by_creation_time); row() appends the _creationTime/_id part, computed once.
     prefix_fns: list[Callable[[dict[str, Any]], bytes] | None]
+    # Per key column: the top-level fields its key reads (see changed_keys()).
+    prefix_tops: list[tuple[str, ...]]
     insert_sql: str
     update_sql: str
     get_sql: str
@@ -371,6 +373,10 @@ class TableLayout:
             else None
             for i in keyed
         ]
+        prefix_tops = [
+            tuple(dict.fromkeys(f.split(".")[0] for f in i.key_fields[:-2]))
+            for i in keyed
+        ]
         t = quote(name)
         cols = ["_id", "_creationTime", "_body"] + [key_column(i.name) for i in keyed]
         marks = ",".join("?" * len(cols))
@@ -395,6 +401,7 @@ class TableLayout:
             side=(*searches.values(), *vectors.values()),
             key_fns=key_fns,
             prefix_fns=prefix_fns,
+            prefix_tops=prefix_tops,
             insert_sql=f"INSERT INTO {t} ({','.join(map(quote, cols))}) VALUES ({marks})",
             update_sql=f"UPDATE {t} SET {sets} WHERE _id=?",
             get_sql=f"SELECT _body FROM {t} WHERE _id=?",
@@ -411,6 +418,38 @@ class TableLayout:
             sql = f"UPDATE {quote(self.name)} SET {sets} WHERE _id=?"
             self._partial_updates[keys] = sql
         return sql
+
+    def changed_keys(
+        self, doc: Document, previous: Document
+    ) -> tuple[tuple[int, ...], list[bytes]]:
+        """The key columns (``row()`` positions) whose key differs between two versions.
+
+        Of one document (same ``_id`` and ``_creationTime``, so the keys' shared
+        tail is the same): an index none of whose top-level fields holds a
+        different object is skipped without computing its key (a patch leaves
+        the fields it does not name as the very objects it read), the others'
+        keys are compared. Returns the positions and their new full keys.
+        """
+        columns: list[int] = []
+        values: list[bytes] = []
+        tail = b""
+        position = 2
+        for fn, tops in zip(self.prefix_fns, self.prefix_tops, strict=True):
+            position += 1
+            if fn is None:
+                continue
+            for top in tops:
+                if doc.get(top, UNSET) is not previous.get(top, UNSET):
+                    break
+            else:
+                continue  # every field it reads is the object it was: same key
+            key = fn(doc)
+            if key != fn(previous):
+                if not tail:
+                    tail = sort_key(doc["_creationTime"]) + sort_key(doc["_id"])
+                columns.append(position)
+                values.append(key + tail)
+        return tuple(columns), values
 
     def row(self, doc: Document, text: str | None = None) -> list[Any]:
         """Column values for ``doc`` (JSON ``text`` if already encoded), as ``insert_sql``."""

@@ -27,7 +27,6 @@ from typing import Any
 from ...model import ids
 from ...model.errors import ContextError, StorageError
 from ...model.errors import StorageFailure as StorageFailure  # callers catch it here
-from ...model.keys import sort_key
 from ...model.schema import Schema, TableDefinition
 from ...model.values import Document, dumps, load_parser, loads
 from ..backend import (
@@ -416,22 +415,9 @@ class Storage:
             # Set only the key columns whose value changed: SQLite then leaves the
             # other indexes' b-trees alone (a patch of two fields rewrote all
             # three key indexes, about as many WAL pages as the change itself).
-            # The system fields, _creationTime included, never change here, so
-            # the keys' shared tail does not either: the field parts are compared.
-            columns: list[int] = []
-            values: list[bytes] = []
-            tail = b""
-            for position, fn in enumerate(layout.prefix_fns, 3):
-                if fn is None:
-                    continue
-                key = fn(doc)
-                if key != fn(previous):
-                    if not tail:
-                        tail = sort_key(doc["_creationTime"]) + sort_key(doc["_id"])
-                    columns.append(position)
-                    values.append(key + tail)
+            columns, values = layout.changed_keys(doc, previous)
             self.connection.execute(
-                layout.partial_update_sql(tuple(columns)),
+                layout.partial_update_sql(columns),
                 (dumps(doc) if text is None else text, *values, doc["_id"]),
             )
         if not layout.side:

@@ -66,11 +66,15 @@ class WriteTransaction:
             c.execute("BEGIN IMMEDIATE")
             # One PRAGMA data_version serves the write twice: the creation clock
             # needs it for an insert, and when no other connection has committed
-            # since this connection's last write, the file's schema cannot have
-            # changed either (DDL is a commit), so the schema cookie is only
-            # read when it did. A write of one document costs one statement less.
-            if storage.clock.observe(c.execute("PRAGMA data_version").fetchone()[0]):
+            # since this connection last read the schema cookie, the file's
+            # schema cannot have changed either (DDL is a commit), so the cookie
+            # is only read when it did. A write costs one statement less.
+            version = c.execute("PRAGMA data_version").fetchone()[0]
+            clock = storage.clock
+            clock.observe(version)
+            if version != clock.schema_seen:
                 storage.refresh_layouts()
+                clock.schema_seen = version
         except sqlite3.Error as e:
             storage.roll_back()
             storage.lock.release()
@@ -117,7 +121,15 @@ class ReadTransaction:
             return
         try:
             c.execute("BEGIN")
-            storage.refresh_layouts()
+            # PRAGMA data_version starts the snapshot (as the cookie did) and
+            # says whether another connection committed since the cookie was
+            # last read here; only then can the schema have changed (the
+            # cookie's read-lock-taking PRAGMA cost ~2 us more than this one).
+            version = c.execute("PRAGMA data_version").fetchone()[0]
+            clock = storage.clock
+            if version != clock.schema_seen:
+                storage.refresh_layouts()
+                clock.schema_seen = version
         except sqlite3.Error as e:
             with contextlib.suppress(sqlite3.Error):
                 c.execute("ROLLBACK")
@@ -147,12 +159,16 @@ class CreationClock:
         self._data_version = -1  # as of the last re-read of the newest times
         self._write_version = -1  # as of the last write that began
         self._version = -1  # of the write transaction now open
+        # The data_version at which the schema cookie was last compared with the
+        # table layouts (this connection's own DDL never moves data_version,
+        # and updates or reloads the layouts itself).
+        self.schema_seen = -1
 
     def observe(self, version: int) -> bool:
         """Note the ``PRAGMA data_version`` of a write that just began.
 
         Returns whether another connection committed since the last write began
-        here (then the caller re-reads the schema cookie).
+        here.
         """
         self._version = version
         moved = version != self._write_version
