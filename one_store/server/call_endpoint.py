@@ -91,6 +91,9 @@ class CallEndpoint:
         self.store = store
         self.gate = gate
         self.max_body = max_body
+        # The functions found so far by path: an app's functions are fixed once
+        # the store is open, and a client calls the same few paths again and again.
+        self._found: dict[str, FunctionSpec[Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a function call, or hand the request on to the app."""
@@ -151,7 +154,11 @@ class CallEndpoint:
         named, args, fmt = parse_call(raw, need_path=kind is not None)
         if kind is not None:
             path = named
-        spec = lookup(self.store, path, caller.admin)
+        spec = self._found.get(path)
+        if spec is None:
+            spec = self._found[path] = lookup(self.store, path, admin=True)
+        if spec.visibility != "public" and not caller.admin:
+            raise not_found(path)
         if kind is not None and spec.kind != kind:
             message = (
                 f"Trying to execute {path} as {kind.capitalize()}, "

@@ -327,8 +327,15 @@ def serve(
     files.configure(store, url_of(sock))  # file URLs point here; the upload cap
     served = create_app(store, admin_key=admin_key or os.environ.get(ADMIN_KEY_ENV))
     asgi: Any = logs.AccessLog(served) if access_log else served
+    from .http_protocol import HttpProtocol  # imports uvicorn's httptools protocol
+
     config = uvicorn.Config(
-        asgi, log_level=log_level, access_log=False, lifespan="off", **WEBSOCKETS
+        asgi,
+        http=HttpProtocol,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        **WEBSOCKETS,
     )
     server = Server(config)
     on_ready(url_of(sock))

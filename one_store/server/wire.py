@@ -90,10 +90,14 @@ def encode(value: Value, fmt: Format) -> Any:
     return to_export_json(value)
 
 
+# Python writes a float 5.0 as "5.0", as serde_json does: the Python client needs it.
+# Built once (json.dumps with options builds an encoder per call: 7 against 2 us).
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps_reply(obj: object) -> bytes:
     """A reply body as compact UTF-8 JSON."""
-    # Python writes a float 5.0 as "5.0", as serde_json does: the Python client needs it.
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 class ConvexJSONResponse(JSONResponse):
@@ -115,10 +119,17 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads(body, parse_constant=...) builds a decoder per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_json(body: bytes) -> Any:
-    """Parse a request body as strict JSON (no NaN/Infinity literals), or raise 400."""
+    """Parse a request body as strict JSON (no NaN/Infinity literals), or raise 400.
+
+    The bytes are decoded as ``json.loads`` decodes them (UTF-8, -16 or -32).
+    """
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError:
         raise _too_deep() from None
     except ValueError as e:
