@@ -13,8 +13,8 @@ What a request runs on: a query or a mutation runs on the event loop's thread
 itself, an action on a worker thread (:func:`run_in_thread`). A query or mutation
 is short (SQLite work under the store's lock, ~0.1-0.2 ms for one document), and
 the hop to a worker thread and back cost more than that: measured on 2 cores, the
-server's CPU per ``notes:add`` mutation fell from ~560 to ~400 µs run inline (see
-benchmarks/RESULTS.md, "HTTP API"). Python runs one thread at a time, so worker
+server's CPU per ``notes:add`` mutation was ~590 µs with the hop and ~425 µs
+without it, paired in one run (benchmarks/RESULTS.md, "HTTP API"). Python runs one thread at a time, so worker
 threads never ran two calls at once anyway. An action waits on the network or on
 ``time.sleep`` and must not hold up other requests, so it keeps its thread. The
 answers are the same either way: the same Result, log lines (captured per

@@ -22,13 +22,16 @@ exists; only an admin (``Authorization: Convex <key>``) may call internal ones.
 ``Authorization: Bearer <jwt>`` runs the call as that user, and a refused token
 is a 401 (:mod:`one_store.server.auth`). No answer ever carries a traceback, and bad input never writes.
 
-Concurrency: handlers run on Starlette's worker threads over one shared
-:class:`Store`. Its storage lock serialises transactions on the single SQLite
-connection, so mutations never interleave. Measured against one Store (connection)
-per worker thread, the shared store was as fast for queries and faster for
-mutations under 8 concurrent clients (664 vs 404 mutations/s, 854 vs 785 queries/s
-on 2 busy cores): the GIL bounds the Python work either way, and separate
-connections only add SQLite lock waits between writers.
+Concurrency: the function calls are answered by
+:class:`~one_store.server.call_endpoint.CallEndpoint` before the router, queries
+and mutations on the event loop's thread, actions on worker threads (see there);
+HTTP actions, file uploads and downloads run on worker threads too. All of them
+share one :class:`Store`: its storage lock serialises transactions on the single
+SQLite connection, so mutations never interleave. Measured against one Store
+(connection) per worker thread, the shared store was as fast for queries and
+faster for mutations under 8 concurrent clients (664 vs 404 mutations/s, 854 vs
+785 queries/s on 2 busy cores): the GIL bounds the Python work either way, and
+separate connections only add SQLite lock waits between writers.
 """
 
 from __future__ import annotations

@@ -3,18 +3,18 @@
 uvicorn writes a response's status line and headers as soon as the app sends
 ``http.response.start``, and its body at ``http.response.body``: two ``send``
 system calls, and with ``TCP_NODELAY`` (which :func:`~.http_api.bind` needs, see
-there) two TCP segments, so a keep-alive client wakes up twice per answer. Here
-the connection's transport holds what is written during one turn of the event
-loop and writes it at the end of that turn, at once: a small answer leaves as one
-segment. Measured on 2 cores with ``notes:add`` over one keep-alive connection,
-paired with uvicorn's own protocol in the same run: the server's CPU per request
-fell from ~440 to ~380 µs, and the client's wall time per request by as much
-(benchmarks/RESULTS.md, "HTTP API").
+there) two TCP segments, so a keep-alive client wakes up twice per answer. Here the
+connection's transport holds a small write until the next one, and writes the
+two at once: an answer's head goes with its body, in one segment. A write that
+no other follows goes at the end of the loop turn that made it, so nothing waits
+longer than that; order is kept, and a write of 64 KiB or more (a file
+download's chunk) is not held. A WebSocket upgrade keeps the same transport.
 
-Nothing waits longer than the turn of the loop that wrote it, order is kept, and
-a write of 64 KiB or more (a file download's chunk) goes out at once, after what
-was held. A WebSocket upgrade takes the same transport, so sync protocol frames
-written in one turn leave together too.
+Measured with ``benchmarks/http_ab.py`` (``notes:add`` over one keep-alive
+connection, paired with uvicorn's own protocol in the same run): see
+benchmarks/RESULTS.md, "HTTP API". Holding every write to the end of the loop
+turn instead cost an extra turn of the loop per answer and saved nothing
+measurable; pairing saves a ``send`` per answer.
 
 Imported only by ``serve`` (it imports uvicorn and httptools).
 """
@@ -30,7 +30,7 @@ HOLD_LIMIT: Final = 64 << 10  # larger writes are not worth holding (nor copying
 
 
 class CoalescingTransport(asyncio.Transport):
-    """A transport that writes what it is given during one loop turn in one go."""
+    """A transport that writes a small write together with the next one."""
 
     def __init__(
         self, inner: asyncio.Transport, loop: asyncio.AbstractEventLoop
@@ -38,20 +38,26 @@ class CoalescingTransport(asyncio.Transport):
         super().__init__()
         self._inner = inner
         self._loop = loop
-        self._held: list[bytes] = []
-        self._size = 0
+        self._held: bytes | None = None
+        self._flush: asyncio.Handle | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Hold ``data`` until the end of this loop turn (a large one goes now)."""
-        if not self._held:
-            if len(data) >= HOLD_LIMIT:
-                self._inner.write(data)
-                return
-            self._loop.call_soon(self.flush)
-        self._held.append(bytes(data))
-        self._size += len(data)
-        if self._size >= HOLD_LIMIT:
-            self.flush()
+        """Write ``data`` with the write held before it, or hold it (a large one goes).
+
+        A held write goes with the next one, or at the end of this loop turn.
+        """
+        held = self._held
+        if held is not None:  # the head of an answer, and now its body: both
+            self._held = None
+            if self._flush is not None:
+                self._flush.cancel()
+                self._flush = None
+            self._inner.write(held + data)
+        elif len(data) >= HOLD_LIMIT or self._inner.is_closing():
+            self._inner.write(data)
+        else:
+            self._held = bytes(data)
+            self._flush = self._loop.call_soon(self.flush)
 
     def writelines(self, list_of_data: Any) -> None:
         """Write each of ``list_of_data`` (held as :meth:`write` holds)."""
@@ -59,13 +65,10 @@ class CoalescingTransport(asyncio.Transport):
             self.write(data)
 
     def flush(self) -> None:
-        """Write what is held now, in one write."""
-        if not self._held:
-            return
-        held = self._held
-        self._held, self._size = [], 0
-        if not self._inner.is_closing():
-            self._inner.write(held[0] if len(held) == 1 else b"".join(held))
+        """Write what is held now."""
+        held, self._held, self._flush = self._held, None, None
+        if held is not None and not self._inner.is_closing():
+            self._inner.write(held)
 
     def close(self) -> None:
         """Write what is held, then close (as the inner transport closes)."""
@@ -74,7 +77,7 @@ class CoalescingTransport(asyncio.Transport):
 
     def abort(self) -> None:
         """Close at once; what is held is dropped, as the inner's buffer is."""
-        self._held, self._size = [], 0
+        self._held = None
         self._inner.abort()
 
     def write_eof(self) -> None:
@@ -88,7 +91,8 @@ class CoalescingTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         """Bytes not yet sent: the inner transport's, and those held here."""
-        return self._inner.get_write_buffer_size() + self._size
+        held = 0 if self._held is None else len(self._held)
+        return self._inner.get_write_buffer_size() + held
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         """The inner transport's flow-control limits."""

@@ -1,4 +1,4 @@
-"""Tests for one_store.server.http_protocol: writes coalesced per loop turn.
+"""Tests for one_store.server.http_protocol: a small write goes with the next.
 
 Each test runs a real event loop over a real connected socket pair: the
 transport under test wraps the loop's own transport, and the peer socket reads
@@ -70,31 +70,31 @@ def with_transport(
         peer.close()
 
 
-def test_writes_of_one_turn_leave_in_one_write_at_its_end():
+def test_an_answers_head_goes_with_its_body_in_one_write():
     async def scenario(transport: CoalescingTransport, sizes: list[int]) -> None:
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        assert sizes == []  # held
+        assert transport.get_write_buffer_size() == 38
         transport.write(b"{}")
-        assert sizes == []  # held during the turn
-        assert transport.get_write_buffer_size() == 40
-        await asyncio.sleep(0)
-        assert sizes == [40]  # one write at the end of the turn
+        assert sizes == [40]  # both at once, at the second write
         transport.write(memoryview(b"next"))
+        assert sizes == [40]  # held: no write follows in this turn...
         await asyncio.sleep(0)
-        assert sizes == [40, 4]
+        assert sizes == [40, 4]  # ...so it goes at the end of the turn
 
     assert with_transport(scenario) == (
         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}next"
     )
 
 
-def test_a_large_write_goes_at_once_after_what_was_held():
+def test_a_large_write_is_not_held():
     big = bytes(range(256)) * (HOLD_LIMIT // 256)
 
     async def scenario(transport: CoalescingTransport, sizes: list[int]) -> None:
         transport.write(big)  # nothing held: straight through
         assert sizes == [len(big)]
         transport.write(b"head")
-        transport.write(big)  # over the limit together: the held bytes go first
+        transport.write(big)  # the held head goes first, with it
         assert sizes == [len(big), len(big) + 4]
 
     assert with_transport(scenario) == big + b"head" + big
@@ -139,6 +139,7 @@ def test_every_byte_arrives_in_order_however_the_writes_fall(turns):
                 transport.write(data)
             await asyncio.sleep(0)
         assert len(sizes) <= sum(len(turn) for turn in writes)
+        assert transport.get_write_buffer_size() >= 0
 
     expected = b"".join(b"".join(turn) for turn in writes)
     assert with_transport(scenario) == expected
