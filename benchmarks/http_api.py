@@ -216,15 +216,24 @@ def measure(seconds: float, rounds: int, workdir: Path) -> dict[str, list[float]
                 ),
             )
 
+        def in_process(name: str, call: Callable[[], object]) -> None:
+            # Calls per second, and this process's CPU µs per call meanwhile: the
+            # store's own part of a request.
+            before = time.process_time()
+            per_second = rate(call, seconds)
+            used = time.process_time() - before
+            add(name, per_second)
+            add(f"{name}: CPU µs/call", 1e6 * used / (per_second * seconds))
+
         for _ in range(rounds):
-            add(
+            in_process(
                 "mutation in process",
-                rate(lambda: store.mutation("notes:add", add_args).unwrap(), seconds),
+                lambda: store.mutation("notes:add", add_args).unwrap(),
             )
             over_http("mutation", "notes:add", add_args)
-            add(
+            in_process(
                 "query in process",
-                rate(lambda: store.query("notes:get", {"id": note}).unwrap(), seconds),
+                lambda: store.query("notes:get", {"id": note}).unwrap(),
             )
             over_http("query", "notes:get", get_args)
         for client in clients:
@@ -257,6 +266,14 @@ def render(
                 f"| {cpu / wall:.0%} |"
             )
             continue
+        if name.endswith("CPU µs/call"):
+            call = name.split(":")[0]
+            cpu = statistics.median(values)
+            wall = 1e6 / statistics.median(samples[call])
+            shares.append(
+                f"| {call} (the store's part) | {cpu:,.0f} | - | {wall:,.0f} | - |"
+            )
+            continue
         if name.endswith("µs/request"):
             continue
         kind = name.split()[0]
@@ -282,7 +299,8 @@ def render(
             "",
             "The server's own CPU per request (`/proc/<pid>/stat` of the server "
             "process over each round), the clients' (this process's CPU time), and "
-            f"the wall time per request (with {CLIENTS} clients: over all clients):",
+            f"the wall time per request (with {CLIENTS} clients: over all clients); "
+            "the in-process rows give the CPU of the same call without HTTP:",
             "",
             *shares,
             "",

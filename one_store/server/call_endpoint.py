@@ -94,6 +94,7 @@ class CallEndpoint:
         # The functions found so far by path: an app's functions are fixed once
         # the store is open, and a client calls the same few paths again and again.
         self._found: dict[str, FunctionSpec[Any]] = {}
+        self._anonymous = Caller(store)  # what the gate makes of no credentials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a function call, or hand the request on to the app."""
@@ -170,9 +171,11 @@ class CallEndpoint:
 
     def caller(self, scope: Scope, authorization: bytes | None) -> Caller:
         """Who the request runs as; a refusal is a 4xx (as ``Api.caller``)."""
+        if authorization is None and not scope["query_string"]:
+            return self._anonymous  # most calls: no credentials at all
         header = None if authorization is None else authorization.decode("latin-1")
         admin_key = None
-        if header is None and scope["query_string"]:
+        if header is None:
             query = scope["query_string"].decode("latin-1")
             admin_key = dict(parse_qsl(query, keep_blank_values=True)).get("adminKey")
         found = self.gate.from_header(header, admin_key)
