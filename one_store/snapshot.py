@@ -563,11 +563,19 @@ def import_snapshot(
         try:
             importer = _Importer(store, archive, mode, progress)
             files.stage(float(store.clock()))  # bodies first, outside the write
-            with storage.write():
+
+            def work(_txn: object) -> dict[str, int]:
                 plan = importer.plan_numbers()
                 importer.prepare_tables(plan)
                 stored = files.write_rows()  # first: documents may refer to files
-                counts = importer.write(plan) | ({"_storage": stored} if stored else {})
+                return importer.write(plan) | ({"_storage": stored} if stored else {})
+
+            # Through the executor, so the store's watches see the import.
+            written = store.executor.system_write(work)
+            if not isinstance(written, Success):
+                problem = written.failure()
+                return ProblemFailure(SnapshotInvalid(problem.message))
+            counts = written.unwrap()
             files.release()
         except FileSnapshotError as e:
             storage.note_rollback(last_known)

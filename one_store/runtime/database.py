@@ -22,6 +22,7 @@ from ..model.errors import (
     ProblemError,
 )
 from ..model.ids import id_error, table_number_of
+from ..model.keys import sort_key
 from ..model.validators import error_text
 from ..model.values import (
     MAX_DOCUMENT_NESTING,
@@ -230,7 +231,13 @@ class DatabaseReader:
             return None
         txn = self._txn
         body = txn.storage.get_text(layout, doc_id)
-        return None if body is None else _decode_body(txn, body, layout.name)
+        if body is None:
+            # Read sets: a watch that found nothing re-runs when the ID appears
+            # (an import restoring it): the point interval of its by_id key.
+            key = sort_key(doc_id)
+            txn.observer.scanned(layout.name, "by_id", key, key + b"\x00")
+            return None
+        return _decode_body(txn, body, layout.name)
 
     def normalize_id(self, table: str, doc_id: str) -> str | None:
         """``doc_id`` if it is a valid ID of ``table``, else None."""

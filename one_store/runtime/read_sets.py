@@ -218,8 +218,9 @@ class ReadIndex(Generic[Owner]):
             owners = self._ids.get(change.doc_id)
             if owners:
                 hit |= owners
-            if change.keys is None:  # unreadable entry: the whole table
+            if change.keys is None:  # unreadable entry or cleared: the whole table
                 hit |= self._readers_of(change.table)
+                hit.update(*self._ids.values())  # IDs name no table here: all
                 continue
             table = change.table
             for index, old, new in change.keys:

@@ -10,6 +10,7 @@ handler's runs and shows that a write outside the read set causes none.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
 from collections.abc import Iterator
@@ -672,3 +673,33 @@ def test_wait_for_times_out_with_the_last_result(store: Store) -> None:
     w = store.watch(everything, {})
     with pytest.raises(TimeoutError, match="Success: 0"):
         wait_for(w, lambda r: r == Success(99), timeout=0.01)
+
+
+def test_a_get_that_found_nothing_re_runs_when_an_import_brings_the_id_back(
+    store: Store,
+) -> None:
+    from one_store.snapshot import export_snapshot, import_snapshot
+
+    a = put(store, "t", "a")
+    zipped = io.BytesIO()
+    export_snapshot(store, zipped)
+    store.run(lambda ctx: ctx.db.delete(a)).unwrap()
+    w = store.watch(by_id, {"id": a})
+    assert w.result == Success(None)
+    import_snapshot(store, io.BytesIO(zipped.getvalue()), mode="append").unwrap()
+    assert w.result == Success("a")  # the import committed through the store
+
+
+def test_an_import_replacing_a_table_re_runs_its_watches(store: Store) -> None:
+    from one_store.snapshot import export_snapshot, import_snapshot
+
+    a = put(store, "t", "a")
+    zipped = io.BytesIO()
+    export_snapshot(store, zipped)
+    change(store, a, body="a2")
+    b = put(store, "u", "b")
+    in_t, in_u = store.watch(in_thread, {"thread": "t"}), store.watch(by_id, {"id": b})
+    assert (in_t.result, in_u.result) == (Success(["a2"]), Success("b"))
+    import_snapshot(store, io.BytesIO(zipped.getvalue()), mode="replace").unwrap()
+    # b is gone with no write of its own: only the cleared table says so.
+    assert (in_t.result, in_u.result) == (Success(["a"]), Success(None))

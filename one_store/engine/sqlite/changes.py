@@ -45,6 +45,9 @@ KEEP = 10_000
 PRUNE_EVERY = 1_000
 # Entries a connection remembers having made (ChangeLog.recent).
 RECENT = 1_024
+# The entry of a cleared table (snapshot import, mode replace): it touches every
+# reader of the table, as an entry that cannot be read does.
+WHOLE_TABLE = b"*"
 _NONE = b"\xff\xff\xff\xff"
 
 
@@ -105,6 +108,12 @@ class ChangeLog:
         previous = self._stored(layout, doc_id)
         if previous is not None:
             self._record(layout, doc_id, previous, None)
+
+    def cleared(self, layout: TableLayout) -> None:
+        """Every document of ``layout`` is being deleted: an entry touching it all."""
+        cursor = self._connection.execute(self._insert, (layout.name, "", WHOLE_TABLE))
+        if self.keep:
+            self.recent.append(Change(cursor.lastrowid or 0, layout.name, "", None, ()))
 
     def _stored(self, layout: TableLayout, doc_id: str) -> dict[str, Any] | None:
         from ...model.values import loads
@@ -178,6 +187,9 @@ class NoLog:
         """Log nothing."""
 
     def deleting(self, layout: TableLayout, doc_id: str) -> None:
+        """Log nothing."""
+
+    def cleared(self, layout: TableLayout) -> None:
         """Log nothing."""
 
     def recent_after(self, after: int) -> list[Change] | None:
@@ -259,6 +271,8 @@ def _search_entry(packed: bytes | None) -> SearchEntry | None:
 
 def decode(seq: int, table: str, doc_id: str, blob: bytes) -> Change:
     """One log row as a :class:`Change` (``keys`` None when it cannot be read)."""
+    if blob == WHOLE_TABLE:  # a cleared table (ChangeLog.cleared)
+        return Change(seq, table, doc_id, None, ())
     try:
         parts = _unpack(bytes(blob))
         if len(parts) % 3:

@@ -562,10 +562,9 @@ class Storage:
         layout = self.layouts.get(table)
         if layout is None:
             return
-        newest = self.connection.execute(
-            f"SELECT max(_creationTime) FROM {quote(table)}"
-        )
-        (created,) = newest.fetchone()
+        sql = f"SELECT max(_creationTime) FROM {quote(table)}"
+        (created,) = self.connection.execute(sql).fetchone()
+        self._log.cleared(layout)
         if created is not None:
             self.clock.deleted(float(created))
         self.connection.execute(f"DELETE FROM {quote(table)}")
