@@ -10,16 +10,18 @@ unexpected exception still reaches Starlette's last-resort 500 handler, which
 sits outside this middleware.
 
 What a request runs on: a query or a mutation runs on the event loop's thread
-itself, an action on a worker thread (:func:`run_in_thread`). A query or mutation
-is short (SQLite work under the store's lock, ~0.1-0.2 ms for one document), and
-the hop to a worker thread and back cost more than that: measured on 2 cores, the
-server's CPU per ``notes:add`` mutation was ~590 µs with the hop and ~425 µs
-without it, paired in one run (benchmarks/RESULTS.md, "HTTP API"). Python runs one thread at a time, so worker
-threads never ran two calls at once anyway. An action waits on the network or on
+itself, an action on a worker thread (:func:`run_in_thread`). A query or a
+mutation of a few documents is short (~0.1-0.2 ms of CPU), and the hop to a
+worker thread and back cost more than that: measured on 2 cores, the server's
+CPU per ``notes:add`` mutation was ~590 µs with the hop and ~425 µs without it,
+paired in one run (benchmarks/RESULTS.md, "HTTP API"). The Python work of two
+calls never ran at once on worker threads either (the GIL), and mutations wait
+for the store's write lock in turn. An action waits on the network or on
 ``time.sleep`` and must not hold up other requests, so it keeps its thread. The
 answers are the same either way: the same Result, log lines (captured per
 thread, and one call at a time on the loop's thread), CORS headers and errors as
-the Starlette routes gave.
+the Starlette routes gave. The price: a long query or mutation holds up the
+other requests while it runs (docs/http-api.md, "Concurrency and limits").
 """
 
 from __future__ import annotations
