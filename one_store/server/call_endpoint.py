@@ -148,15 +148,15 @@ class CallEndpoint:
         length: bytes | None,
     ) -> bytes | None:
         """The 200 body of a call; a malformed request raises :class:`RequestError`."""
-        # /api/run checks its URL before the credentials, as the route did.
-        path = _run_path(scope["path"]) if kind is None else ""
+        # Convex's order (local_backend's public_api.rs): the credentials, the
+        # body, then /api/run's URL (public_function_post_with_path).
         caller = self.caller(scope, authorization)
         raw = await self.read_body(receive, length)
         if raw is None:
             return None
-        named, args, fmt = parse_call(raw, need_path=kind is not None)
-        if kind is not None:
-            path = named
+        path, args, fmt = parse_call(raw, need_path=kind is not None)
+        if kind is None:
+            path = _run_path(scope["path"])
         spec = self._found.get(path)
         if spec is None:
             spec = self._found[path] = lookup(self.store, path, admin=True)

@@ -87,15 +87,19 @@ def test_a_chunked_request_body_is_read_whole(url):
     assert got.json()["value"]["text"] == text
 
 
-def test_run_by_url_checks_the_url_before_the_credentials(url):
-    # As the Starlette route did: a bad identifier is reported even when the
-    # Authorization header would be refused too.
-    answer = post(url, "/api/run/only", {"args": {}}, authorization="Basic abcdef")
-    assert (answer.status_code, answer.json()["code"]) == (400, "MissingIdentifier")
-    answer = post(
-        url, "/api/run/notes/list", {"args": {}}, authorization="Basic abcdef"
+def test_run_by_url_checks_credentials_and_body_before_the_url(url):
+    # Convex's public_function_post_with_path (local_backend's public_api.rs):
+    # the Authorization header and the JSON body are extracted and the caller
+    # authenticated before the URL is split into a module and a function.
+    bad_header = post(url, "/api/run/only", {"args": {}}, authorization="Basic abcdef")
+    assert (bad_header.status_code, bad_header.json()["code"]) == (
+        400,
+        "InvalidAdminKey",
     )
-    assert (answer.status_code, answer.json()["code"]) == (400, "InvalidAdminKey")
+    bad_body = httpx.post(f"{url}/api/run/only", content=b"{not json", timeout=60)
+    assert (bad_body.status_code, bad_body.json()["code"]) == (400, "BadJsonBody")
+    bad_url = post(url, "/api/run/only", {"args": {}})
+    assert (bad_url.status_code, bad_url.json()["code"]) == (400, "MissingIdentifier")
 
 
 def test_one_keep_alive_connection_answers_every_kind_of_call(url):
