@@ -557,9 +557,8 @@ def import_snapshot(
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as e:
         return ProblemFailure(SnapshotInvalid(f"not a readable ZIP file: {e}"))
-    storage = store.storage
-    last_known = storage.last_creation_time
-    with archive, Staging(storage, archive, mode == "replace") as files:
+    # A failed write is rolled back (and its creation times forgotten) in there.
+    with archive, Staging(store.storage, archive, mode == "replace") as files:
         try:
             importer = _Importer(store, archive, mode, progress)
             files.stage(float(store.clock()))  # bodies first, outside the write
@@ -573,24 +572,18 @@ def import_snapshot(
             # Through the executor, so the store's watches see the import.
             written = store.executor.system_write(work)
             if not isinstance(written, Success):
-                problem = written.failure()
-                return ProblemFailure(SnapshotInvalid(problem.message))
+                return ProblemFailure(SnapshotInvalid(written.failure().message))
             counts = written.unwrap()
             files.release()
         except FileSnapshotError as e:
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(str(e), "_storage"))
         except _Abort as abort:
-            storage.note_rollback(last_known)
             return ProblemFailure(abort.problem)
         except StorageFailure as failure:
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(failure.problem.message))
         except sqlite3.Error as e:
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(f"SQLite refused the import: {e}"))
         except (zipfile.BadZipFile, OSError, EOFError) as e:  # a corrupt entry
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(f"the ZIP file is damaged: {e}"))
     return Success(SnapshotSummary(counts))
 
