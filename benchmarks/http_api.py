@@ -4,23 +4,32 @@ Usage (from the repository root)::
 
     python benchmarks/http_api.py              # 3 s per measurement, 3 rounds
     python benchmarks/http_api.py --seconds 1 --rounds 1 --out /tmp/x
+    python benchmarks/http_api.py --json benchmarks/runs/http-<commit>.json
 
 Starts ``one-store serve`` (a real subprocess, uvicorn) on the HTTP test app of
-``tests/acceptance/apps/http_app`` and drives it with ``httpx`` (keep-alive):
+``tests/acceptance/apps/http_app`` and drives it with keep-alive clients:
 ``notes:add`` (a validated one-insert mutation) and ``notes:get`` (a query reading
-one document by ID), from 1 client and from 8 concurrent clients. The same two
-functions are called in process (``store.mutation`` / ``store.query``) on a file
-of its own with the same settings, interleaved with the HTTP rounds. The medians
-go into ``RESULTS.md`` between the ``http`` markers (the rest of the file is kept).
+one document by ID), from 1 client and from 8 concurrent clients (threads of this
+process). Two clients, reported apart: ``httpx`` (what the tests use) and the
+standard library's ``http.client`` (the cheapest realistic Python client: about
+a third of httpx's CPU per request). The same two functions are called in
+process (``store.mutation`` / ``store.query``) on a file of its own with the
+same settings, interleaved with the HTTP rounds. The medians go into
+``RESULTS.md`` between the ``http`` markers (the rest of the file is kept);
+``--json`` also writes every sample and the environment (load average included).
 
 The server's own share of a request is measured too: the CPU time the server
 process used during a round (``/proc/<pid>/stat``: user + system), divided by
-the requests it answered, beside the wall time per request the clients saw.
+the requests it answered, beside the CPU this process (the clients) used per
+request and the wall time per request the clients saw. CPU time is the robust
+figure on a shared machine; calls per second move with the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import re
 import statistics
@@ -40,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import replace_block  # noqa: E402
+from benchmarks.report import environment, replace_block  # noqa: E402
 from one_store import Store  # noqa: E402
 
 APP = ROOT / "tests" / "acceptance" / "apps" / "http_app"
@@ -111,13 +120,35 @@ def concurrent_rate(make: Callable[[], Callable[[], object]], seconds: float) ->
         return sum(pool.map(worker, calls))
 
 
-def http_call(client: httpx.Client, kind: str, path: str, args: dict[str, object]):
+def http_call(
+    client: httpx.Client, kind: str, path: str, args: dict[str, object]
+) -> Callable[[], object]:
     def call() -> object:
         reply = client.post(f"/api/{kind}", json={"path": path, "args": args})
         body = reply.json()
         if body.get("status") != "success":
             raise RuntimeError(f"{path}: {body}")
         return body["value"]
+
+    return call
+
+
+def stdlib_call(
+    connection: http.client.HTTPConnection,
+    kind: str,
+    path: str,
+    args: dict[str, object],
+) -> Callable[[], object]:
+    """A call over ``http.client`` (keep-alive), encoding its body each time."""
+    headers = {"content-type": "application/json"}
+
+    def call() -> object:
+        body = json.dumps({"path": path, "args": args})
+        connection.request("POST", f"/api/{kind}", body, headers)
+        answer = json.loads(connection.getresponse().read())
+        if answer.get("status") != "success":
+            raise RuntimeError(f"{path}: {answer}")
+        return answer["value"]
 
     return call
 
@@ -133,83 +164,117 @@ def measure(seconds: float, rounds: int, workdir: Path) -> dict[str, list[float]
         server(workdir / "http.db") as (url, pid),
     ):
         note = store.mutation("notes:add", {"text": "seed"}).unwrap()
+        host, port = url.removeprefix("http://").split(":")
         clients: list[httpx.Client] = []
+        connections: list[http.client.HTTPConnection] = []
 
         def new_client() -> httpx.Client:
             client = httpx.Client(base_url=url, timeout=60)
             clients.append(client)
             return client
 
+        def new_connection() -> http.client.HTTPConnection:
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            connections.append(connection)
+            return connection
+
         first = new_client()
         remote = http_call(first, "mutation", "notes:add", {"text": "seed"})()
-        add_args = {"text": "hello from the benchmark"}
+        add_args: dict[str, object] = {"text": "hello from the benchmark"}
+        get_args: dict[str, object] = {"id": remote}
 
         def served(name: str, measure_rate: Callable[[], float]) -> None:
-            # Calls per second, and the server's CPU µs per request meanwhile.
-            before = cpu_seconds(pid)
+            # Calls per second, and the server's and the clients' CPU µs per
+            # request meanwhile.
+            before, mine = cpu_seconds(pid), time.process_time()
             per_second = measure_rate()
-            used = cpu_seconds(pid) - before
+            used, mine = cpu_seconds(pid) - before, time.process_time() - mine
             add(name, per_second)
             add(f"{name}: server CPU µs/request", 1e6 * used / (per_second * seconds))
+            add(f"{name}: client CPU µs/request", 1e6 * mine / (per_second * seconds))
+
+        def over_http(kind: str, path: str, args: dict[str, object]) -> None:
+            served(
+                f"{kind} HTTP, 1 client",
+                lambda: rate(http_call(first, kind, path, args), seconds),
+            )
+            served(
+                f"{kind} HTTP, {CLIENTS} clients",
+                lambda: concurrent_rate(
+                    lambda: http_call(new_client(), kind, path, args), seconds
+                ),
+            )
+            served(
+                f"{kind} HTTP, 1 client, http.client",
+                # A fresh connection: uvicorn closes one idle for 5 s meanwhile.
+                lambda: rate(stdlib_call(new_connection(), kind, path, args), seconds),
+            )
+            served(
+                f"{kind} HTTP, {CLIENTS} clients, http.client",
+                lambda: concurrent_rate(
+                    lambda: stdlib_call(new_connection(), kind, path, args), seconds
+                ),
+            )
+
+        def in_process(name: str, call: Callable[[], object]) -> None:
+            # Calls per second, and this process's CPU µs per call meanwhile: the
+            # store's own part of a request.
+            before = time.process_time()
+            per_second = rate(call, seconds)
+            used = time.process_time() - before
+            add(name, per_second)
+            add(f"{name}: CPU µs/call", 1e6 * used / (per_second * seconds))
 
         for _ in range(rounds):
-            add(
+            in_process(
                 "mutation in process",
-                rate(lambda: store.mutation("notes:add", add_args).unwrap(), seconds),
+                lambda: store.mutation("notes:add", add_args).unwrap(),
             )
-            served(
-                "mutation HTTP, 1 client",
-                lambda: rate(
-                    http_call(first, "mutation", "notes:add", add_args), seconds
-                ),
-            )
-            served(
-                f"mutation HTTP, {CLIENTS} clients",
-                lambda: concurrent_rate(
-                    lambda: http_call(new_client(), "mutation", "notes:add", add_args),
-                    seconds,
-                ),
-            )
-            add(
+            over_http("mutation", "notes:add", add_args)
+            in_process(
                 "query in process",
-                rate(lambda: store.query("notes:get", {"id": note}).unwrap(), seconds),
+                lambda: store.query("notes:get", {"id": note}).unwrap(),
             )
-            served(
-                "query HTTP, 1 client",
-                lambda: rate(
-                    http_call(first, "query", "notes:get", {"id": remote}), seconds
-                ),
-            )
-            served(
-                f"query HTTP, {CLIENTS} clients",
-                lambda: concurrent_rate(
-                    lambda: http_call(
-                        new_client(), "query", "notes:get", {"id": remote}
-                    ),
-                    seconds,
-                ),
-            )
+            over_http("query", "notes:get", get_args)
         for client in clients:
             client.close()
+        for connection in connections:
+            connection.close()
     return samples
 
 
-def render(samples: dict[str, list[float]], seconds: float, rounds: int) -> str:
+def render(
+    samples: dict[str, list[float]], seconds: float, rounds: int, load: str
+) -> str:
     rows = [
         "| call | median calls/s | min | max | ratio to in-process |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     shares = [
-        "| call | server CPU µs per request (median) | wall µs per request seen "
-        "by the clients | server share |",
-        "| --- | ---: | ---: | ---: |",
+        "| call | server CPU µs per request (median) | client CPU µs per request "
+        "| wall µs per request seen by the clients | server share |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, values in samples.items():
-        if name.endswith("µs/request"):
+        if name.endswith("server CPU µs/request"):
+            call = name.split(":")[0]
+            cpu = statistics.median(values)
+            client = statistics.median(samples[f"{call}: client CPU µs/request"])
+            wall = 1e6 / statistics.median(samples[call])
+            shares.append(
+                f"| {call} | {cpu:,.0f} | {client:,.0f} | {wall:,.0f} "
+                f"| {cpu / wall:.0%} |"
+            )
+            continue
+        if name.endswith("CPU µs/call"):
             call = name.split(":")[0]
             cpu = statistics.median(values)
             wall = 1e6 / statistics.median(samples[call])
-            shares.append(f"| {call} | {cpu:,.0f} | {wall:,.0f} | {cpu / wall:.0%} |")
+            shares.append(
+                f"| {call} (the store's part) | {cpu:,.0f} | - | {wall:,.0f} | - |"
+            )
+            continue
+        if name.endswith("µs/request"):
             continue
         kind = name.split()[0]
         base = statistics.median(samples[f"{kind} in process"])
@@ -223,16 +288,19 @@ def render(samples: dict[str, list[float]], seconds: float, rounds: int) -> str:
         [
             START,
             "",
-            f"HTTP API throughput, {when}: `python benchmarks/http_api.py --seconds "
-            f"{seconds:g} --rounds {rounds}` ({rounds} interleaved round(s) of "
-            f"{seconds:g} s per measurement; `notes:add` = one validated insert, "
-            "`notes:get` = one document by ID; httpx keep-alive clients).",
+            f"HTTP API throughput, {when}, load average {load}: "
+            f"`python benchmarks/http_api.py --seconds {seconds:g} --rounds {rounds}` "
+            f"({rounds} interleaved round(s) of {seconds:g} s per measurement; "
+            "`notes:add` = one validated insert, `notes:get` = one document by ID; "
+            "keep-alive clients, httpx unless the row says http.client; the "
+            f"{CLIENTS} clients are threads of one process).",
             "",
             *rows,
             "",
             "The server's own CPU per request (`/proc/<pid>/stat` of the server "
-            "process over each round; with 8 clients the wall time is per request "
-            "over all clients):",
+            "process over each round), the clients' (this process's CPU time), and "
+            f"the wall time per request (with {CLIENTS} clients: over all clients); "
+            "the in-process rows give the CPU of the same call without HTTP:",
             "",
             *shares,
             "",
@@ -251,11 +319,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument("--json", type=Path, help="also write every sample here")
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         samples = measure(options.seconds, options.rounds, Path(folder))
-    block = render(samples, options.seconds, options.rounds)
+    env = environment()
+    block = render(samples, options.seconds, options.rounds, env["load average"])
     write(options.out / "RESULTS.md", block)
+    if options.json:
+        payload = {
+            "environment": env,
+            "command": [
+                "benchmarks/http_api.py",
+                *(sys.argv[1:] if argv is None else argv),
+            ],
+            "seconds": options.seconds,
+            "rounds": options.rounds,
+            "samples": samples,
+        }
+        options.json.write_text(
+            json.dumps(payload, indent=1, ensure_ascii=False) + "\n"
+        )
     print(block)
     return 0
 

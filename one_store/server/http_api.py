@@ -22,247 +22,99 @@ exists; only an admin (``Authorization: Convex <key>``) may call internal ones.
 ``Authorization: Bearer <jwt>`` runs the call as that user, and a refused token
 is a 401 (:mod:`one_store.server.auth`). No answer ever carries a traceback, and bad input never writes.
 
-Concurrency: handlers run on Starlette's worker threads over one shared
-:class:`Store`. Its storage lock serialises transactions on the single SQLite
-connection, so mutations never interleave. Measured against one Store (connection)
-per worker thread, the shared store was as fast for queries and faster for
-mutations under 8 concurrent clients (664 vs 404 mutations/s, 854 vs 785 queries/s
-on 2 busy cores): the GIL bounds the Python work either way, and separate
-connections only add SQLite lock waits between writers.
+Concurrency: the function calls are answered by
+:class:`~one_store.server.call_endpoint.CallEndpoint` before the router, queries
+and mutations on the event loop's thread, actions on worker threads (see there);
+HTTP actions, file uploads and downloads run on worker threads too. All of them
+share one :class:`Store`: its storage lock serialises transactions on the single
+SQLite connection, so mutations never interleave. Measured against one Store
+(connection) per worker thread, the shared store was as fast for queries and
+faster for mutations under 8 concurrent clients (664 vs 404 mutations/s, 854 vs
+785 queries/s on 2 busy cores): the GIL bounds the Python work either way, and
+separate connections only add SQLite lock waits between writers.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import signal
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, Literal, NoReturn, TypeAlias, TypeVar
+from typing import Any, NoReturn, TypeAlias
 
-import anyio.to_thread
-from returns.result import Failure, Result, Success
+from returns.result import Failure
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..model.errors import (
-    FunctionNotFound,
-    Problem,
-    Rejected,
-)
-from ..model.values import Value, b64, from_convex_json, to_convex_json
-from ..runtime.functions import FunctionSpec, normalize_path
+from ..runtime.functions import FunctionSpec
 from ..runtime.router import NO_ROUTE, HttpRequest, HttpResponse
 from ..store import Store
 from . import files, logs
 from .auth import ADMIN_KEY_ENV, Caller, Gate
+from .call_endpoint import CallEndpoint, run_in_thread
 from .cors import cors_headers, preflight
 from .http_actions import run_http_action
 from .sync import WEBSOCKETS, SyncHub
 from .sync import routes as sync_routes
-from .sync_subscriptions import run_call
+from .wire import (
+    FORMATS,
+    MAX_BODY,
+    ConvexJSONResponse,
+    Format,
+    RequestError,
+    encode,
+    envelope,
+    parse_args,
+    parse_call,
+    parse_format,
+    parse_json,
+    to_clean_json,
+    too_large,
+)
 
-T = TypeVar("T")
-MAX_BODY: Final = 20 << 20  # Convex's HTTP_ACTION_BODY_LIMIT; above its 16 MiB args cap
-Format: TypeAlias = Literal["json", "convex_encoded_json", "export_json"]
-FORMATS: Final[dict[str, Format]] = {
-    "json": "json",
-    "convex_clean_json": "json",
-    "convex_encoded_json": "convex_encoded_json",
-    "convex_json": "convex_encoded_json",
-    "export_json": "export_json",
-}
-
-
-class RequestError(Exception):
-    """A malformed request: answered with ``status`` and ``{"code", "message"}``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def response(self) -> JSONResponse:
-        """The 4xx answer."""
-        return JSONResponse(
-            {"code": self.code, "message": self.message}, status_code=self.status
-        )
-
-
-# --------------------------------------------------------------------------- values
-
-
-def to_clean_json(value: Value) -> Any:
-    """Convex's lossy ``json`` format: int64 as a decimal string, bytes as base64."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return value
-    if isinstance(value, bytes):
-        return b64(value)
-    if isinstance(value, list):
-        return [to_clean_json(v) for v in value]
-    return {k: to_clean_json(v) for k, v in value.items()}
-
-
-def encode(value: Value, fmt: Format) -> Any:
-    """Encode a value for a reply in ``fmt``."""
-    if fmt == "json":
-        return to_clean_json(value)
-    if fmt == "convex_encoded_json":
-        return to_convex_json(value)
-    from ..snapshot import to_export_json
-
-    return to_export_json(value)
-
-
-def _dumps(obj: object) -> bytes:
-    # Python writes a float 5.0 as "5.0", as serde_json does: the Python client needs it.
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class ConvexJSONResponse(JSONResponse):
-    """A JSON response rendered compactly (floats keep their ``.0``)."""
-
-    def render(self, content: Any) -> bytes:
-        """Render ``content`` as compact UTF-8 JSON."""
-        return _dumps(content)
+__all__ = [  # the wire's names stay importable from here, where they were
+    "FORMATS",
+    "MAX_BODY",
+    "Api",
+    "ConvexJSONResponse",
+    "Format",
+    "RequestError",
+    "bind",
+    "create_app",
+    "encode",
+    "envelope",
+    "parse_args",
+    "parse_call",
+    "parse_format",
+    "parse_json",
+    "read_body",
+    "run_in_thread",
+    "serve",
+    "to_clean_json",
+    "url_of",
+]
 
 
 # --------------------------------------------------------------------------- requests
-
-
-async def run_in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking store work on a worker thread (Starlette's ``run_in_threadpool``).
-
-    Unlike Starlette's, the wait is abandoned when the server is stopped at once
-    (Ctrl-C): a long handler then cannot keep the event loop from closing; it
-    ends with the process.
-    """
-    return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     """The request body, refusing more than ``limit`` bytes (413) without reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large(limit: int) -> RequestError:
-    return RequestError(
-        413, "PayloadTooLarge", f"Request body is larger than {limit} bytes"
-    )
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(body: bytes) -> Any:
-    """Parse a request body as strict JSON (no NaN/Infinity literals), or raise 400."""
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise _too_deep() from None
-    except ValueError as e:
-        raise RequestError(
-            400, "BadJsonBody", f"Failed to deserialize the JSON body: {e}"
-        ) from None
-
-
-def parse_format(raw: object) -> Format:
-    """The reply format of a request (missing means clean ``json``, as Convex)."""
-    if raw is None:
-        return "json"
-    if isinstance(raw, str) and raw in FORMATS:
-        return FORMATS[raw]
-    raise RequestError(
-        400, "BadFormat", f"format param must be one of [`json`]. Got {raw}"
-    )
-
-
-def parse_args(raw: object) -> Value:
-    """Decode ``args`` (an object, or the npm client's one-element array)."""
-    if isinstance(raw, list):
-        if len(raw) != 1:
-            raise RequestError(
-                400,
-                "BadJsonBody",
-                f"args must be an object or an array of one object, got {len(raw)} items",
-            )
-        raw = raw[0]
-    try:
-        return from_convex_json(raw)
-    except RecursionError:
-        raise _too_deep() from None
-    except (ValueError, TypeError, OverflowError) as e:
-        raise RequestError(400, "BadJsonBody", f"Invalid args: {e}") from None
-
-
-def _too_deep() -> RequestError:
-    # Convex values nest at most 64 levels; Python's parser gives up long after that.
-    return RequestError(400, "BadJsonBody", "The JSON body is nested too deeply")
-
-
-def parse_call(body: bytes, *, need_path: bool) -> tuple[str, Value, Format]:
-    """``(path, args, format)`` of a ``/api/<kind>`` body (path is "" for /api/run)."""
-    data = parse_json(body)
-    if not isinstance(data, dict):
-        raise RequestError(400, "BadJsonBody", "The JSON body must be an object")
-    path = data.get("path")
-    if need_path and not isinstance(path, str):
-        raise RequestError(400, "BadJsonBody", "missing field `path` (a string)")
-    if "args" not in data:
-        raise RequestError(400, "BadJsonBody", "missing field `args`")
-    fmt = parse_format(data.get("format"))
-    return (path if isinstance(path, str) else ""), parse_args(data["args"]), fmt
-
-
-# --------------------------------------------------------------------------- replies
-
-
-def envelope(
-    result: Result[Any, Problem], fmt: Format, log_lines: list[str] | None = None
-) -> dict[str, Any]:
-    """The 200 body for a function that ran: success or error envelope.
-
-    ``logLines`` is left out when empty, as Convex does.
-    """
-    out: dict[str, Any]
-    match result:
-        case Success(value):
-            out = {"status": "success", "value": encode(value, fmt)}
-        case Failure(problem):
-            out = {"status": "error", "errorMessage": str(problem)}
-            if isinstance(problem, Rejected):
-                out["errorData"] = encode(problem.data, fmt)
-    if log_lines:
-        out["logLines"] = log_lines
-    return out
-
-
-def _not_found(path: str) -> RequestError:
-    return RequestError(404, "FunctionNotFound", FunctionNotFound(path).message)
 
 
 class Api:
@@ -284,66 +136,6 @@ class Api:
             refused = found.failure()
             raise RequestError(refused.status, refused.convex_code, refused.message)
         return found.unwrap()
-
-    def lookup(self, path: str, admin: bool = False) -> FunctionSpec[Any]:
-        """The function at ``path``; internal ones are missing except to an admin."""
-        if normalize_path(path) is None:
-            raise RequestError(
-                400,
-                "BadConvexFunctionIdentifier",
-                f"{path} is not a valid path to a Convex function.",
-            )
-        found = self.store.function(path)
-        if isinstance(found, Failure) or (
-            found.unwrap().visibility != "public" and not admin
-        ):
-            raise _not_found(path)
-        return found.unwrap()
-
-    def run(
-        self, spec: FunctionSpec[Any], args: Value, store: Store | None = None
-    ) -> tuple[Result[Any, Problem], list[str]]:
-        """Run a function by its kind (on a worker thread); its result and log lines.
-
-        Library misuse inside the handler (``ctx.db`` in an action, a write in a
-        query) raises ``OneStoreError`` in process; over HTTP it is the calling
-        function's error, so it comes back as an error envelope like any other.
-        """
-        return run_call(store or self.store, spec, args)
-
-    async def call(self, request: Request, kind: str) -> Response:
-        """``POST /api/query|mutation|action``."""
-        caller = self.caller(request)
-        path, args, fmt = parse_call(
-            await read_body(request, self.max_body), need_path=True
-        )
-        spec = self.lookup(path, caller.admin)
-        if spec.kind != kind:
-            message = (
-                f"Trying to execute {path} as {kind.capitalize()}, "
-                f"but it is defined as {spec.kind.capitalize()}."
-            )
-            return ConvexJSONResponse({"status": "error", "errorMessage": message})
-        result, lines = await run_in_thread(self.run, spec, args, caller.store)
-        return ConvexJSONResponse(envelope(result, fmt, lines))
-
-    async def run_by_url(self, request: Request) -> Response:
-        """``POST /api/run/<module path>/<fn>``: any public function, by URL."""
-        parts = request.path_params["identifier"].strip("/").split("/")
-        if len(parts) < 2 or not all(parts):
-            raise RequestError(
-                400,
-                "MissingIdentifier",
-                "Expected /api/run/<module path>/<function name>",
-            )
-        path = "/".join(parts[:-1]) + ":" + parts[-1]
-        caller = self.caller(request)
-        _, args, fmt = parse_call(
-            await read_body(request, self.max_body), need_path=False
-        )
-        spec = self.lookup(path, caller.admin)
-        result, lines = await run_in_thread(self.run, spec, args, caller.store)
-        return ConvexJSONResponse(envelope(result, fmt, lines))
 
     async def upload(self, request: Request) -> Response:
         """``POST /api/storage/upload``: see :mod:`one_store.server.files`."""
@@ -452,37 +244,33 @@ def create_app(
     logs.install()  # print/logging in handlers -> the replies' logLines
     every = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
 
-    def kind_endpoint(kind: str) -> Endpoint:
-        async def endpoint(request: Request) -> Response:
-            if request.method != "POST":
-                _method_not_allowed()
-            return await api.call(request, kind)
-
-        return endpoint
-
-    async def run_endpoint(request: Request) -> Response:
-        if request.method != "POST":
-            _method_not_allowed()
-        return await api.run_by_url(request)
+    async def not_post(request: Request) -> Response:
+        # POST is answered by the CallEndpoint middleware, before the router.
+        _method_not_allowed()
 
     hub = sync or SyncHub(store)
     hub.gate = api.gate  # Authenticate verifies tokens as the HTTP API does
     routes: list[BaseRoute] = sync_routes(hub)
     routes += [
-        Route(f"/api/{kind}", _guarded(kind_endpoint(kind), True), methods=every)
+        Route(f"/api/{kind}", _guarded(not_post, True), methods=every)
         for kind in ("query", "mutation", "action")
     ]
     routes += [
-        Route(
-            "/api/run/{identifier:path}", _guarded(run_endpoint, True), methods=every
-        ),
+        Route("/api/run/{identifier:path}", _guarded(not_post, True), methods=every),
         # File storage (server/files.py): upload URLs and file URLs.
         Route("/api/storage/upload", _guarded(api.upload, True), methods=every),
         Route("/api/storage/{key}", _guarded(api.serve_file, True), methods=every),
         Route("/api/{rest:path}", _guarded(_unknown_api, True), methods=every),
         Route("/{rest:path}", _guarded(api.http_action, False), methods=every),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+    # The function calls take the lean path (server/call_endpoint.py): inside
+    # Starlette's last-resort 500 handler, before its router.
+    calls = Middleware(CallEndpoint, store=store, gate=api.gate, max_body=max_body)
+    app = Starlette(
+        routes=routes,
+        middleware=[calls],
+        exception_handlers={Exception: _internal_error},
+    )
     app.state.gate = api.gate
     return app
 
@@ -542,8 +330,15 @@ def serve(
     files.configure(store, url_of(sock))  # file URLs point here; the upload cap
     served = create_app(store, admin_key=admin_key or os.environ.get(ADMIN_KEY_ENV))
     asgi: Any = logs.AccessLog(served) if access_log else served
+    from .http_protocol import HttpProtocol  # imports uvicorn's httptools protocol
+
     config = uvicorn.Config(
-        asgi, log_level=log_level, access_log=False, lifespan="off", **WEBSOCKETS
+        asgi,
+        http=HttpProtocol,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        **WEBSOCKETS,
     )
     server = Server(config)
     on_ready(url_of(sock))

@@ -112,7 +112,8 @@ def capture() -> Iterator[list[str]]:
         yield lines
     finally:
         _calls.events = outer
-        lines.extend(_render(events))
+        if events:  # most calls print nothing
+            lines.extend(_render(events))
 
 
 def _render(events: list[tuple[bool, str]]) -> list[str]:

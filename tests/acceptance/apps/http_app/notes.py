@@ -1,6 +1,7 @@
 """Functions of the HTTP API test app: every kind, visibility and outcome."""
 
 import logging
+import time
 from typing import Any
 
 from returns.result import Failure
@@ -141,3 +142,17 @@ async def add_async(ctx: ActionCtx, args: dict[str, Any]) -> Any:
 @action(args={})
 def misuse(ctx: ActionCtx, args: dict[str, Any]) -> Any:
     return ctx.db.query("notes").collect()  # actions have no db: a ContextError
+
+
+@action(args={"name": v.string()})
+def wait_for_counter(ctx: ActionCtx, args: dict[str, Any]) -> bool:
+    """Wait (up to a minute) until counter ``name`` exists: True once it does.
+
+    Someone else must bump it meanwhile, over HTTP: the server keeps answering
+    while an action waits.
+    """
+    for _ in range(6000):
+        if ctx.run_query("notes:counter", {"name": args["name"]}).unwrap() is not None:
+            return True
+        time.sleep(0.01)
+    return False
