@@ -174,11 +174,15 @@ class Features:
             the query leaves them out and every row comes back with its body.
         ranked_search_top: :meth:`Scanner.search_top` can rank on the search
             index alone; otherwise a top-n search reads the full ranked scan.
+        local: a call waits on no network (the database is a file of this
+            machine): a server may run short calls on its event loop's thread;
+            otherwise each waits on the network and runs on a worker thread.
     """
 
     vendor: str
     equality_prefilter: bool
     ranked_search_top: bool
+    local: bool = True
 
 
 class TableInfo(Protocol):

@@ -22,6 +22,8 @@ answers are the same either way: the same Result, log lines (captured per
 thread, and one call at a time on the loop's thread), CORS headers and errors as
 the Starlette routes gave. The price: a long query or mutation holds up the
 other requests while it runs (docs/http-api.md, "Concurrency and limits").
+That holds for a local engine only (``Features.local``, SQLite): on PostgreSQL
+every call waits on the network, so every call takes a worker thread.
 """
 
 from __future__ import annotations
@@ -209,8 +211,12 @@ class CallEndpoint:
 async def run(
     spec: FunctionSpec[Any], args: Value, store: Store
 ) -> tuple[Result[Any, Problem], list[str]]:
-    """Run a call: a query or mutation right here, an action on a worker thread."""
-    if spec.kind == "action":
+    """Run a call: a query or mutation right here, an action on a worker thread.
+
+    On an engine that is not local (PostgreSQL) every call waits on the
+    network, so every call runs on a worker thread.
+    """
+    if spec.kind == "action" or not store.storage.features.local:
         return await run_in_thread(run_call, store, spec, args)
     return run_call(store, spec, args)
 

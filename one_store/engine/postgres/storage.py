@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 SYSTEM_TABLE_NUMBERS = {"_scheduled_functions": 9001, "_storage": 9002}
 FEATURES = Features(
-    vendor="postgresql", equality_prefilter=True, ranked_search_top=True
+    vendor="postgresql", equality_prefilter=True, ranked_search_top=True, local=False
 )
 
 
