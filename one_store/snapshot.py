@@ -592,8 +592,7 @@ def import_snapshot(
             if (refused := storage_problem(e)) is None:
                 raise
             storage.note_rollback(last_known)
-            why = SnapshotInvalid(f"the database refused the import: {refused}")
-            return ProblemFailure(why)
+            return ProblemFailure(SnapshotInvalid(f"database error: {refused}"))
     return Success(SnapshotSummary(counts))
 
 

@@ -11,9 +11,8 @@ delivered at commit; :class:`Listener` holds a dedicated connection that
 notification, which is how a watch of any process on any machine learns that
 another committed.
 
-Bounded as on SQLite, by the same settings (read from
-:mod:`one_store.engine.sqlite.changes` when an entry is made): every
-``PRUNE_EVERY``-th entry deletes those more than ``KEEP`` entries old.
+Bounded as on SQLite, with its settings: every :data:`PRUNE_EVERY`-th entry
+deletes those more than :data:`KEEP` entries old.
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...model.keys import sort_key
 from ..backend import Change
-from ..sqlite import changes as bounds
-from ..sqlite.changes import RECENT, WHOLE_TABLE, decode
+from ..sqlite.changes import KEEP, PRUNE_EVERY, RECENT, WHOLE_TABLE, decode
 from ..sqlite.changes import _encode as encode
 from ..sqlite.changes import _key as key_of
 from .layout import CHANGES, quote
@@ -109,9 +107,8 @@ class ChangeLog:
         self.wrote = True
         if self.keep:
             self.recent.append(Change(seq, layout.name, doc_id, tuple(keys), search))
-        keep, every = bounds.KEEP, bounds.PRUNE_EVERY
-        if seq % every == 0 and seq > keep:
-            connection.execute(f"DELETE FROM {_Q} WHERE seq <= %s", (seq - keep,))
+        if seq % PRUNE_EVERY == 0 and seq > KEEP:
+            connection.execute(f"DELETE FROM {_Q} WHERE seq <= %s", (seq - KEEP,))
 
     def cleared(self, connection: Connection, layout: PgTableLayout) -> None:
         """Every document of ``layout`` is being deleted: an entry touching it all."""

@@ -502,9 +502,7 @@ class PgStorage:
 
     def vector_search(self, scan: VectorScan) -> list[tuple[str, float]]:
         """The best matches of a vector search, at one snapshot of the latest commits."""
-        with self.read():
-            table = self.layouts.get(scan.table)
-            return self.vectors.search(self.connection, table, scan)
+        return self.vectors.search_in(self, scan)  # NumPy ranks after the read
 
     def first_in_range(
         self, table: str, index: str, low: bytes, high: bytes | None

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import define
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
     from ..vector_matrix import VectorMatrix
+    from ..vectors import VectorQuery
 
 _FETCH = 4096
 
@@ -239,6 +241,26 @@ class VectorCaches:
             ProblemError: the index does not exist, or the scan breaks its rules
                 (:func:`one_store.engine.vectors.plan`).
         """
+        with self._lock:
+            cache, query = self._current(connection, table, scan)
+            return cache.matrix.top(query)
+
+    def search_in(self, storage: Reader, scan: VectorScan) -> list[tuple[str, float]]:
+        """:meth:`search` at one snapshot of ``storage``, ranked after it ends.
+
+        The storage's transaction (and its lock) covers reading the changes
+        only: NumPy ranks while the store's other calls go on, as on SQLite.
+        """
+        with self._lock:
+            with storage.read():
+                table = storage.layouts.get(scan.table)
+                cache, query = self._current(storage.connection, table, scan)
+            return cache.matrix.top(query)
+
+    def _current(
+        self, connection: Connection[Any], table: TableInfo | None, scan: VectorScan
+    ) -> tuple[_Cache, VectorQuery]:
+        """The index's matrix brought up to date, and the checked query (lock held)."""
         from ..vector_matrix import VectorMatrix
         from ..vectors import plan
 
@@ -246,28 +268,27 @@ class VectorCaches:
         query = plan(scan, index)
         assert table is not None
         assert index is not None
-        side = VectorSide.build(table.name, index)
-        with self._lock:
-            cache = self._caches.get(side.name)
-            if cache is not None:
-                changed = _refresh(connection, side, cache)
-                if changed is not None:
-                    cache.matrix.apply(row[1:] for row in changed)
-                    cache.seq = max((row[0] for row in changed), default=cache.seq)
-                    return cache.matrix.top(query)
-            # A first search, or the table was made again (a changed index):
-            # load every live row.
-            generation, newest, count = connection.execute(
-                f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0), "
-                f"count(vector) FROM {quote(side.name)}",
-                (quote(side.name),),
-            ).fetchone() or (0, 0, 0)
-            matrix = VectorMatrix(index.dimensions, len(side.filter_paths))
-            matrix.reserve(int(count))
-            matrix.apply(_changes(connection, side, 0))
-            cache = _Cache(int(generation), int(newest), matrix)
-            self._caches[side.name] = cache
-            return cache.matrix.top(query)
+        side = _side(table.name, index)
+        cache = self._caches.get(side.name)
+        if cache is not None:
+            changed = _refresh(connection, side, cache)
+            if changed is not None:
+                cache.matrix.apply(row[1:] for row in changed)
+                cache.seq = max((row[0] for row in changed), default=cache.seq)
+                return cache, query
+        # A first search, or the table was made again (a changed index): load
+        # every live row.
+        generation, newest, count = connection.execute(
+            f"SELECT %s::regclass::oid::bigint, coalesce(max(seq), 0), "
+            f"count(vector) FROM {quote(side.name)}",
+            (quote(side.name),),
+        ).fetchone() or (0, 0, 0)
+        matrix = VectorMatrix(index.dimensions, len(side.filter_paths))
+        matrix.reserve(int(count))
+        matrix.apply(_changes(connection, side, 0))
+        cache = _Cache(int(generation), int(newest), matrix)
+        self._caches[side.name] = cache
+        return cache, query
 
     def matrix(self, table: str, index: str) -> VectorMatrix | None:
         """The matrix of ``table``'s vector index ``index``, once a search built it."""
@@ -275,3 +296,18 @@ class VectorCaches:
 
         cache = self._caches.get(vector_table(table, index))
         return None if cache is None else cache.matrix
+
+
+class Reader(Protocol):
+    """What :meth:`VectorCaches.search_in` reads through (the engine's storage)."""
+
+    @property
+    def connection(self) -> Connection[Any]:
+        """The storage's connection."""
+
+    @property
+    def layouts(self) -> Mapping[str, TableInfo]:
+        """Every table by name."""
+
+    def read(self) -> AbstractContextManager[None]:
+        """A read transaction (one snapshot)."""

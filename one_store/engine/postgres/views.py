@@ -27,7 +27,9 @@ another tool's long query on a view never holds up a store's open: ``CREATE OR
 REPLACE`` (so a user's view built on one survives a compatible change), else
 dropped and made again. The names made are kept in ``_one_store_meta`` (``views``), so a
 view one_store made for a table that is gone is dropped, and a user's own view
-is never touched; a view is skipped where ``<table>_view`` names a table.
+is never touched; a view is skipped where ``<table>_view`` names a table. A
+change that would have to drop a view another view depends on leaves it as it
+was, with a warning (logger ``one_store``), instead of failing the open.
 Views hold no data: exports, imports and the schema check read the tables.
 """
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from psycopg import Connection
 
     from ...model.schema import Schema
+
+logger = logging.getLogger("one_store")
 
 SUFFIX = "_view"
 META_KEY = "views"
@@ -85,10 +90,10 @@ def sync(
         fields = _fields(definition.document if definition is not None else None)
         select = view_sql(table, fields)
         digest = hashlib.sha256(select.encode()).hexdigest()
-        if kinds.get(name) != "v" or texts_before.get(name) != digest:
-            _replace(connection, name, select)
+        unchanged = kinds.get(name) == "v" and texts_before.get(name) == digest
+        if unchanged or _replace(connection, name, select):
+            texts[name] = digest  # a view left as it was is tried again next time
         made.append(name)
-        texts[name] = digest
     for stale in sorted(made_before - set(made)):
         if kinds.get(stale) == "v":
             connection.execute(f"DROP VIEW IF EXISTS {quote(stale)}")
@@ -112,8 +117,13 @@ def _set_meta(connection: Connection[Any], key: str, value: str) -> None:
     )
 
 
-def _replace(connection: Connection[Any], name: str, select: str) -> None:
-    """``CREATE OR REPLACE`` the view; drop and make it when its columns changed."""
+def _replace(connection: Connection[Any], name: str, select: str) -> bool:
+    """``CREATE OR REPLACE`` the view; drop and make it when its columns changed.
+
+    False when a view of someone else's depends on it and the change cannot
+    keep its columns: the old view then stays (logged), rather than a user's
+    view stopping every store from opening; the next schema sync tries again.
+    """
     import psycopg
 
     connection.execute("SAVEPOINT one_store_view")
@@ -121,9 +131,16 @@ def _replace(connection: Connection[Any], name: str, select: str) -> None:
         connection.execute(f"CREATE OR REPLACE VIEW {quote(name)} AS {select}")
     except psycopg.errors.DatabaseError:
         connection.execute("ROLLBACK TO SAVEPOINT one_store_view")
-        connection.execute(f"DROP VIEW IF EXISTS {quote(name)}")
+        try:
+            connection.execute(f"DROP VIEW IF EXISTS {quote(name)}")
+        except psycopg.errors.DependentObjectsStillExist as e:
+            connection.execute("ROLLBACK TO SAVEPOINT one_store_view")
+            connection.execute("RELEASE SAVEPOINT one_store_view")
+            logger.warning("%s is left as it was: %s", name, str(e).splitlines()[0])
+            return False
         connection.execute(f"CREATE VIEW {quote(name)} AS {select}")
     connection.execute("RELEASE SAVEPOINT one_store_view")
+    return True
 
 
 def _fields(validator: Validator | None) -> dict[str, Validator] | None:
