@@ -74,12 +74,12 @@ def pg_entry(conn: Any, doc_id: str) -> tuple[Any, ...] | None:
     return " ".join(at[p] for p in sorted(at)), bytes(row[1])
 
 
-def keys(store: Store, doc_id: str) -> tuple[Any, ...]:
-    layout = store.storage.layouts["posts"]
+def keys(store: Store, doc_id: str, table: str = "posts") -> tuple[Any, ...]:
+    layout = store.storage.layouts[table]
     columns = ", ".join(f'"_k_{name}"' for name, _ in layout.key_fns)
     mark = "%s" if store.storage.features.vendor == "postgresql" else "?"
     row: tuple[Any, ...] = store.storage.connection.execute(
-        f"SELECT {columns} FROM posts WHERE _id={mark}", (doc_id,)
+        f"SELECT {columns} FROM {table} WHERE _id={mark}", (doc_id,)
     ).fetchone()
     return tuple(bytes(k) for k in row)
 
@@ -180,7 +180,6 @@ def test_nested_index_keys_follow_every_patch(
     with Store.memory(NESTED, seed=0) as store:
         doc_id = store.run(lambda ctx: ctx.db.insert("rows", first)).unwrap()
         layout = store.storage.layouts["rows"]
-        columns = ", ".join(f'"_k_{name}"' for name, _ in layout.key_fns)
         for fields in steps:
 
             def patch(ctx: Any, f: dict[str, Any] = fields) -> None:
@@ -188,7 +187,5 @@ def test_nested_index_keys_follow_every_patch(
 
             store.run(patch).unwrap()
             doc = store.run(lambda ctx: ctx.db.get(doc_id)).unwrap()
-            stored = store.storage.connection.execute(
-                f"SELECT {columns} FROM rows WHERE _id=?", (doc_id,)
-            ).fetchone()
+            stored = keys(store, doc_id, "rows")
             assert stored == tuple(fn(doc) for _, fn in layout.key_fns)
