@@ -556,9 +556,8 @@ def import_snapshot(
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as e:
         return ProblemFailure(SnapshotInvalid(f"not a readable ZIP file: {e}"))
-    storage = store.storage
-    last_known = storage.last_creation_time
-    with archive, Staging(storage, archive, mode == "replace") as files:
+    # A failed write is rolled back (and its creation times forgotten) in there.
+    with archive, Staging(store.storage, archive, mode == "replace") as files:
         try:
             importer = _Importer(store, archive, mode, progress)
             files.stage(float(store.clock()))  # bodies first, outside the write
@@ -569,29 +568,22 @@ def import_snapshot(
                 stored = files.write_rows()  # first: documents may refer to files
                 return importer.write(plan) | ({"_storage": stored} if stored else {})
 
-            # Through the executor, so the store's watches see the import.
-            written = store.executor.system_write(work)
+            written = store.executor.system_write(work)  # watches see the import
             if not isinstance(written, Success):
-                problem = written.failure()
-                return ProblemFailure(SnapshotInvalid(problem.message))
+                return ProblemFailure(SnapshotInvalid(written.failure().message))
             counts = written.unwrap()
             files.release()
         except FileSnapshotError as e:
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(str(e), "_storage"))
         except _Abort as abort:
-            storage.note_rollback(last_known)
             return ProblemFailure(abort.problem)
         except StorageFailure as failure:
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(failure.problem.message))
         except (zipfile.BadZipFile, OSError, EOFError) as e:  # a corrupt entry
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(f"the ZIP file is damaged: {e}"))
         except Exception as e:  # the database failed (SQLite or PostgreSQL)
             if (refused := storage_problem(e)) is None:
                 raise
-            storage.note_rollback(last_known)
             return ProblemFailure(SnapshotInvalid(f"database error: {refused}"))
     return Success(SnapshotSummary(counts))
 

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from ..model.values import Document
 
 Owner = TypeVar("Owner", bound=Hashable)
-# Greater than every index key (keys start with a type tag below 0x20).
-_TOP = b"\xff"
 
 
 class ReadSet:
@@ -78,7 +76,9 @@ class Intervals(Generic[Owner]):
     """
 
     def __init__(self) -> None:
-        self._by_owner: dict[Owner, list[tuple[bytes, bytes]]] = {}
+        self._by_owner: dict[Owner, list[tuple[bytes, bytes | None]]] = {}
+        self._open_lows: list[bytes] = []  # intervals with no end, by low
+        self._open_owners: list[Owner] = []
         self._lows: list[bytes] = []
         self._highs: list[bytes] = []
         self._owners: list[Owner] = []
@@ -90,9 +90,7 @@ class Intervals(Generic[Owner]):
 
     def add(self, owner: Owner, low: bytes, high: bytes | None) -> None:
         """Add ``[low, high)`` (``high`` None: no end) for ``owner``."""
-        self._by_owner.setdefault(owner, []).append(
-            (low, _TOP if high is None else high)
-        )
+        self._by_owner.setdefault(owner, []).append((low, high))
         self._dirty = True
 
     def discard(self, owner: Owner) -> None:
@@ -105,12 +103,21 @@ class Intervals(Generic[Owner]):
         return self._by_owner.keys()
 
     def _build(self) -> None:
+        spans = [
+            (low, high, owner)
+            for owner, by_owner in self._by_owner.items()
+            for low, high in by_owner
+        ]
+        # Intervals with no end contain every key from their low on: kept
+        # apart, since no bytes value is above every key.
+        open_ended = sorted(
+            ((low, owner) for low, high, owner in spans if high is None),
+            key=lambda e: e[0],
+        )
+        self._open_lows = [e[0] for e in open_ended]
+        self._open_owners = [e[1] for e in open_ended]
         entries = sorted(
-            (
-                (low, high, owner)
-                for owner, spans in self._by_owner.items()
-                for low, high in spans
-            ),
+            ((low, high, owner) for low, high, owner in spans if high is not None),
             key=lambda e: (e[0], e[1]),
         )
         self._lows = [e[0] for e in entries]
@@ -128,6 +135,7 @@ class Intervals(Generic[Owner]):
         """Add to ``into`` every owner with an interval that contains ``key``."""
         if self._dirty:
             self._build()
+        into.update(self._open_owners[: bisect.bisect_right(self._open_lows, key)])
         i = bisect.bisect_right(self._lows, key) - 1
         reach, highs, owners = self._reach, self._highs, self._owners
         while i >= 0 and reach[i] > key:

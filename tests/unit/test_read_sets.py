@@ -9,7 +9,7 @@ from one_store.engine.backend import Change, SearchScan
 from one_store.engine.search import search_entry_matches
 from one_store.runtime.read_sets import Intervals, ReadIndex, ReadSet
 
-KEYS = st.binary(min_size=0, max_size=3)
+KEYS = st.binary(min_size=0, max_size=3) | st.sampled_from([b"\xff", b"\xff\xff\x00"])
 SPANS = st.lists(
     st.tuples(st.integers(0, 9), KEYS, st.one_of(st.none(), KEYS)), max_size=30
 )
