@@ -567,8 +567,7 @@ def import_snapshot(
                 stored = files.write_rows()  # first: documents may refer to files
                 return importer.write(plan) | ({"_storage": stored} if stored else {})
 
-            # Through the executor, so the store's watches see the import.
-            written = store.executor.system_write(work)
+            written = store.executor.system_write(work)  # watches see the import
             if not isinstance(written, Success):
                 return ProblemFailure(SnapshotInvalid(written.failure().message))
             counts = written.unwrap()

@@ -38,6 +38,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -66,6 +67,21 @@ FAST_SETTINGS: dict[str, str] = {
     "log_min_messages": "warning",
     "log_min_error_statement": "panic",
 }
+
+# The watchdog of :meth:`PostgresCluster._watch_this_process` (a separate process).
+WATCHDOG = """
+import os, shutil, subprocess, sys, time
+parent, folder, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while True:
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+if os.path.exists(os.path.join(folder, "data", "postmaster.pid")):
+    subprocess.run(stop, capture_output=True, check=False)
+shutil.rmtree(folder, ignore_errors=True)
+"""
 
 INSTALL_HINT = (
     "install PostgreSQL's server binaries (Debian/Ubuntu: `apt-get install postgresql`; "
@@ -174,6 +190,7 @@ class PostgresCluster:
         self._folder: Path | None = None
         self._closed = False
         self._conn: psycopg.Connection[Any] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         if dsn is not None:
             self.dsn = dsn
             self.owned = False
@@ -192,6 +209,7 @@ class PostgresCluster:
             self._remove_folder()
             raise
         atexit.register(self.close)
+        self._watch_this_process()
 
     def __repr__(self) -> str:
         where = f"port {self.port} in {self._folder}" if self.owned else "existing"
@@ -268,6 +286,34 @@ class PostgresCluster:
                 *("-w", "-t", "60", "-o", " ".join(options), "start"),
             ],
             "pg_ctl start",
+        )
+
+    def _watch_this_process(self) -> None:
+        """Stop the server and remove its folder once this process is gone.
+
+        ``atexit`` does not run when the process is killed (a test run's
+        timeout, ``os._exit`` in a forked child): a detached watchdog then stops
+        the server (``pg_ctl stop -m immediate``) and removes the folder, so no
+        server outlives its test run.
+        """
+        folder = self._owned_folder()
+        stop = self._as_server_user(
+            [
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ]
+        )
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(folder), *stop],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C of the test run does not reach it
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -383,6 +429,9 @@ class PostgresCluster:
             with suppress(PostgresClusterError):
                 self.stop("immediate")
         self._remove_folder()
+        if self._watchdog is not None:  # its work is done
+            self._watchdog.kill()
+            self._watchdog.wait()
 
     def _drop_all(self) -> None:
         import psycopg

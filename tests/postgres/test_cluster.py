@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import psycopg
 import pytest
@@ -163,3 +165,27 @@ def test_the_environment_variable_names_the_server_every_process_uses(own_server
             [search_path_of(made)],
         ).fetchone()
     assert left == (0,)
+
+
+def test_a_killed_process_leaves_no_server_behind():
+    # os._exit skips atexit, as a test run killed by its timeout does.
+    code = (
+        "import os\n"
+        "from one_store.testing.postgres import PostgresCluster\n"
+        "c = PostgresCluster()\n"
+        "print(c.dsn.split('host=')[1].split('&')[0], flush=True)\n"
+        "os._exit(0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    folder = Path(unquote(done.stdout.strip()))
+    deadline = time.monotonic() + 60
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not folder.exists()  # the watchdog stopped the server and removed it

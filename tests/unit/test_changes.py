@@ -116,6 +116,12 @@ def test_the_log_prunes_itself_to_a_bounded_length(
 ) -> None:
     monkeypatch.setattr(changes, "KEEP", 200)
     monkeypatch.setattr(changes, "PRUNE_EVERY", 50)
+    # The PostgreSQL engine's log imports the same bounds by value: patch its copy
+    # too (it holds the patched values only when first imported after the lines above).
+    from one_store.engine.postgres import changes as pg_changes
+
+    monkeypatch.setattr(pg_changes, "KEEP", 200, raising=False)
+    monkeypatch.setattr(pg_changes, "PRUNE_EVERY", 50, raising=False)
     with Store.memory(SCHEMA) as store:
         store.storage.enable_change_log()
         total = changes.KEEP + 2 * changes.PRUNE_EVERY + 7
