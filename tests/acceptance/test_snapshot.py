@@ -340,7 +340,7 @@ def test_first_bad_line_is_reported_and_nothing_is_imported():
         ("[1, 2]", "must be a JSON object"),
         ('{"_id": "nope", "text": "x"}', "not a valid Convex ID"),
         (
-            json.dumps({"_id": encode_id(10002), "text": "x"}),
+            json.dumps({"_id": encode_id(10002, bytes(16)), "text": "x"}),
             "belongs to table number 10002",
         ),
         ('{"text": "x", "_secret": 1}', "starts with an underscore"),
