@@ -37,4 +37,4 @@ def test_a_query_runs_on_the_loop_only_on_a_local_engine(engine: str) -> None:
 
         loop_thread = asyncio.run(call())
         assert store.storage.features.local is (engine == "sqlite")
-    assert (RAN_ON == [loop_thread]) is (engine == "sqlite")
+    assert ([loop_thread] == RAN_ON) is (engine == "sqlite")
