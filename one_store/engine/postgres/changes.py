@@ -1,7 +1,7 @@
 """The change log on PostgreSQL: what each committed write touched, and who to tell.
 
 The same log as the SQLite engine's (:mod:`one_store.engine.sqlite.changes`,
-whose entry format is used as it is): ``_one_store_changes(seq, table_name,
+with the same entries: :mod:`one_store.engine.change_entries`): ``_one_store_changes(seq, table_name,
 doc_id, keys)``, written in the writing transaction. ``seq`` is the newest
 ``seq`` plus one, assigned under the write lock: no gaps (a rolled-back write
 takes none) and commit order. Every write that logged ends with ``NOTIFY`` on
@@ -21,17 +21,25 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ...model.keys import sort_key
 from ..backend import Change
-from ..sqlite.changes import KEEP, PRUNE_EVERY, RECENT, WHOLE_TABLE, decode
-from ..sqlite.changes import _encode as encode
-from ..sqlite.changes import _key as key_of
+from ..change_entries import (
+    KEEP,
+    PRUNE_EVERY,
+    RECENT,
+    WHOLE_TABLE,
+    decode,
+    encode,
+    index_keys,
+    search_entries,
+)
 from .layout import CHANGES, quote
 
 if TYPE_CHECKING:
     import psycopg
 
+    from ..backend import SearchEntry
     from .layout import PgTableLayout
+    from .side_tables import SearchSide
 
     Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -82,24 +90,8 @@ class ChangeLog:
         new: dict[str, Any] | None,
     ) -> None:
         """Log one write of ``doc_id`` (``old`` / ``new``: None when absent)."""
-        id_key = sort_key(doc_id)
-        old_tail = None if old is None else sort_key(old["_creationTime"]) + id_key
-        new_tail = None if new is None else sort_key(new["_creationTime"]) + id_key
-        keys: list[tuple[str, bytes | None, bytes | None]] = [
-            ("by_id", None if old is None else id_key, None if new is None else id_key)
-        ]
-        for (name, _), prefix in zip(layout.key_fns, layout.prefix_fns, strict=True):
-            keys.append(
-                (name, key_of(old, prefix, old_tail), key_of(new, prefix, new_tail))
-            )
-        search = tuple(
-            (
-                name,
-                None if old is None else s.entry(old),
-                None if new is None else s.entry(new),
-            )
-            for name, s in layout.search.items()
-        )
+        keys = index_keys(layout.key_fns, layout.prefix_fns, doc_id, old, new)
+        search = search_entries(layout.search, _entry, old, new)
         row = connection.execute(
             _INSERT, (layout.name, doc_id, encode(keys, search))
         ).fetchone()
@@ -180,3 +172,7 @@ class Listener:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def _entry(s: SearchSide, doc: dict[str, Any]) -> SearchEntry | None:
+    return s.entry(doc)

@@ -11,11 +11,8 @@ index (``by_id`` and ``by_creation_time`` included) and its entry in every searc
 index, before and after the write: a watcher tests them against the key ranges
 its queries read, without reading the document (which may be gone).
 
-The entry is a small binary record (length-prefixed byte strings, see
-:func:`_pack`): it costs about a microsecond to make, a tenth of JSON with hex
-keys, and parsing it runs no code from the file. An entry that cannot be parsed
-reads as "touched the whole table" (:class:`~one_store.engine.backend.Change`
-with ``keys`` None), never as "touched nothing".
+The entry (its keys, its bytes, how it is read back) is the same on every engine:
+:mod:`one_store.engine.change_entries`.
 
 The log costs nothing until someone needs it: :func:`create` makes the table,
 which bumps the file's schema cookie, and every connection (other processes
@@ -31,8 +28,17 @@ import sqlite3
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ...model.keys import sort_key
 from ..backend import Change, SearchEntry
+from ..change_entries import (
+    KEEP,
+    PRUNE_EVERY,
+    RECENT,
+    WHOLE_TABLE,
+    decode,
+    encode,
+    index_keys,
+    search_entries,
+)
 from .layout import quote
 
 if TYPE_CHECKING:
@@ -40,15 +46,7 @@ if TYPE_CHECKING:
 
 CHANGES = "_one_store_changes"
 _Q = quote(CHANGES)
-# Entries kept: a reader more than this many writes behind re-runs everything.
-KEEP = 10_000
-PRUNE_EVERY = 1_000
-# Entries a connection remembers having made (ChangeLog.recent).
-RECENT = 1_024
-# The entry of a cleared table (snapshot import, mode replace): it touches every
-# reader of the table, as an entry that cannot be read does.
-WHOLE_TABLE = b"*"
-_NONE = b"\xff\xff\xff\xff"
+__all__ = ["KEEP", "PRUNE_EVERY", "RECENT", "WHOLE_TABLE", "decode"]
 
 
 def exists(connection: sqlite3.Connection) -> bool:
@@ -128,22 +126,10 @@ class ChangeLog:
         old: dict[str, Any] | None,
         new: dict[str, Any] | None,
     ) -> None:
-        id_key = sort_key(doc_id)
-        # Every key ends with the document's _creationTime and _id: encoded once.
-        old_tail = None if old is None else sort_key(old["_creationTime"]) + id_key
-        new_tail = None if new is None else sort_key(new["_creationTime"]) + id_key
-        keys: list[tuple[str, bytes | None, bytes | None]] = [
-            ("by_id", None if old is None else id_key, None if new is None else id_key)
-        ]
-        for (name, _), prefix in zip(layout.key_fns, layout.prefix_fns, strict=True):
-            keys.append(
-                (name, _key(old, prefix, old_tail), _key(new, prefix, new_tail))
-            )
-        search = tuple(
-            (name, _entry(s, old), _entry(s, new)) for name, s in layout.search.items()
-        )
+        keys = index_keys(layout.key_fns, layout.prefix_fns, doc_id, old, new)
+        search = search_entries(layout.search, _entry, old, new)
         cursor = self._connection.execute(
-            self._insert, (layout.name, doc_id, _encode(keys, search))
+            self._insert, (layout.name, doc_id, encode(keys, search))
         )
         seq = cursor.lastrowid or 0
         if self.keep:
@@ -200,97 +186,10 @@ class NoLog:
 NO_LOG = NoLog()
 
 
-def _key(doc: dict[str, Any] | None, prefix: Any, tail: bytes | None) -> bytes | None:
-    if doc is None or tail is None:
-        return None
-    return tail if prefix is None else prefix(doc) + tail
-
-
-def _entry(s: SearchLayout, doc: dict[str, Any] | None) -> SearchEntry | None:
+def _entry(s: SearchLayout, doc: dict[str, Any]) -> SearchEntry | None:
     """A document's entry in a search index: its tokens and filter keys."""
-    row = None if doc is None else s.row(doc)
+    row = s.row(doc)
     return None if row is None else (row[0], tuple(row[1:]))
-
-
-def _encode(
-    keys: list[tuple[str, bytes | None, bytes | None]],
-    search: tuple[tuple[str, SearchEntry | None, SearchEntry | None], ...],
-) -> bytes:
-    """An entry's keys and search entries as one blob (see :func:`decode`)."""
-    parts: list[bytes | None] = []
-    for name, old, new in keys:
-        parts += (name.encode(), old, new)
-    for name, old_entry, new_entry in search:
-        parts += (b"$" + name.encode(), _pack_entry(old_entry), _pack_entry(new_entry))
-    return _pack(parts)
-
-
-def _pack_entry(entry: SearchEntry | None) -> bytes | None:
-    if entry is None:
-        return None
-    return _pack([entry[0].encode(), *entry[1]])
-
-
-def _pack(parts: list[bytes | None]) -> bytes:
-    """Length-prefixed byte strings (4 bytes big-endian; all ones: None)."""
-    out: list[bytes] = []
-    for p in parts:
-        if p is None:
-            out.append(_NONE)
-        else:
-            out.append(len(p).to_bytes(4, "big"))
-            out.append(p)
-    return b"".join(out)
-
-
-def _unpack(blob: bytes) -> list[bytes | None]:
-    parts: list[bytes | None] = []
-    at, end = 0, len(blob)
-    while at < end:
-        head = blob[at : at + 4]
-        at += 4
-        if head == _NONE:
-            parts.append(None)
-            continue
-        size = int.from_bytes(head, "big")
-        if len(head) < 4 or at + size > end:
-            raise ValueError("truncated change-log entry")
-        parts.append(blob[at : at + size])
-        at += size
-    return parts
-
-
-def _search_entry(packed: bytes | None) -> SearchEntry | None:
-    if packed is None:
-        return None
-    tokens, *filters = _unpack(packed)
-    if tokens is None or any(f is None for f in filters):
-        raise ValueError("malformed search entry")
-    return tokens.decode(), tuple(f for f in filters if f is not None)
-
-
-def decode(seq: int, table: str, doc_id: str, blob: bytes) -> Change:
-    """One log row as a :class:`Change` (``keys`` None when it cannot be read)."""
-    if blob == WHOLE_TABLE:  # a cleared table (ChangeLog.cleared)
-        return Change(seq, table, doc_id, None, ())
-    try:
-        parts = _unpack(bytes(blob))
-        if len(parts) % 3:
-            raise ValueError("change-log entry of the wrong length")
-        keys: list[tuple[str, bytes | None, bytes | None]] = []
-        search: list[tuple[str, SearchEntry | None, SearchEntry | None]] = []
-        for at in range(0, len(parts), 3):
-            name, old, new = parts[at : at + 3]
-            if name is None:
-                raise ValueError("unnamed change-log part")
-            if name.startswith(b"$"):
-                entry = (_search_entry(old), _search_entry(new))
-                search.append((name[1:].decode(), *entry))
-            else:
-                keys.append((name.decode(), old, new))
-    except (ValueError, UnicodeDecodeError):
-        return Change(seq, table, doc_id, None, ())
-    return Change(seq, table, doc_id, tuple(keys), tuple(search))
 
 
 def newest(connection: sqlite3.Connection) -> int:
