@@ -18,7 +18,7 @@ do the same (get-convex/convex-auth ``src/server/implementation/index.ts``):
 The tokens are JWTs signed with ``JWT_PRIVATE_KEY`` (issuer ``CONVEX_SITE_URL``,
 audience ``convex``); ``auth_config.py`` trusts them and ``http.py`` publishes the
 keys. ``currentUser``, ``createUser``, ``getUser`` and ``getUserByEmail`` are the
-app's own.
+app's own (the last two internal: for admins and server code).
 """
 
 from typing import Any
@@ -31,6 +31,7 @@ from one_store import (
     action,
     get_auth_user_id,
     internal_mutation,
+    internal_query,
     mutation,
     query,
     v,
@@ -174,12 +175,14 @@ def _by_email(ctx: QueryCtx | MutationCtx, email: str) -> dict[str, Any] | None:
     )
 
 
-@query(args={"userId": v.id("users")}, name="getUser")
+# Internal (admins and server code only): any caller could otherwise read any
+# user's record, or learn who has an account by email.
+@internal_query(args={"userId": v.id("users")}, name="getUser")
 def get_user(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     return ctx.db.get(args["userId"])
 
 
-@query(args={"email": v.string()}, name="getUserByEmail")
+@internal_query(args={"email": v.string()}, name="getUserByEmail")
 def get_user_by_email(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     return _by_email(ctx, args["email"])
 

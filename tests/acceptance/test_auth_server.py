@@ -171,6 +171,19 @@ def test_python_client_set_auth_and_admin(server, http):
     assert admin.query("auth:isAuthenticated") is False  # a plain admin has no identity
 
 
+def test_users_cannot_read_other_users_records_only_admins_can(http):
+    tokens = sign_up(http, "private@example.com")
+    found = {"email": "private@example.com"}
+    for authorization in (None, f"Bearer {tokens['token']}"):
+        reply = call(http, "query", "auth:getUserByEmail", found, authorization)
+        assert (reply.status_code, reply.json()["code"]) == (404, "FunctionNotFound")
+    admin = call(http, "query", "auth:getUserByEmail", found, f"Convex {ADMIN_KEY}")
+    user = admin.json()["value"]
+    assert user["email"] == "private@example.com"
+    by_id = call(http, "query", "auth:getUser", {"userId": user["_id"]}, None)
+    assert (by_id.status_code, by_id.json()["code"]) == (404, "FunctionNotFound")
+
+
 # --------------------------------------------------------------------------- headers
 
 
