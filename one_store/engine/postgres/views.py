@@ -41,7 +41,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...model.validators import Validator, v
+from ...model.validators import Validator
+from ..view_fields import view_fields
 from .layout import META, ident, key_column, quote
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ def sync(
         if kinds.get(name) in ("r", "p"):
             continue  # a table of that name: leave it alone
         definition = schema.tables.get(table)
-        fields = _fields(definition.document if definition is not None else None)
+        document = definition.document if definition is not None else None
+        fields = view_fields(document, _type)
         select = view_sql(table, fields)
         digest = hashlib.sha256(select.encode()).hexdigest()
         unchanged = kinds.get(name) == "v" and texts_before.get(name) == digest
@@ -141,23 +143,6 @@ def _replace(connection: Connection[Any], name: str, select: str) -> bool:
         connection.execute(f"CREATE VIEW {quote(name)} AS {select}")
     connection.execute("RELEASE SAVEPOINT one_store_view")
     return True
-
-
-def _fields(validator: Validator | None) -> dict[str, Validator] | None:
-    """The top-level fields a view has columns for (None: a ``document`` column)."""
-    if validator is None:
-        return None
-    if validator.kind == "object":
-        return dict(validator.fields)
-    if validator.kind == "union" and all(m.kind == "object" for m in validator.members):
-        found: dict[str, Validator] = {}
-        for member in validator.members:
-            for name, field in member.fields:
-                seen = found.setdefault(name, field)
-                if _type(seen) != _type(field):  # two kinds: read as stored
-                    found[name] = v.any()
-        return found
-    return None
 
 
 def view_sql(table: str, fields: Mapping[str, Validator] | None) -> str:

@@ -35,9 +35,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 
 from ...model.schema import Schema
-from ...model.validators import Validator, v
+from ...model.validators import Validator
+from ..view_fields import view_fields
 from .ddl import utils
 from .layout import key_column, quote, read_meta, write_meta
 
@@ -74,7 +76,9 @@ def sync(
         if existing.get(name) == "table":
             continue  # a table of that name: leave it alone
         definition = schema.tables.get(table)
-        fields = _fields(definition.document if definition is not None else None)
+        document = definition.document if definition is not None else None
+        # A field that is bytes in one member, text in another: read as stored.
+        fields = view_fields(document, attrgetter("kind"))
         db.create_view(name, view_sql(table, fields), replace=True)
         made.append(name)
     for stale in set(made_before) - set(made):
@@ -82,23 +86,6 @@ def sync(
             connection.execute(f"DROP VIEW IF EXISTS {quote(stale)}")
     write_meta(connection, META_KEY, json.dumps(made))
     return made
-
-
-def _fields(validator: Validator | None) -> dict[str, Validator] | None:
-    """The top-level fields a view has columns for (None: a ``document`` column)."""
-    if validator is None:
-        return None
-    if validator.kind == "object":
-        return dict(validator.fields)
-    if validator.kind == "union" and all(m.kind == "object" for m in validator.members):
-        found: dict[str, Validator] = {}
-        for member in validator.members:
-            for name, field in member.fields:
-                seen = found.setdefault(name, field)
-                if seen.kind != field.kind:  # bytes in one, text in another: as is
-                    found[name] = v.any()
-        return found
-    return None
 
 
 def view_sql(table: str, fields: Mapping[str, Validator] | None) -> str:
